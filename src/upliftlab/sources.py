@@ -1,0 +1,128 @@
+"""Turn user data (CSV, Parquet, a DuckDB table, a pandas DataFrame) into DuckDB views.
+
+Every command reads its tables through here, so file errors and missing columns produce the
+same clear `error: ...` everywhere, and no table ever has to pass through pandas row by row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from upliftlab.errors import InputError
+
+if TYPE_CHECKING:
+    import duckdb
+
+Source = Any  # str | Path | pandas.DataFrame | duckdb.DuckDBPyRelation
+
+_PARQUET = (".parquet", ".pq")
+_CSV = (".csv", ".csv.gz", ".tsv", ".txt", ".csv.zst")
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Names of the transaction columns in the user's table (mappable, e.g. --customer-col)."""
+
+    customer_id: str = "customer_id"
+    timestamp: str = "ts"
+    amount: str = "amount"
+
+
+def connect(database: str = ":memory:", *, read_only: bool = False) -> "duckdb.DuckDBPyConnection":
+    """A DuckDB connection with settings that keep memory bounded on a small machine."""
+    import duckdb
+
+    con = duckdb.connect(database, read_only=read_only)
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def describe(source: Source) -> str:
+    """A short label for messages: the file name, or what kind of object it is."""
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return type(source).__name__
+
+
+def register(con: "duckdb.DuckDBPyConnection", source: Source, view: str) -> list[str]:
+    """Make `source` available in `con` as the view `view`; return its column names.
+
+    A path is read by its suffix (Parquet or CSV); `file.duckdb:table` reads a table of a DuckDB
+    file; a DataFrame or DuckDB relation is registered as it is.
+    """
+    import duckdb
+
+    if isinstance(source, (str, Path)):
+        try:
+            sql = _read_sql(con, str(source), view)
+            con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS {sql}')
+            columns = [d[0] for d in con.execute(f'SELECT * FROM "{view}" LIMIT 0').description]
+        except duckdb.Error as exc:
+            raise InputError(f"cannot read {source}: {_first_line(exc)}") from None
+        return columns
+    if isinstance(source, duckdb.DuckDBPyRelation):
+        # a relation belongs to the connection that made it: materialise via Arrow
+        source = source.arrow()
+    try:
+        con.register(f"{view}__src", source)
+    except (duckdb.Error, TypeError, ValueError) as exc:
+        raise InputError(f"cannot use {describe(source)} as a table: {_first_line(exc)}") from None
+    con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS SELECT * FROM "{view}__src"')
+    return [d[0] for d in con.execute(f'SELECT * FROM "{view}" LIMIT 0').description]
+
+
+def require_columns(columns: list[str], required: list[str], where: str) -> None:
+    """Raise InputError naming the missing columns and the ones that are there."""
+    missing = [c for c in required if c not in columns]
+    if missing:
+        have = ", ".join(columns) if columns else "no columns"
+        noun = "column" if len(missing) == 1 else "columns"
+        raise InputError(f"{where}: missing {noun} {', '.join(repr(m) for m in missing)} "
+                         f"(found: {have})")
+
+
+def quote(name: str) -> str:
+    """A SQL identifier in double quotes, safe for any column name."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _read_sql(con: "duckdb.DuckDBPyConnection", path: str, view: str) -> str:
+    if ":" in path and path.split(":", 1)[0].endswith(".duckdb"):
+        db, table = path.split(":", 1)
+        _check_file(db)
+        alias = f"{view}__db"
+        con.execute(f"ATTACH IF NOT EXISTS {literal(db)} AS {quote(alias)} (READ_ONLY)")
+        return f"SELECT * FROM {quote(alias)}.{quote(table)}"
+    _check_file(path)
+    lower = path.lower()
+    if lower.endswith(_PARQUET):
+        return f"SELECT * FROM read_parquet({literal(path)})"
+    if lower.endswith(_CSV):
+        return f"SELECT * FROM read_csv({literal(path)}, header = true)"
+    if Path(path).is_dir():
+        return f"SELECT * FROM read_parquet({literal(str(Path(path) / '*.parquet'))})"
+    raise InputError(f"{path}: unknown file type (expected .parquet, .csv or .csv.gz)")
+
+
+def _check_file(path: str) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file")
+    if p.is_file():
+        try:
+            with open(p, "rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,35 @@
+"""The CLI shell: help works, usage errors are one line with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from upliftlab.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()", *args],
+                          capture_output=True, text=True)
+
+
+def test_help_lists_commands():
+    out = run("--help")
+    assert out.returncode == 0
+    assert "Usage" in out.stdout
+
+
+def test_unknown_option_is_one_line_exit_2():
+    out = run("--no-such-option")
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ")
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in out.stderr
+
+
+def test_main_callable_in_process(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as exc:  # pragma: no cover - click may exit on --version
+        assert exc.code in (0, None)
+    assert "upliftlab" in capsys.readouterr().out
