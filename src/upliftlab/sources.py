@@ -49,8 +49,9 @@ def describe(source: Source) -> str:
 def register(con: "duckdb.DuckDBPyConnection", source: Source, view: str) -> list[str]:
     """Make `source` available in `con` as the view `view`; return its column names.
 
-    A path is read by its suffix (Parquet or CSV); `file.duckdb:table` reads a table of a DuckDB
-    file; a DataFrame or DuckDB relation is registered as it is.
+    A path is read by its suffix (Parquet or CSV; a glob such as `world/transactions*.parquet`
+    reads every matching file as one table); `file.duckdb:table` reads a table of a DuckDB file;
+    a DataFrame or DuckDB relation is registered as it is.
     """
     import duckdb
 
@@ -63,8 +64,10 @@ def register(con: "duckdb.DuckDBPyConnection", source: Source, view: str) -> lis
             raise InputError(f"cannot read {source}: {_first_line(exc)}") from None
         return columns
     if isinstance(source, duckdb.DuckDBPyRelation):
-        # a relation belongs to the connection that made it: materialise via Arrow
-        source = source.arrow()
+        # a relation belongs to the connection that made it and may not be usable from `con`:
+        # materialise it as an Arrow table (a view on its own connection would be lazier, but
+        # callers pass relations from their own connections)
+        source = source.to_arrow_table()
     try:
         con.register(f"{view}__src", source)
     except (duckdb.Error, TypeError, ValueError) as exc:
@@ -112,6 +115,12 @@ def _read_sql(con: "duckdb.DuckDBPyConnection", path: str, view: str) -> str:
 
 
 def _check_file(path: str) -> None:
+    if any(ch in path for ch in "*?["):  # a glob: DuckDB reads all matching files
+        import glob
+
+        if not glob.glob(path, recursive=True):
+            raise InputError(f"{path}: no file matches")
+        return
     p = Path(path)
     if not p.exists():
         raise InputError(f"{path}: no such file")
