@@ -39,7 +39,7 @@ def run_measured(code: str, *args: str) -> dict:
         "t0 = time.perf_counter()\n"
         f"exec(compile({code!r}, 'bench', 'exec'))\n"
         "elapsed = time.perf_counter() - t0\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux -> MiB\n"
         "print(json.dumps({'seconds': elapsed, 'peak_gib': peak / 1024, 'peak_mib': peak}))\n"
     )
     out = subprocess.run([sys.executable, "-c", wrapper, *args], check=True,

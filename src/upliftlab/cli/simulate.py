@@ -1,0 +1,97 @@
+"""`upliftlab simulate` and `upliftlab respond`: a simulated customer world and its response
+to an assignment, as files."""
+
+from __future__ import annotations
+
+import click
+
+from upliftlab.cli._options import customer_col
+
+
+@click.command()
+@click.option("--customers", "n_customers", type=int, required=True,
+              help="Number of customers to simulate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True, metavar="DIR",
+              help="Directory for customers/transactions/truth.parquet and world.json.")
+@click.option("--campaign-date", default="2026-01-05", show_default=True,
+              help="Campaign date (YYYY-MM-DD); history ends the day before.")
+@click.option("--history-days", type=int, default=730, show_default=True,
+              help="Days of transaction history before the campaign date.")
+@click.option("--window-days", type=int, default=60, show_default=True,
+              help="Outcome window after the campaign date, in days.")
+@click.option("--force", is_flag=True, help="Replace a non-empty DIR that is not a world.")
+def simulate(n_customers: int, seed: int, out: str, campaign_date: str, history_days: int,
+             window_days: int, force: bool) -> None:
+    """Simulate customers, their transactions and the true uplift of each arm.
+
+    Writes customers.parquet, transactions.parquet, truth.parquet and world.json into OUT
+    (atomically) and prints the share of dormant customers by tier and the mean true effects
+    of coupon, content and advisor within the dormant.
+    """
+    from pathlib import Path
+
+    from upliftlab.simulate import check_world_target, simulate_world
+
+    check_world_target(Path(out), force)
+    world = simulate_world(n_customers, seed, campaign_date=campaign_date,
+                           history_days=history_days, outcome_window_days=window_days)
+    world.write(out, force=force)
+    click.echo(format_summary(world.summary(), out))
+
+
+@click.command()
+@click.option("--world", "world_dir", type=click.Path(), required=True,
+              help="World directory written by `upliftlab simulate`.")
+@click.option("--assignments", type=click.Path(), required=True,
+              help="Assignment table (CSV or Parquet) with a customer and an arm column.")
+@customer_col
+@click.option("--arm-col", default="arm", show_default=True, help="Name of the arm column.")
+@click.option("--start", default=None,
+              help="First day of the outcome window.  [default: the campaign date]")
+@click.option("--seed", type=int, default=0, show_default=True, help="Response seed.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True,
+              help="Output transactions file (.parquet or .csv).")
+def respond(world_dir: str, assignments: str, customer_col: str, arm_col: str,
+            start: str | None, seed: int, out: str) -> None:
+    """Generate the post-campaign transactions of assigned customers under their arms."""
+    from upliftlab.simulate import load_world, write_transactions
+    from upliftlab.sources import connect, register, require_columns
+
+    if not out.lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")):
+        from upliftlab.errors import InputError
+
+        raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
+    world = load_world(world_dir)
+    con = connect()
+    columns = register(con, assignments, "assignments")
+    require_columns(columns, [customer_col, arm_col], assignments)
+    table = con.execute("SELECT * FROM assignments").df()
+    rows = world.respond(table, start=start, seed=seed, customer_col=customer_col,
+                         arm_col=arm_col)
+    write_transactions(rows, out)
+    click.echo(f"{len(table):,} assigned customers, {rows['customer_id'].nunique():,} reactivated, "
+               f"{len(rows):,} transactions -> {out}")
+
+
+def format_summary(s: dict, out: str) -> str:
+    """The few lines `upliftlab simulate` prints."""
+    tiers = s["tiers"]
+    lines = [
+        f"world: {s['customers']:,} customers, {s['transactions']:,} transactions -> {out}",
+        f"dormant (no purchase for 90+ days): {sum(tiers.values()):.1%} "
+        f"(short 90-180 {tiers['short']:.1%}, mid 180-365 {tiers['mid']:.1%}, "
+        f"long 365+ {tiers['long']:.1%}); never purchased {s['never_purchased']:.1%}",
+    ]
+    if s["dormant_effects"]:
+        lines.append(f"true effects within the {s['dormant']:,} dormant customers "
+                     f"({s['window_days']}-day window):")
+        lines.append(f"  {'arm':<8} {'p':>7} {'effect':>8} {'revenue':>8} {'effect':>8}")
+        for r in s["dormant_effects"]:
+            ep = "" if r["arm"] == "control" else f"{100 * r['effect_p']:+.2f}pt"
+            er = "" if r["arm"] == "control" else f"{r['effect_revenue']:+.2f}"
+            lines.append(f"  {r['arm']:<8} {r['p']:>7.2%} {ep:>8} {r['revenue']:>8.2f} {er:>8}")
+    return "\n".join(lines)
+
+
+commands = [simulate, respond]
