@@ -37,7 +37,7 @@ def run_measured(code: str, *args: str) -> dict:
     wrapper = (
         "import resource, time, json, sys\n"
         "t0 = time.perf_counter()\n"
-        f"exec(compile({code!r}, 'bench', 'exec'))\n"
+        f"exec(compile({code!r}, 'bench', 'exec'), {{'__name__': '__bench__'}})\n"
         "elapsed = time.perf_counter() - t0\n"
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux -> MiB\n"
         "print(json.dumps({'seconds': elapsed, 'peak_gib': peak / 1024, 'peak_mib': peak}))\n"

@@ -18,6 +18,9 @@ _API = {
     "World": "upliftlab.simulate",
     "build_cohort": "upliftlab.cohort",
     "ColumnMap": "upliftlab.sources",
+    "analyze": "upliftlab.analysis",
+    "AnalysisResult": "upliftlab.analysis",
+    "write_report": "upliftlab.report",
 }
 
 

@@ -1,0 +1,142 @@
+"""`upliftlab report`: the uplift report (json, md, html) of an experiment into one folder.
+
+Thin shell over `upliftlab.analyze` (module `upliftlab.analysis`) and `upliftlab.report.write_report`.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def _parse_costs(values: tuple[str, ...]) -> dict[str, tuple[float, float]] | None:
+    from upliftlab.errors import InputError
+
+    if not values:
+        return None
+    out: dict[str, tuple[float, float]] = {}
+    for v in values:
+        arm, sep, amounts = v.rpartition("=")
+        parts = amounts.split(":")
+        try:
+            if not sep or not arm or len(parts) > 2:
+                raise ValueError
+            nums = (float(parts[0]), float(parts[1]) if len(parts) == 2 else 0.0)
+        except ValueError:
+            raise InputError(f"--cost {v!r}: expected ARM=PER_CONTACT[:PER_CONVERSION], "
+                             "e.g. 'Coupon=0.5:10'") from None
+        out[arm] = nums
+    return out
+
+
+def _parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
+    from upliftlab.errors import InputError
+
+    if not values:
+        return None
+    out = {}
+    for v in values:
+        arm, sep, w = v.rpartition("=")
+        try:
+            if not sep or not arm:
+                raise ValueError
+            out[arm] = float(w)
+        except ValueError:
+            raise InputError(f"--weight {v!r}: expected ARM=WEIGHT, e.g. 'control=0.5'") from None
+    return out
+
+
+@click.command("report")
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--as-of", "as_of", metavar="DATE",
+              help="Report date (YYYY-MM-DD); with SPEC, outcomes up to the start of this day.")
+@click.option("--data", metavar="FILE",
+              help="Experiment table (CSV, Parquet, file.duckdb:table) with an arm column and "
+                   "outcome columns.")
+@click.option("--arm", "arm", metavar="COL", help="Arm column of --data.")
+@click.option("--control", metavar="LABEL", help="Label of the control arm.")
+@click.option("--metric", "metrics", multiple=True, metavar="COL",
+              help="Outcome column; repeat. The first is the primary (reactivation, 0/1).")
+@click.option("--covariate", "covariates", multiple=True, metavar="COL",
+              help="Pre-period covariate for variance reduction (CUPED / Lin); repeat.")
+@click.option("--segment", "segments", multiple=True, metavar="COL",
+              help="Column to break the effects down by (with a heterogeneity test); repeat.")
+@click.option("--cost", "costs", multiple=True, metavar="ARM=PER_CONTACT[:PER_CONVERSION]",
+              help="Cost of an arm; repeat. Arms without a cost cost nothing.")
+@click.option("--revenue", metavar="COL",
+              help="The metric that is revenue (default: one named revenue/spend/sales/amount).")
+@click.option("--weight", "weights", multiple=True, metavar="ARM=WEIGHT",
+              help="Design weight of an arm for the sample-ratio check (default: equal).")
+@click.option("--analysis", type=click.Choice(["sequential", "fixed"]),
+              help="sequential: always-valid under weekly looks (running experiments); fixed: "
+                   "fixed-horizon (finished experiments). Default: sequential with --data; with "
+                   "SPEC, sequential while outcome windows are open, fixed once all are closed.")
+@click.option("--planned-n", type=int, metavar="N",
+              help="Planned total customers (tunes the sequential intervals).")
+@click.option("--alpha", type=float,
+              help="Significance level (default 0.05, or the spec's alpha with SPEC).")
+@click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm",
+              show_default=True, help="Multiple-testing correction over arms x metrics.")
+@click.option("--experiment", metavar="NAME", help="Experiment name shown in the report.")
+@click.option("--transactions", metavar="FILE",
+              help="With SPEC: transactions after the campaign start (default: the spec's "
+                   "cohort.transactions).")
+@click.option("--store", "store_path", default="upliftlab.duckdb", show_default=True,
+              envvar="UPLIFTLAB_STORE", type=click.Path(dir_okay=False),
+              help="With SPEC: the DuckDB store (env UPLIFTLAB_STORE); the weekly results are "
+                   "kept there.")
+@click.option("--out", "out", metavar="DIR", help="Folder for report.json, report.md, report.html.")
+def report(spec, as_of, data, arm, control, metrics, covariates, segments, costs, revenue,
+           weights, analysis, planned_n, alpha, correction, experiment, transactions, store_path,
+           out):
+    """Write the uplift report of an experiment into DIR.
+
+    \b
+    An experiment run elsewhere (a table with an arm column and outcome columns):
+      upliftlab report --data hillstrom.csv --arm segment --control "No E-Mail" \\
+        --metric conversion --metric visit --metric spend --analysis fixed --out reports/h
+    \b
+    A designed experiment (outcomes from the store's assignments and transactions):
+      upliftlab report experiments/winback.toml --as-of 2026-03-02 --out reports/w
+    """
+    from upliftlab.errors import InputError
+
+    if spec is not None:
+        given = [f"--{n}" for n, v in (("data", data), ("arm", arm), ("control", control),
+                                       ("metric", metrics), ("cost", costs)) if v]
+        if given:
+            raise InputError(f"report {spec}: {', '.join(given)} go with --data, not with a SPEC "
+                             "(the spec defines arms, metrics and costs)")
+        from upliftlab.outcomes import report_spec
+
+        week = report_spec(spec, as_of=as_of, out=out, store_path=store_path,
+                           transactions=transactions, analysis=analysis, alpha=alpha,
+                           correction=correction)
+        from upliftlab.report._text import headlines
+
+        for line in headlines(week.result.to_dict()):
+            click.echo(line)
+        click.echo(f"report written to {week.path}")
+        return
+    missing = [name for name, v in (("--data", data), ("--arm", arm), ("--control", control),
+                                    ("--metric", metrics), ("--out", out)) if not v]
+    if missing:
+        raise InputError(f"report: missing {', '.join(missing)} (or give an experiment SPEC)")
+
+    from upliftlab.analysis import analyze
+    from upliftlab.report import write_report
+
+    result = analyze(data, arm=arm, control=control, metrics=list(metrics),
+                     covariates=list(covariates), segments=list(segments),
+                     costs=_parse_costs(costs), analysis=analysis or "sequential",
+                     alpha=0.05 if alpha is None else alpha,
+                     correction=correction, planned_n=planned_n, experiment=experiment,
+                     as_of=as_of, weights=_parse_weights(weights), revenue=revenue)
+    path = write_report(result, out)
+    from upliftlab.report._text import headlines
+
+    for line in headlines(result.to_dict()):
+        click.echo(line)
+    click.echo(f"report written to {path}")
+
+
+commands = [report]

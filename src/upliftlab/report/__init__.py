@@ -1,0 +1,142 @@
+"""The weekly report: report.json, report.md and a self-contained report.html in one folder.
+
+Written atomically: everything goes to a temporary folder beside DIR, which then replaces DIR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from upliftlab.errors import InputError
+
+REPORT_FILES = ("report.json", "report.md", "report.html")
+
+__all__ = ["REPORT_FILES", "render_html", "render_markdown", "write_report"]
+
+
+def _as_dict(result: Any, history: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+    from upliftlab.analysis import json_safe
+
+    report = result.to_dict() if hasattr(result, "to_dict") else json_safe(dict(result))
+    if history is not None:
+        report["history"] = [compact(h) for h in history]
+    elif report.get("history"):
+        report["history"] = [compact(h) for h in report["history"]]
+    return report
+
+
+def compact(week: Mapping[str, Any]) -> dict[str, Any]:
+    """What the trend needs of a past week: its date and its comparisons."""
+    from upliftlab.analysis import json_safe
+
+    keep = ("arm", "control", "metric", "estimate", "ci_low", "ci_high", "p_value",
+            "p_value_adjusted", "significant", "relative_lift")
+    return json_safe({"as_of": week.get("as_of"),
+                      "comparisons": [{k: c.get(k) for k in keep} for c in
+                                      week.get("comparisons", [])]})
+
+
+def _context(report: dict[str, Any]) -> dict[str, Any]:
+    from upliftlab import __version__
+    from upliftlab.report import _text as t
+
+    def val(metric, x):
+        return t.value_text(report, metric, x)
+
+    def eff(metric, x):
+        return t.points(x) + " pts" if t.is_rate(report, metric) and x is not None else t.signed(x)
+
+    name = report.get("experiment") or "Experiment"
+    sub = [f"as of {report['as_of']}" if report.get("as_of") else None,
+           f"{sum(a['n'] for a in report['arms']):,} customers in {len(report['arms'])} arms",
+           f"{report['method']['analysis']} analysis"]
+    history_rows = []
+    primary = report["method"]["primary_metric"]
+    for week in list(report.get("history") or []) + [report]:
+        for c in week.get("comparisons", []):
+            if c["metric"] == primary:
+                history_rows.append({"as_of": week.get("as_of") or "this look", **c})
+    return {
+        "r": report, "title": f"{name}: uplift report", "subtitle": " · ".join(s for s in sub if s),
+        "headlines": t.headlines(report), "srm_text": t.srm_text(report), "ci": t.ci_label(report),
+        "val": val, "eff": eff, "pct": t.pct, "pv": t.pvalue, "num": t.num, "money": t.money,
+        "cpir": lambda c: t.cpir_text(report, c), "version": __version__,
+        "history_rows": history_rows if report.get("history") else [],
+    }
+
+
+def render_markdown(result: Any, history: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """report.md: the same content as the HTML, without figures."""
+    import jinja2
+
+    from upliftlab.report._template import MARKDOWN
+
+    report = _as_dict(result, history)
+    env = jinja2.Environment(autoescape=False, trim_blocks=False, undefined=jinja2.Undefined)
+    return env.from_string(MARKDOWN).render(**_context(report)).strip() + "\n"
+
+
+def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """report.html: self-contained (inline CSS and SVG figures; no scripts, no network)."""
+    import jinja2
+
+    from upliftlab.report import _plots
+    from upliftlab.report._template import HTML
+
+    report = _as_dict(result, history)
+    ctx = _context(report)
+    ctx.update(forest=_plots.forest(report),
+               trend=_plots.trend(report, report.get("history") or []),
+               cost_fig=_plots.cost(report), seg_figs=_plots.segments(report))
+    env = jinja2.Environment(autoescape=True)
+    return env.from_string(HTML).render(**ctx)
+
+
+def write_report(result: Any, out: str | os.PathLike, *,
+                 history: Sequence[Mapping[str, Any]] | None = None) -> Path:
+    """Write report.json, report.md and report.html into `out`, replacing an earlier report.
+
+    `result` is an AnalysisResult (or its `.to_dict()`); `history` the earlier weeks'
+    report.json dicts (for the trend). A folder holding anything but a report is refused.
+    """
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(f"{out}: exists and is not a folder")
+        foreign = [p.name for p in out.iterdir() if p.name not in REPORT_FILES]
+        if foreign:
+            raise InputError(f"{out}: folder holds other files ({', '.join(sorted(foreign)[:3])}"
+                             f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new "
+                             "folder for the report")
+    report = _as_dict(result, history)
+    text_json = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    text_md = render_markdown(report)
+    text_html = render_html(report)
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write there ({exc.strerror})") from None
+    try:
+        for name, text in zip(REPORT_FILES, (text_json, text_md, text_html)):
+            (tmp / name).write_text(text, encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+            old.rmdir()
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,133 @@
+"""Plain-words text for the report: headlines per arm, number formats, method notes.
+
+Works on the report.json dict only, so Markdown and HTML say exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def is_rate(report: dict[str, Any], metric: str) -> bool:
+    """A 0/1 metric: shown as % and percentage points."""
+    return report["method"].get("metric_types", {}).get(metric) == "binary"
+
+
+def num(x: float | None, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:,.{digits}f}"
+
+
+def pct(x: float | None, digits: int | None = None) -> str:
+    """A rate in percent; two decimals below 10% (1.25%), one above (18.3%)."""
+    if x is None:
+        return "n/a"
+    if digits is None:
+        digits = 2 if abs(x) < 0.1 else 1
+    return f"{100 * x:.{digits}f}%"
+
+
+def points(x: float | None, digits: int | None = None) -> str:
+    """A difference of rates in percentage points; two decimals below one point."""
+    if x is None:
+        return "n/a"
+    if digits is None:
+        digits = 2 if abs(x) < 0.01 else 1
+    return f"{100 * x:+.{digits}f}"
+
+
+def signed(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:+,.{digits}f}"
+
+
+def money(x: float | None, digits: int = 0) -> str:
+    if x is None:
+        return "n/a"
+    sign = "-" if x < 0 else ""
+    return f"{sign}${abs(x):,.{digits}f}"
+
+
+def pvalue(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def level(report: dict[str, Any]) -> str:
+    return f"{100 * (1 - report['method']['alpha']):g}%"
+
+
+def ci_label(report: dict[str, Any]) -> str:
+    seq = report["method"]["analysis"] == "sequential"
+    return f"{level(report)} {'always-valid ' if seq else ''}CI"
+
+
+def effect_text(report: dict[str, Any], c: dict[str, Any]) -> str:
+    """'+1.2 points (95% CI +0.8 to +1.6)' or '+0.42 (95% CI +0.17 to +0.68)'."""
+    if is_rate(report, c["metric"]):
+        vals = [abs(v) for v in (c["estimate"], c["ci_low"], c["ci_high"]) if v is not None]
+        d = 2 if vals and max(vals) < 0.01 else 1  # one format for the three numbers
+        return (f"{points(c['estimate'], d)} points ({ci_label(report)} {points(c['ci_low'], d)} "
+                f"to {points(c['ci_high'], d)})")
+    return (f"{signed(c['estimate'])} ({ci_label(report)} {signed(c['ci_low'])} to "
+            f"{signed(c['ci_high'])})")
+
+
+def value_text(report: dict[str, Any], metric: str, x: float | None) -> str:
+    return pct(x) if is_rate(report, metric) else num(x)
+
+
+def cpir_text(report: dict[str, Any], cost: dict[str, Any]) -> str:
+    if cost.get("incremental_reactivations") is not None and cost["incremental_reactivations"] <= 0:
+        return ("no incremental reactivations so far (the arm reactivated no more than control), "
+                "so there is no cost per incremental reactivation")
+    est = money(cost["cost_per_incremental_reactivation"])
+    if not cost.get("bounded"):
+        return (f"each incremental reactivation cost {est} so far, but the interval is "
+                "unbounded: the uplift cannot yet be told from zero")
+    return (f"each incremental reactivation cost {est} (CI {money(cost['ci_low'])}–"
+            f"{money(cost['ci_high'])})")
+
+
+def headlines(report: dict[str, Any]) -> list[str]:
+    """One sentence per treatment arm on the primary metric, plus its cost when known."""
+    primary = report["method"]["primary_metric"]
+    costs = {c["arm"]: c for c in report.get("cost") or []}
+    out = []
+    for c in report["comparisons"]:
+        if c["metric"] != primary:
+            continue
+        verb = "reactivated" if is_rate(report, primary) else f"averaged {primary}"
+        if c["significant"]:
+            verdict = "significant"
+        else:
+            verdict = "not significant"
+            if report["method"]["analysis"] == "sequential":
+                verdict += " yet"
+        s = (f"{c['arm']} {verb} {value_text(report, primary, c['mean_treatment'])} vs "
+             f"{value_text(report, primary, c['mean_control'])} in {c['control']}: "
+             f"{effect_text(report, c)}, {verdict}")
+        if c["arm"] in costs:
+            s += "; " + cpir_text(report, costs[c["arm"]])
+        out.append(s + ".")
+    return out
+
+
+def srm_text(report: dict[str, Any]) -> str:
+    srm = report["srm"]
+    counts = ", ".join(f"{a} {n:,}" for a, n in srm["counts"].items())
+    flagged = [f"{b['segment']}={b['value']}" for b in srm.get("by_segment") or [] if not b["ok"]]
+    if srm["ok"]:
+        text = (f"Arm sizes match the design (sample-ratio check p = {pvalue(srm['p_value'])}; "
+                f"{counts}).")
+        if flagged:
+            text += (f" Within segments the arm sizes are off in {', '.join(flagged)} "
+                     "(p < 0.001): check how those customers were assigned.")
+        return text
+    return (f"SAMPLE RATIO MISMATCH: the arm sizes ({counts}) do not match the design weights "
+            f"(p = {pvalue(srm['p_value'])} < 0.001). The assignment or the data pipeline is "
+            "broken; do not trust the effects until this is explained.")
