@@ -1,0 +1,145 @@
+"""`upliftlab policy`: the best treatment per customer for the next campaign under a budget and
+per-arm capacities, with an exploration share and (given an experiment) its off-policy value.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
+    out = []
+    for v in values:
+        arm, sep, rest = v.partition("=")
+        if not sep or not arm or not rest:
+            raise click.BadParameter(f"expected ARM=VALUE, got {v!r}", param_hint=option)
+        out.append((arm.strip(), rest.strip()))
+    return out
+
+
+def _number(text: str, option: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a number", param_hint=option) from None
+
+
+@click.command("policy")
+@click.option("--scores", "scores_path", type=click.Path(dir_okay=False),
+              help="Scores file (CSV/Parquet): customer_id, base, uplift_<arm> per arm.")
+@click.option("--model", "model_dir", type=click.Path(),
+              help="A fitted uplift model directory (`upliftlab model`), with --customers.")
+@click.option("--customers", type=click.Path(),
+              help="Customers (features) to score with --model.")
+@click.option("--budget", type=float, required=True, help="Total budget of the campaign.")
+@click.option("--capacity", multiple=True, metavar="ARM=N",
+              help="Maximum number of customers for an arm (repeatable).")
+@click.option("--cost", multiple=True, metavar="ARM=PER_CONTACT[:PER_CONVERSION]",
+              help="Cost of an arm per contact and per conversion (repeatable; every arm).")
+@click.option("--value-per-reactivation", type=float, default=None,
+              help="Maximise net value (value x uplift - cost) instead of reactivations.")
+@click.option("--explore", "explore_share", type=float, default=0.10, show_default=True,
+              help="Share of customers assigned at random by the design weights.")
+@click.option("--weight", multiple=True, metavar="ARM=W",
+              help="Design weight of an arm (control included) for exploration and as the "
+                   "experiment's propensities (repeatable; default equal / observed shares).")
+@click.option("--salt", default="upliftlab-explore", show_default=True,
+              help="Salt of the exploration hash (md5(salt:customer_id)).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the subsamples used by the solver and the budget curve.")
+@click.option("--method", type=click.Choice(["lagrangian", "lp", "milp"]), default="lagrangian",
+              show_default=True, help="Solver: scalable Lagrangian, LP relaxation, exact MILP.")
+@click.option("--experiment", type=click.Path(dir_okay=False),
+              help="A randomised experiment (customer_id, arm, outcome) for the off-policy "
+                   "estimate; its customers' scores must be out-of-fold.")
+@click.option("--truth", type=click.Path(dir_okay=False),
+              help="The simulator's truth (customer_id, p_control, p_<arm>): print the true "
+                   "values beside the estimates.")
+@click.option("--arm-col", default="arm", show_default=True, help="Arm column of --experiment.")
+@click.option("--outcome-col", default="reactivated", show_default=True,
+              help="0/1 outcome column of --experiment.")
+@click.option("--customer-col", default="customer_id", show_default=True,
+              help="Customer id column.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
+              show_default=True, help="Format of targeting.*")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: targeting.csv, policy.json, budget_curve.png, policy.md/html.")
+def policy(scores_path, model_dir, customers, budget, capacity, cost, value_per_reactivation,
+           explore_share, weight, salt, seed, method, experiment, truth, arm_col, outcome_col,
+           customer_col, fmt, out) -> None:
+    """Choose who gets which treatment (or none) in the next campaign.
+
+    \b
+    Maximises expected incremental reactivations (or net value with
+    --value-per-reactivation) within --budget and each --capacity; expected cost of
+    treating a customer = per_contact + per_conversion x P(reactivate under the arm).
+    Example:
+      upliftlab policy --scores scores.csv --budget 50000 \\
+        --cost coupon=0.10:10 --cost content=0.02 --cost advisor=4 \\
+        --capacity advisor=2000 --out reports/policy
+    """
+    from upliftlab.errors import InputError
+    from upliftlab.policy.io import read_scores, scores_from_model
+    from upliftlab.policy.run import run_policy
+
+    if budget < 0:
+        raise InputError(f"--budget must be >= 0 (got {budget:g})")
+    if not 0 <= explore_share <= 1:
+        raise InputError(f"--explore must be a share in [0, 1] (got {explore_share:g})")
+    if (scores_path is None) == (model_dir is None):
+        raise InputError("give either --scores FILE or --model DIR --customers FILE")
+    costs = {}
+    for arm, text in _pairs(cost, "--cost"):
+        contact, _, conversion = text.partition(":")
+        costs[arm] = (_number(contact, "--cost"), _number(conversion, "--cost") if conversion
+                      else 0.0)
+        if min(costs[arm]) < 0:
+            raise InputError(f"--cost {arm}: costs must be >= 0 (got {text})")
+    caps = {}
+    for arm, text in _pairs(capacity, "--capacity"):
+        n = _number(text, "--capacity")
+        if n < 0 or n != int(n):
+            raise InputError(f"--capacity {arm}: must be a whole number >= 0 (got {text})")
+        caps[arm] = int(n)
+    weights = {arm: _number(text, "--weight") for arm, text in _pairs(weight, "--weight")}
+    if model_dir is not None:
+        if customers is None:
+            raise InputError("--model needs --customers FILE (the customers to score)")
+        scores = scores_from_model(model_dir, customers, customer_col=customer_col)
+    else:
+        scores = read_scores(scores_path, customer_col=customer_col)
+    unknown = sorted(set(caps) - set(scores.arms))
+    if unknown:
+        raise InputError(f"--capacity for unknown arm {', '.join(unknown)} (arms in "
+                         f"{scores.source}: {', '.join(scores.arms)})")
+    result = run_policy(scores, budget=budget, costs=costs, capacity=caps or None,
+                        value_per_reactivation=value_per_reactivation,
+                        explore_share=explore_share, weights=weights or None, salt=salt,
+                        method=method, seed=seed, experiment=experiment, arm_col=arm_col,
+                        outcome_col=outcome_col, customer_col=customer_col, truth=truth,
+                        out=out, fmt=fmt)
+    a = result["allocation"]
+    counts = ", ".join(f"{k} {v:,}" for k, v in a["counts"].items())
+    click.echo(f"policy: {counts}; expected incremental reactivations "
+               f"{a['expected_incremental_reactivations']:,.1f}, "
+               f"expected cost {a['expected_cost']:,.2f} "
+               f"({100 * (a['budget_used'] or 0):.1f}% of the budget), optimality gap "
+               f"{100 * (a['optimality_gap'] or 0):.4f}%")
+    ope = result.get("off_policy")
+    if ope:
+        inc = ope["incremental_reactivations"]
+        click.echo(f"off-policy ({ope['method']}): incremental reactivations "
+                   f"{inc['total']:,.1f} (95% CI {inc['total_ci_low']:,.1f} to "
+                   f"{inc['total_ci_high']:,.1f}) for {ope['population']:,} customers")
+        for c in ope["comparisons"]:
+            click.echo(f"  {c['statement']}")
+    tv = result.get("truth")
+    if tv:
+        click.echo(f"truth: price rule {tv['price_rule']['incremental_reactivations']:,.1f} "
+                   f"incremental reactivations; the written plan (with exploration) "
+                   f"{tv['targeting']['incremental_reactivations']:,.1f} (expected "
+                   f"{a['expected_incremental_reactivations']:,.1f})")
+    click.echo(f"wrote {out}")
+
+
+commands = [policy]

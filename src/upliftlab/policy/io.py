@@ -1,0 +1,350 @@
+"""Reading scores and experiments for a policy, and writing the policy folder (targeting file,
+policy.json, budget curve, policy.md / policy.html) atomically.
+
+The imperative shell around `allocate`, `explore` and `ope`: files in, files out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from upliftlab.errors import InputError
+
+UPLIFT_PREFIX = "uplift_"
+
+
+@dataclass(frozen=True, eq=False)
+class Scores:
+    """Per customer: id, P(reactivate) under control, uplift per treatment arm (column-major)."""
+
+    customer_id: np.ndarray
+    base: np.ndarray
+    uplift: dict[str, np.ndarray]
+    source: str
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return tuple(self.uplift)
+
+
+def read_scores(source: Any, *, customer_col: str = "customer_id") -> Scores:
+    """Read a scores table (`customer_id`, `base`, `uplift_<arm>` ...) and check it: no missing
+    ids, no duplicate ids, no missing or non-numeric scores."""
+    from upliftlab.sources import connect, describe, quote, register, require_columns
+
+    where = describe(source)
+    con = connect()
+    try:
+        cols = register(con, source, "scores")
+        require_columns(cols, [customer_col, "base"], where)
+        up_cols = [c for c in cols if c.startswith(UPLIFT_PREFIX) and len(c) > len(UPLIFT_PREFIX)]
+        if not up_cols:
+            raise InputError(f"{where}: no uplift columns (expected one column "
+                             f"'{UPLIFT_PREFIX}<arm>' per treatment arm; found: {', '.join(cols)})")
+        cid = quote(customer_col)
+        checks = [f"count(*) FILTER (WHERE {cid} IS NULL)"] + [
+            f"count(*) FILTER (WHERE TRY_CAST({quote(c)} AS DOUBLE) IS NULL "
+            f"OR isnan(TRY_CAST({quote(c)} AS DOUBLE)))" for c in ["base"] + up_cols]
+        row = con.execute(f"SELECT count(*), {', '.join(checks)} FROM scores").fetchone()
+        if row[0] == 0:
+            raise InputError(f"{where}: no rows")
+        if row[1]:
+            raise InputError(f"{where}: {row[1]} rows have no {customer_col}")
+        for c, bad in zip(["base"] + up_cols, row[2:]):
+            if bad:
+                raise InputError(f"{where}: column {c!r} has {bad} missing or non-numeric values")
+        dup = con.execute(f"SELECT {cid}, count(*) AS c FROM scores GROUP BY 1 HAVING c > 1 "
+                          "ORDER BY c DESC LIMIT 3").fetchall()
+        if dup:
+            shown = ", ".join(str(d[0]) for d in dup)
+            raise InputError(f"{where}: duplicate {customer_col} values (e.g. {shown})")
+        sel = ", ".join([f"{cid} AS customer_id", "CAST(base AS DOUBLE) AS base"] + [
+            f"CAST({quote(c)} AS DOUBLE) AS {quote(c)}" for c in up_cols])
+        data = con.execute(f"SELECT {sel} FROM scores").fetchnumpy()
+    finally:
+        con.close()
+    ids = np.asarray(data["customer_id"])
+    return Scores(ids, np.asarray(data["base"], dtype=float),
+                  {c[len(UPLIFT_PREFIX):]: np.asarray(data[c], dtype=float) for c in up_cols},
+                  where)
+
+
+def scores_from_model(model_dir: str, customers: Any, *, customer_col: str = "customer_id"
+                      ) -> Scores:
+    """Score customers with a fitted uplift model directory (issue 5's `save_model`)."""
+    try:
+        from upliftlab.uplift import load_model
+    except ImportError:
+        raise InputError("--model needs a fitted uplift model directory, and the uplift model "
+                         "code (upliftlab.uplift) is not available in this installation; use "
+                         "--scores FILE") from None
+    from upliftlab.sources import connect, describe, register, require_columns
+
+    if not Path(model_dir).is_dir():
+        raise InputError(f"{model_dir}: not a fitted model directory (see `upliftlab model`)")
+    model = load_model(model_dir)
+    con = connect()
+    try:
+        cols = register(con, customers, "customers")
+        require_columns(cols, [customer_col], describe(customers))
+        frame = con.execute("SELECT * FROM customers").df()
+    finally:
+        con.close()
+    if frame[customer_col].isna().any():
+        raise InputError(f"{describe(customers)}: rows without {customer_col}")
+    if frame[customer_col].duplicated().any():
+        raise InputError(f"{describe(customers)}: duplicate {customer_col} values")
+    mu = model.predict_outcomes(frame.drop(columns=[customer_col]))
+    control = str(getattr(model, "control", "control"))
+    arms = [str(a) for a in mu.columns]
+    if control not in arms:
+        raise InputError(f"{model_dir}: the model has no control arm {control!r}")
+    base = np.clip(mu[control].to_numpy(dtype=float), 0.0, 1.0)
+    uplift = {a: np.clip(mu[a].to_numpy(dtype=float), 0.0, 1.0) - base
+              for a in arms if a != control}
+    return Scores(frame[customer_col].to_numpy(), base, uplift, str(model_dir))
+
+
+@dataclass(frozen=True, eq=False)
+class Experiment:
+    """A randomised experiment: arm column index per customer (0 = control) and outcome."""
+
+    customer_id: np.ndarray
+    arm: np.ndarray
+    y: np.ndarray
+    arms: tuple[str, ...]
+    source: str
+
+
+def read_experiment(source: Any, arms: tuple[str, ...], *, customer_col: str = "customer_id",
+                    arm_col: str = "arm", outcome_col: str = "reactivated",
+                    control: str = "control") -> Experiment:
+    """Read customer id, arm label and 0/1 outcome; arms must be `control` or a scored arm."""
+    from upliftlab.sources import connect, describe, quote, register, require_columns
+
+    where = describe(source)
+    con = connect()
+    try:
+        cols = register(con, source, "experiment")
+        require_columns(cols, [customer_col, arm_col, outcome_col], where)
+        data = con.execute(
+            f"SELECT {quote(customer_col)} AS cid, CAST({quote(arm_col)} AS VARCHAR) AS arm, "
+            f"TRY_CAST({quote(outcome_col)} AS DOUBLE) AS y FROM experiment").df()
+    finally:
+        con.close()
+    if data["cid"].isna().any():
+        raise InputError(f"{where}: rows without {customer_col}")
+    if data["cid"].duplicated().any():
+        raise InputError(f"{where}: duplicate {customer_col} values")
+    if data["y"].isna().any() or not data["y"].isin([0.0, 1.0]).all():
+        raise InputError(f"{where}: column {outcome_col!r} must be 0/1 for every customer")
+    names = (control,) + tuple(arms)
+    bad = sorted(set(data["arm"].astype(str)) - set(names))
+    if bad:
+        raise InputError(f"{where}: arms {bad} in column {arm_col!r} are neither {control!r} nor "
+                         f"a scored arm ({', '.join(arms)})")
+    index = {a: j for j, a in enumerate(names)}
+    arm = data["arm"].astype(str).map(index).to_numpy(dtype=np.int64)
+    return Experiment(data["cid"].to_numpy(), arm, data["y"].to_numpy(dtype=float), names, where)
+
+
+def align(experiment: Experiment, scores: Scores) -> np.ndarray:
+    """Row of `scores` for each experiment customer (InputError if some have no scores)."""
+    import pandas as pd
+
+    pos = pd.Index(pd.Series(scores.customer_id).astype(str)).get_indexer(
+        pd.Series(experiment.customer_id).astype(str))
+    missing = int((pos < 0).sum())
+    if missing:
+        raise InputError(f"{experiment.source}: {missing} experiment customers have no scores in "
+                         f"{scores.source}")
+    return pos
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def write_targeting(path: Path, customer_id: np.ndarray, labels: np.ndarray,
+                    expected_uplift: np.ndarray, expected_cost: np.ndarray,
+                    explore: np.ndarray, fmt: str = "csv") -> None:
+    """customer_id, arm, expected_uplift, expected_cost, explore; written by DuckDB (fast)."""
+    import duckdb
+    import pyarrow as pa
+
+    table = pa.table({"customer_id": pa.array(customer_id),
+                      "arm": pa.array(labels.astype(str)),
+                      "expected_uplift": pa.array(expected_uplift),
+                      "expected_cost": pa.array(expected_cost),
+                      "explore": pa.array(explore.astype(bool))})
+    con = duckdb.connect()
+    try:
+        con.register("t", table)
+        opts = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER true)"
+        con.execute(f"COPY t TO '{str(path).replace(chr(39), chr(39) * 2)}' {opts}")
+    finally:
+        con.close()
+
+
+def plot_budget_curve(curve: Any, budget: float, path: Path, chosen_reactivations: float) -> None:
+    """Incremental reactivations against budget, the chosen budget marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    ax.plot(np.concatenate([[0], curve.budget]), np.concatenate([[0], curve.reactivations]),
+            color="#1f6f8b", lw=2, label="best allocation at each budget")
+    if np.isfinite(budget):
+        ax.axvline(budget, color="#c0392b", ls="--", lw=1)
+        ax.plot([budget], [chosen_reactivations], "o", color="#c0392b",
+                label=f"chosen budget: {chosen_reactivations:,.0f} reactivations")
+    ax.set_xlabel("budget")
+    ax.set_ylabel("expected incremental reactivations")
+    ax.set_title("Incremental reactivations against budget")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def render_markdown(result: dict) -> str:
+    """A short policy section: the plan, the optimality gap, the off-policy estimate."""
+    a = result["allocation"]
+    lines = ["## Policy for the next campaign", "",
+             f"Budget {_fmt(a['budget'])}, of which {_fmt(100 * (a['budget_used'] or 0), 1)}% "
+             "is used; expected incremental reactivations "
+             f"**{_fmt(a['expected_incremental_reactivations'], 1)}**"
+             f" at an expected cost of {_fmt(a['expected_cost'])} "
+             f"({_fmt(a['cost_per_incremental_reactivation'])} per incremental reactivation).", "",
+             "| arm | customers |", "|---|---:|"]
+    for arm, c in a["counts"].items():
+        lines.append(f"| {arm} | {c:,} |")
+    lines.append(f"| none | {a['n_customers'] - a['n_treated']:,} |")
+    gap = _fmt(100 * (a["gap_to_dual_bound"] or 0), 4)
+    lines += ["", f"Optimality: gap to the Lagrangian bound {gap}%"
+              + (f", to the LP bound {_fmt(100 * a['gap_to_lp_bound'], 4)}%"
+                 if a.get("gap_to_lp_bound") is not None else "") + f" ({a['method']}).",
+              f"Marginal cost of the last reactivation bought: "
+              f"{_fmt(a['marginal_cost_per_reactivation'])}."]
+    ex = result.get("exploration")
+    if ex:
+        lines += ["", f"Exploration: {ex['customers']:,} customers ({_fmt(100 * ex['share'], 1)}%) "
+                  f"assigned at random by the design weights, marked `explore = true`."]
+    ope = result.get("off_policy")
+    if ope:
+        r = ope["incremental_reactivations"]
+        lines += ["", f"### Off-policy estimate ({ope['method']}, from {ope['experiment']})", "",
+                  f"Incremental reactivations per customer: {_fmt(r['estimate'], 4)} "
+                  f"(95% CI {_fmt(r['ci_low'], 4)} to {_fmt(r['ci_high'], 4)}).", ""]
+        lines += [f"- {c['statement']}" for c in ope["comparisons"]]
+    tv = result.get("truth")
+    if tv:
+        lines += ["", f"True value (from {tv['source']}): the price rule "
+                  f"{_fmt(tv['price_rule']['incremental_reactivations'], 1)} incremental "
+                  f"reactivations, the written plan "
+                  f"{_fmt(tv['targeting']['incremental_reactivations'], 1)}."]
+    lines += ["", "![budget curve](budget_curve.png)", ""]
+    return "\n".join(lines)
+
+
+def render_html(markdown_text: str, png: Path | None) -> str:
+    """A self-contained HTML page of the markdown section (the PNG inlined)."""
+    import base64
+    import html
+
+    from jinja2 import Template
+
+    body = []
+    in_table = False
+    for line in markdown_text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-:"):
+                continue
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("### "):
+            body.append(f"<h3>{html.escape(line[4:])}</h3>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("- "):
+            body.append(f"<li>{html.escape(line[2:])}</li>")
+        elif line.startswith("!["):
+            if png is not None and png.exists():
+                data = base64.b64encode(png.read_bytes()).decode()
+                body.append(f'<img alt="budget curve" src="data:image/png;base64,{data}">')
+        elif line.strip():
+            body.append(f"<p>{html.escape(line).replace('**', '')}</p>")
+    if in_table:
+        body.append("</table>")
+    tpl = Template("<!doctype html><html><head><meta charset='utf-8'><title>Policy</title>"
+                   "<style>body{font-family:sans-serif;max-width:860px;margin:2em auto}"
+                   "td{padding:2px 10px;border-bottom:1px solid #ddd}</style></head>"
+                   "<body>{{ body }}</body></html>")
+    return tpl.render(body="\n".join(body))
+
+
+def write_folder(out: str | os.PathLike, files: dict[str, Any]) -> None:
+    """Write `files` (name -> bytes/str, or a callable(path) that writes it) into a temporary
+    directory beside `out`, then move them into `out`: nothing half-written on failure."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, content in files.items():
+            target = tmp / name
+            if callable(content):
+                content(target)
+            elif isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def to_json(obj: Any) -> str:
+    """JSON with NaN/inf as null and numpy scalars as numbers."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, (np.bool_, bool)):
+            return bool(v)
+        if isinstance(v, (np.integer,)):
+            return int(v)
+        if isinstance(v, (np.floating, float)):
+            return float(v) if np.isfinite(v) else None
+        if isinstance(v, np.ndarray):
+            return clean(v.tolist())
+        return v
+    return json.dumps(clean(obj), indent=2) + "\n"
