@@ -63,3 +63,12 @@ def test_corrupt_parquet_is_an_input_error(tmp_path):
 def test_require_columns_lists_missing_and_present():
     with pytest.raises(InputError, match=r"missing column 'ts' \(found: customer_id, amount\)"):
         require_columns(["customer_id", "amount"], ["customer_id", "ts"], "t.csv")
+
+
+def test_reversed_frame_is_readable():
+    # DuckDB 2.0 cannot scan numpy columns with negative strides (std::bad_cast)
+    frame = pd.DataFrame({"customer_id": [1, 2, 3], "amount": [1.0, 2.0, 3.0],
+                          "ts": pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03"])})
+    con = connect()
+    register(con, frame.iloc[::-1], "v")
+    assert con.execute("SELECT list(customer_id) FROM v").fetchall()[0][0] == [3, 2, 1]

@@ -68,12 +68,28 @@ def register(con: "duckdb.DuckDBPyConnection", source: Source, view: str) -> lis
         # materialise it as an Arrow table (a view on its own connection would be lazier, but
         # callers pass relations from their own connections)
         source = source.to_arrow_table()
+    source = _contiguous(source)
     try:
         con.register(f"{view}__src", source)
     except (duckdb.Error, TypeError, ValueError) as exc:
         raise InputError(f"cannot use {describe(source)} as a table: {_first_line(exc)}") from None
     con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS SELECT * FROM "{view}__src"')
     return [d[0] for d in con.execute(f'SELECT * FROM "{view}" LIMIT 0').description]
+
+
+def _contiguous(source: Any) -> Any:
+    """A DataFrame whose columns DuckDB can scan: it fails on negative strides
+    (e.g. `df.iloc[::-1]`) with `std::bad_cast`, so such frames are copied once."""
+    import pandas as pd
+
+    if not isinstance(source, pd.DataFrame):
+        return source
+    for name in source.columns:
+        # numpy-backed columns (numbers, datetimes) keep their ndarray in `_ndarray`
+        arr = getattr(source[name].array, "_ndarray", None)
+        if arr is not None and arr.ndim == 1 and arr.strides[0] < 0:
+            return source.copy()
+    return source
 
 
 def require_columns(columns: list[str], required: list[str], where: str) -> None:

@@ -43,8 +43,13 @@ def simulate(n_customers: int, seed: int, out: str, campaign_date: str, history_
 @click.command()
 @click.option("--world", "world_dir", type=click.Path(), required=True,
               help="World directory written by `upliftlab simulate`.")
-@click.option("--assignments", type=click.Path(), required=True,
+@click.option("--assignments", type=click.Path(), default=None,
               help="Assignment table (CSV or Parquet) with a customer and an arm column.")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None,
+              help="Read the assignments of --experiment from this store instead.")
+@click.option("--experiment", default=None, metavar="NAME[:VERSION]",
+              help="Experiment in --store (latest version unless given). Holdout customers "
+                   "are untreated: they respond as control.")
 @customer_col
 @click.option("--arm-col", default="arm", show_default=True, help="Name of the arm column.")
 @click.option("--start", default=None,
@@ -52,26 +57,73 @@ def simulate(n_customers: int, seed: int, out: str, campaign_date: str, history_
 @click.option("--seed", type=int, default=0, show_default=True, help="Response seed.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True,
               help="Output transactions file (.parquet or .csv).")
-def respond(world_dir: str, assignments: str, customer_col: str, arm_col: str,
+def respond(world_dir: str, assignments: str | None, store_path: str | None,
+            experiment: str | None, customer_col: str, arm_col: str,
             start: str | None, seed: int, out: str) -> None:
-    """Generate the post-campaign transactions of assigned customers under their arms."""
+    """Generate the post-campaign transactions of assigned customers under their arms.
+
+    The assignments come from a table (--assignments) or from an experiment in the store
+    (--store and --experiment).
+    """
+    from upliftlab.errors import InputError
     from upliftlab.simulate import load_world, write_transactions
     from upliftlab.sources import connect, register, require_columns
 
     if not out.lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")):
-        from upliftlab.errors import InputError
-
         raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
+    if (assignments is None) == (store_path is None or experiment is None):
+        raise InputError("give either --assignments FILE or --store PATH with --experiment NAME")
     world = load_world(world_dir)
-    con = connect()
-    columns = register(con, assignments, "assignments")
-    require_columns(columns, [customer_col, arm_col], assignments)
-    table = con.execute("SELECT * FROM assignments").df()
+    if assignments is None:
+        table = _stored_assignments(store_path, experiment)
+        customer_col, arm_col = "customer_id", "arm"
+    else:
+        con = connect()
+        columns = register(con, assignments, "assignments")
+        require_columns(columns, [customer_col, arm_col], assignments)
+        table = con.execute("SELECT * FROM assignments").df()
     rows = world.respond(table, start=start, seed=seed, customer_col=customer_col,
                          arm_col=arm_col)
     write_transactions(rows, out)
     click.echo(f"{len(table):,} assigned customers, {rows['customer_id'].nunique():,} reactivated, "
                f"{len(rows):,} transactions -> {out}")
+
+
+def _stored_assignments(store_path: str, experiment: str):
+    """customer_id (int64, as in the world) and arm of one experiment in the store; holdout
+    customers are not treated, so they respond as control."""
+    from pathlib import Path
+
+    from upliftlab.errors import InputError
+    from upliftlab.store import open_store
+
+    if not Path(store_path).exists():
+        raise InputError(f"{store_path}: no such store")
+    name, _, version = experiment.partition(":")
+    with open_store(store_path, read_only=True) as store:
+        if not store.has_table("assignments"):
+            raise InputError(f"{store_path}: no assignments in this store")
+        if version:
+            if not version.isdigit():
+                raise InputError(f"--experiment {experiment}: version must be a number")
+            v = int(version)
+        else:
+            v = store.con.execute("SELECT max(version) FROM assignments WHERE experiment = ?",
+                                  [name]).fetchall()[0][0]
+            if v is None:
+                raise InputError(f"{store_path}: no experiment named {name!r}")
+        table = store.con.execute(
+            "SELECT customer_id, CASE WHEN arm = 'holdout' THEN 'control' ELSE arm END AS arm "
+            "FROM assignments WHERE experiment = ? AND version = ? ORDER BY customer_id",
+            [name, v]).df()
+    if table.empty:
+        raise InputError(f"{store_path}: experiment {name!r} v{v} has no assignments")
+    try:
+        table["customer_id"] = table["customer_id"].astype("int64")
+    except ValueError:
+        raise InputError(f"{store_path}: customer ids of {name!r} are not the world's "
+                         "integer ids") from None
+    return table
 
 
 def format_summary(s: dict, out: str) -> str:
