@@ -13,15 +13,33 @@ __version__ = "0.1.0"
 # public name -> module that defines it; resolved on first attribute access (PEP 562)
 _API = {
     "UpliftlabError": "upliftlab.errors",
+    "ColumnMap": "upliftlab.sources",
+    # issue flow: simulate -> cohort -> design/assign -> outcomes -> analyze/report -> policy
     "simulate_world": "upliftlab.simulate",
     "load_world": "upliftlab.simulate",
     "World": "upliftlab.simulate",
     "build_cohort": "upliftlab.cohort",
-    "ColumnMap": "upliftlab.sources",
+    "tier_summary": "upliftlab.cohort",
+    "load_spec": "upliftlab.spec",
+    "power_table": "upliftlab.power",
+    "Design": "upliftlab.assign",
+    "assign_experiment": "upliftlab.assign",
+    "open_store": "upliftlab.store",
+    "compute_outcomes": "upliftlab.outcomes",
+    "report_spec": "upliftlab.outcomes",
     "analyze": "upliftlab.analysis",
     "AnalysisResult": "upliftlab.analysis",
     "write_report": "upliftlab.report",
+    "allocate": "upliftlab.policy",
+    "BudgetedPolicy": "upliftlab.policy",
+    "evaluate_policy": "upliftlab.policy",
+    "cross_fit_policy": "upliftlab.policy",
+    "plan_campaign": "upliftlab.policy",
 }
+
+
+# Submodule names (assign, cohort, power, policy, report, ...) are not re-bound to functions:
+# `import upliftlab.assign` would shadow such a name. Call `upliftlab.assign.assign(...)`.
 
 
 def __getattr__(name: str) -> Any:

@@ -19,6 +19,7 @@ from upliftlab.sources import ColumnMap, literal, quote
 
 if TYPE_CHECKING:
     import duckdb
+    import pandas as pd
 
 REPORT_SCHEMA_VERSION = 1
 REPORT_DDL = [
@@ -69,6 +70,34 @@ SELECT a.customer_id, a.arm, a.stratum,
        {(end_day - start).days} AS exposure_days,
        {closed} AS window_closed
 FROM {quote(assigned)} a LEFT JOIN per ON per.customer_id = a.customer_id"""
+
+
+def compute_outcomes(assignments: Any, transactions: Any, *, start: Any, as_of: Any,
+                     window_days: int, columns: ColumnMap = ColumnMap()) -> "pd.DataFrame":
+    """Outcomes per assigned customer, for notebooks: the Python face of `outcomes_sql`.
+
+    assignments: a table (DataFrame, file, relation) with customer_id and arm (and optionally
+    stratum); transactions: the user's transactions (`columns` names them). Returns customer_id
+    (text), arm, stratum, reactivated, revenue, orders, days_to_reactivation, exposure_days,
+    window_closed, one row per assigned customer.
+    """
+    from upliftlab.sources import connect, register, require_columns
+
+    con = connect()
+    try:
+        have = register(con, assignments, "ul_a_src")
+        require_columns(have, ["customer_id", "arm"], "assignments")
+        stratum = "CAST(stratum AS VARCHAR)" if "stratum" in have else "'all'"
+        con.execute("CREATE TEMP VIEW ul_a AS SELECT CAST(customer_id AS VARCHAR) AS customer_id, "
+                    f"CAST(arm AS VARCHAR) AS arm, {stratum} AS stratum FROM ul_a_src")
+        tx_cols = register(con, transactions, "ul_t")
+        require_columns(tx_cols, [columns.customer_id, columns.timestamp, columns.amount],
+                        "transactions")
+        return con.execute(outcomes_sql("ul_a", "ul_t", start=_date(start, "start"),
+                                        as_of=_date(as_of, "as_of"), window_days=int(window_days),
+                                        columns=columns) + " ORDER BY a.customer_id").df()
+    finally:
+        con.close()
 
 
 @dataclass(frozen=True)
