@@ -51,8 +51,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -62,6 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from upliftlab._files import staged_dir, staged_file
 from upliftlab.errors import InputError
 
 ARMS = ("control", "coupon", "content", "advisor")
@@ -176,24 +175,12 @@ class World:
         """
         out = Path(out_dir)
         check_world_target(out, force)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with staged_dir(out) as tmp:
             _write_parquet(_customers_arrow(self.customers), tmp / "customers.parquet")
             _write_parquet(_transactions_arrow(self.transactions), tmp / "transactions.parquet")
             _write_parquet(_plain_arrow(self.truth), tmp / "truth.parquet")
             meta = json.dumps(self.params, indent=2, sort_keys=True)
             (tmp / "world.json").write_text(meta + "\n")
-            if out.exists():
-                old = out.with_name(f".{out.name}.old-{os.getpid()}")
-                out.rename(old)
-                tmp.rename(out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(out)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
 
     # -- truth ---------------------------------------------------------------------------------
     def true_effects(self, customer_ids: Any = None) -> pd.DataFrame:
@@ -666,21 +653,14 @@ def write_transactions(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a transactions table (e.g. a `respond` result) as Parquet or CSV by suffix,
     atomically."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
-        lower = out.name.lower()
+    lower = out.name.lower()
+    if not lower.endswith((".parquet", ".pq", ".csv", ".csv.gz")):
+        raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
+    with staged_file(out) as tmp:
         if lower.endswith((".parquet", ".pq")):
-            _write_parquet(_transactions_arrow(df), Path(tmp))
-        elif lower.endswith((".csv", ".csv.gz")):
-            df.to_csv(tmp, index=False, compression="gzip" if lower.endswith(".gz") else None)
+            _write_parquet(_transactions_arrow(df), tmp)
         else:
-            raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            df.to_csv(tmp, index=False, compression="gzip" if lower.endswith(".gz") else None)
 
 
 # ---------------------------------------------------------------------------------------------

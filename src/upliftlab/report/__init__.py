@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from upliftlab._files import staged_dir
 from upliftlab.errors import InputError
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
@@ -118,25 +117,7 @@ def write_report(result: Any, out: str | os.PathLike, *,
     text_json = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     text_md = render_markdown(report)
     text_html = render_html(report)
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    except OSError as exc:
-        raise InputError(f"{out}: cannot write there ({exc.strerror})") from None
-    try:
+    with staged_dir(out) as tmp:
         for name, text in zip(REPORT_FILES, (text_json, text_md, text_html)):
             (tmp / name).write_text(text, encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-            old.rmdir()
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
