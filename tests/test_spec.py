@@ -160,3 +160,9 @@ def test_cli_bad_spec_exit_2_one_line(tmp_path):
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0] == f"error: {p}: unknown key 'wieght' in arms[2]"
         assert not store.exists()
+
+
+def test_a_misspelled_required_key_is_named_before_the_missing_field(tmp_path):
+    # 'wieght' is both unknown and leaves 'weight' missing: the typo is what the user must see
+    text = BASE.replace("weight = 0.5", "wieght = 0.5")
+    assert error_of(tmp_path, text).startswith("unknown key 'wieght' in arms[0]")

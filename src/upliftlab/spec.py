@@ -356,7 +356,9 @@ def parse_spec(data: dict[str, Any], *, source: str = "<spec>",
     try:
         spec = ExperimentSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
+        errors = exc.errors(include_url=False)
+        # an unknown key is usually a typo that also causes the "missing" errors: name it first
+        first = min(errors, key=lambda e: e.get("type") != "extra_forbidden")
         more = exc.error_count() - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         raise SpecError(f"{source}: {_message(first)}{suffix}") from None
