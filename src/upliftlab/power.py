@@ -85,11 +85,11 @@ def h_to_rate(p0: float, h: float) -> float:
 
 
 def cs_half_width(n: float, sigma: float, alpha: float, n_star: float) -> float:
-    """Half-width of the asymptotic confidence sequence at total sample n (STATS-NOTES)."""
-    a = -2 * math.log(alpha)
-    rho2 = (a + math.log(a + 1)) / n_star
-    x = n * rho2
-    return sigma * math.sqrt(2 * (x + 1) / (n * x) * math.log(math.sqrt(x + 1) / alpha))
+    """Half-width of the asymptotic confidence sequence at total sample n (STATS-NOTES); the
+    one definition is `upliftlab.stats.sequential.halfwidth` (s² = sigma² per observation)."""
+    from upliftlab.stats.sequential import halfwidth
+
+    return float(halfwidth(sigma * sigma, n, alpha, n_star))
 
 
 def sequential_inflation(alpha: float, power: float) -> float:
