@@ -1,0 +1,237 @@
+"""`upliftlab model fit|score`: fit uplift models with a cross-validated learner comparison, and
+score customers in batches. A thin shell over `upliftlab.uplift` and `upliftlab.metrics`.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group("model")
+def model() -> None:
+    """Uplift models: per-customer uplift of each treatment against control.
+
+    \b
+    fit    cross-validate learners, fit the chosen one, write model + comparison + Qini plots
+    score  score a customers file in batches: customer_id, base, uplift_<arm>...
+    """
+
+
+@model.command("fit")
+@click.argument("spec", required=False, metavar="[SPEC]")
+@click.option("--as-of", "as_of", metavar="DATE",
+              help="With SPEC: the date (outcome windows closed) whose outcomes train the model.")
+@click.option("--store", "store_path", default="upliftlab.duckdb", show_default=True,
+              metavar="FILE", help="With SPEC: the DuckDB store with the assignments.")
+@click.option("--transactions", metavar="FILE",
+              help="With SPEC: transactions after the campaign start (default: the spec's).")
+@click.option("--data", metavar="FILE",
+              help="An experiment table (CSV/Parquet/file.duckdb:table): arm, outcome, features.")
+@click.option("--arm", "arm_col", metavar="COL", help="With --data: the arm column.")
+@click.option("--control", metavar="LABEL", help="With --data: the control arm's label.")
+@click.option("--outcome", "outcome_col", metavar="COL",
+              help="Outcome column (with SPEC: reactivated [default], revenue or orders).")
+@click.option("--feature", "features", multiple=True, metavar="COL",
+              help="A feature column (repeat). With SPEC: default all cohort features.")
+@click.option("--outcome-type", type=click.Choice(["auto", "binary", "continuous"]),
+              default="auto", show_default=True,
+              help="binary (0/1: classifiers) or continuous (regressors); auto from the values.")
+@click.option("--learner", default="auto", show_default=True,
+              type=click.Choice(["auto", "s", "t", "x", "dr", "urf"]),
+              help="auto: compare all by cross-validated Qini and keep the best.")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20),
+              help="Cross-fitting folds (every score is measured out of fold).")
+@click.option("--bootstrap", "n_bootstrap", default=200, show_default=True,
+              type=click.IntRange(10, 10_000), help="Bootstrap resamples for the intervals.")
+@click.option("--propensity", metavar="ARM=P,...",
+              help="With --data: the design's randomisation probabilities, e.g. "
+                   "'control=0.25,coupon=0.75' (default: the observed arm shares).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Folds, bootstrap, models.")
+@click.option("--n-jobs", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Threads per LightGBM model.")
+@click.option("--out", required=True, metavar="DIR",
+              help="Output folder (replaced whole): model.pkl, model.json, comparison.csv/.json, "
+                   "deciles.csv, qini_<arm>.png.")
+def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str | None,
+        data: str | None, arm_col: str | None, control: str | None, outcome_col: str | None,
+        features: tuple[str, ...], outcome_type: str, learner: str, folds: int,
+        n_bootstrap: int, propensity: str | None, seed: int, n_jobs: int, out: str) -> None:
+    """Cross-validate uplift learners, fit the best (or the one asked for) and save it.
+
+    \b
+    Examples:
+      upliftlab model fit --data hillstrom.csv --arm segment --control "No E-Mail" \\
+          --outcome visit --feature recency --feature history --feature channel --out m/
+      upliftlab model fit experiments/winback.toml --as-of 2026-03-09 --out m/
+    """
+    from upliftlab.errors import InputError
+    from upliftlab.uplift.io import binary_or_continuous, read_experiment_table, spec_training_data
+
+    if spec is not None:
+        if data or arm_col or control:
+            raise InputError("model fit: give either SPEC --as-of DATE or --data FILE --arm COL "
+                             "--control LABEL, not both")
+        if not as_of:
+            raise InputError("model fit SPEC: missing --as-of DATE")
+        X, y, t, prop, control = spec_training_data(spec, as_of, store_path,
+                                                    outcome_col or "reactivated", transactions)
+        if features:
+            from upliftlab.sources import require_columns
+
+            require_columns(list(X.columns), list(features), f"cohort of {spec}")
+            X = X[list(features)]
+        where = spec
+    else:
+        missing = [name for name, v in (("--data", data), ("--arm", arm_col),
+                                        ("--control", control), ("--outcome", outcome_col)) if not v]
+        if missing:
+            raise InputError(f"model fit: missing {', '.join(missing)} (or give SPEC --as-of DATE)")
+        if not features:
+            raise InputError("model fit: give at least one --feature COL")
+        if arm_col in features or outcome_col in features:
+            raise InputError("model fit: the arm and outcome columns cannot be features")
+        df = read_experiment_table(data, [arm_col, outcome_col, *features])
+        if df[outcome_col].isna().any():
+            raise InputError(f"{data}: column {outcome_col!r} has {int(df[outcome_col].isna().sum())} "
+                             "missing outcomes")
+        X = df[list(features)]
+        y = df[outcome_col]
+        t = df[arm_col].astype(str).to_numpy()
+        prop = _parse_propensity(propensity) if propensity else None
+        where = f"{data}, column {outcome_col!r}"
+    import pandas as pd
+
+    kind = binary_or_continuous(pd.Series(y), where) if outcome_type == "auto" else outcome_type
+    _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs, out)
+
+
+def _parse_propensity(text: str) -> dict[str, float]:
+    from upliftlab.errors import InputError
+
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--propensity: expected ARM=P,ARM=P,..., got {part!r}") from None
+    return out
+
+
+def _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs,
+                   out) -> None:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from upliftlab.errors import InputError
+    from upliftlab.metrics import qini_curve, uplift_by_decile
+    from upliftlab.uplift import LEARNERS, UpliftModel, compare_learners, save_model
+
+    y = np.asarray(y, dtype=float)
+    out_path = Path(out)
+    if out_path.exists() and not out_path.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    # validate the data (arms, outcome, features) once, before the long cross-fitting
+    UpliftModel(control=control, outcome=kind)._check_y(y, len(y))
+    candidates = [l for l in LEARNERS if kind == "binary" or l != "urf"] if learner == "auto" \
+        else [learner]
+    comp = compare_learners(X, y, t, learners=candidates, folds=folds, control=control,
+                            outcome=kind, propensity=prop, n_bootstrap=n_bootstrap,
+                            random_state=seed, n_jobs=n_jobs)
+    chosen = comp.best("qini") if learner == "auto" else learner
+    final = UpliftModel(control=control, learner=chosen, outcome=kind, random_state=seed,
+                        n_jobs=n_jobs).fit(X, y, t, propensity=prop)
+    table = comp.table.copy()
+    table["chosen"] = table["learner"] == chosen
+    deciles = uplift_by_decile(y, comp.predictions[chosen], t, control=str(control))
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
+    try:
+        staged = save_model(final, stage / "m", evaluation=table,
+                            training_data=(X, pd.Series(y), pd.Series(t)))
+        table.to_csv(staged / "comparison.csv", index=False)
+        table.to_json(staged / "comparison.json", orient="records", indent=2)
+        deciles.to_csv(staged / "deciles.csv", index=False)
+        pd.DataFrame({"fold": comp.fold}).to_csv(staged / "folds.csv", index=False)
+        _qini_plots(y, t, str(control), comp, staged, qini_curve)
+        if out_path.exists():
+            old = out_path.with_name(f".{out_path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_path.rename(old)
+            staged.rename(out_path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staged.rename(out_path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+    show = table[["learner", "arm", "qini", "qini_low", "qini_high", "auuc", "fit_seconds"]]
+    click.echo(f"cross-fitted ({folds} folds), Qini/AUUC with causalml's normalisation, "
+               f"{n_bootstrap} bootstrap resamples:")
+    click.echo(show.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo(f"learner: {chosen}" + (" (best mean Qini)" if learner == "auto" else "")
+               + f" -> {out_path}/")
+
+
+def _qini_plots(y, t, control, comp, folder, qini_curve) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    arms = list(next(iter(comp.predictions.values())).columns)
+    for arm in arms:
+        rows = np.isin(t, [arm, control])
+        # causalml sets a global matplotlib style on import: draw in the default one
+        with plt.style.context("default"):
+            fig, ax = plt.subplots(figsize=(6.4, 4.2))
+            for name, pred in comp.predictions.items():
+                c = qini_curve(y[rows], pred[arm].to_numpy()[rows], (t[rows] == arm).astype(int))
+                ax.plot(c.x / c.x[-1], c.y, lw=1.2, label=name)
+            ax.plot([0, 1], [0, c.y[-1]], "k--", lw=1, label="random")
+            ax.set_xlabel("fraction targeted (by predicted uplift, out of fold)")
+            ax.set_ylabel("incremental outcomes (Qini)")
+            ax.set_title(f"{arm} vs {control}", fontsize=11)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=9)
+            fig.tight_layout()
+            safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(arm))
+            fig.savefig(folder / f"qini_{safe}.png", dpi=100)
+            plt.close(fig)
+
+
+@model.command("score")
+@click.option("--model", "model_dir", required=True, metavar="DIR",
+              help="A model folder written by `upliftlab model fit` (load only your own: pickles "
+                   "run code; the checksum in model.json is verified first).")
+@click.option("--customers", required=True, metavar="FILE",
+              help="Customers with the model's features (CSV/Parquet/file.duckdb:table).")
+@click.option("--id-col", default="customer_id", show_default=True, help="Customer id column.")
+@click.option("--batch-size", default=200_000, show_default=True, type=click.IntRange(1000),
+              help="Rows per batch (bounds memory).")
+@click.option("--out", required=True, metavar="FILE",
+              help="Scores, .parquet or .csv: customer_id, base, uplift_<arm>...")
+def score(model_dir: str, customers: str, id_col: str, batch_size: int, out: str) -> None:
+    """Score customers in batches: predicted outcome under control and uplift per arm.
+
+    \b
+    Example:
+      upliftlab model score --model m/ --customers cohort.parquet --out scores.parquet
+    """
+    from upliftlab.uplift import load_model
+    from upliftlab.uplift.io import score_file
+
+    m = load_model(model_dir, trusted=True)
+    n = score_file(m, customers, out, id_col=id_col, batch_size=batch_size)
+    click.echo(f"scored {n:,} customers ({', '.join(m.treatment_arms_)} vs {m.control_}) -> {out}")
+
+
+commands = [model]

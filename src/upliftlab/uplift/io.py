@@ -1,0 +1,164 @@
+"""Training data and scoring for uplift models from files: read an experiment table, build the
+training data of a designed experiment from the store, and score a customers file in batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from upliftlab.errors import InputError, StoreError
+
+# cohort columns that identify or date a customer rather than describe them; value_band is a
+# stratum that `assign` derives from revenue_730d (already a feature) and that `upliftlab cohort`
+# files lack, so leaving it out keeps the model scorable on a plain cohort file
+_NOT_FEATURES = {"customer_id", "first_purchase", "last_purchase", "arm", "stratum", "value_band"}
+
+
+def read_experiment_table(path: str, columns: list[str]) -> pd.DataFrame:
+    """The `columns` of a CSV/Parquet/DuckDB table as a DataFrame (missing columns: InputError)."""
+    from upliftlab.sources import connect, quote, register, require_columns
+
+    con = connect()
+    try:
+        have = register(con, path, "ul_model_data")
+        require_columns(have, columns, str(path))
+        cols = ", ".join(quote(c) for c in dict.fromkeys(columns))
+        df = con.execute(f"SELECT {cols} FROM ul_model_data").df()
+    finally:
+        con.close()
+    if len(df) == 0:
+        raise InputError(f"{path}: no rows")
+    return df
+
+
+def binary_or_continuous(y: pd.Series, where: str) -> str:
+    """'binary' when the outcome takes only 0/1 values (or booleans), else 'continuous'."""
+    try:
+        vals = pd.to_numeric(y)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: the outcome must be numbers or 0/1") from None
+    return "binary" if vals.dropna().isin([0, 1]).all() else "continuous"
+
+
+def spec_training_data(spec_path: str, as_of: Any, store_path: str, outcome: str = "reactivated",
+                       transactions: str | None = None
+                       ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[str, float], str]:
+    """Features, outcome, arms and design propensities of a designed experiment.
+
+    Assignments and design weights from the store, outcomes (`reactivated`, `revenue`, `orders`)
+    from the transactions after the campaign start, features = every column of the spec's cohort
+    (as of the campaign start, i.e. before treatment). The outcome windows must be closed by
+    `as_of`: a model fitted on half-observed windows would learn the wrong outcome.
+    Returns (X, y, treatment, propensity, control).
+    """
+    from upliftlab.outcomes import _date, _design_weights, _outcome_relation
+    from upliftlab.sources import quote
+    from upliftlab.spec import load_spec
+    from upliftlab.store import open_store
+
+    spec = load_spec(spec_path)
+    day = _date(as_of, "--as-of")
+    start = spec.cohort.as_of
+    end = start + dt.timedelta(days=spec.outcome_window_days)
+    if day < end:
+        raise InputError(f"--as-of {day}: the outcome windows of {spec_path} close on {end}; "
+                         "fit the uplift model once they are closed")
+    if outcome not in ("reactivated", "revenue", "orders"):
+        raise InputError(f"--outcome {outcome!r}: a designed experiment has reactivated, revenue "
+                         "or orders")
+    tx = transactions or (spec.resolve(spec.cohort.transactions) if spec.cohort.transactions else None)
+    if tx is None:
+        raise InputError(f"{spec_path}: the cohort has no transactions table; give --transactions FILE")
+    if not Path(store_path).exists():
+        raise StoreError(f"store {store_path} does not exist (run `upliftlab assign` first)")
+    with open_store(store_path) as store:
+        if store.experiment(spec.name, spec.version) is None:
+            raise StoreError(f"experiment '{spec.name}' v{spec.version} is not in {store_path}")
+        con = store.con
+        _outcome_relation(con, spec, tx, start, day)
+        weights = _design_weights(con, spec)
+        cohort_cols = [d[0] for d in con.execute("SELECT * FROM ul_cohort LIMIT 0").description
+                       if d[0] not in _NOT_FEATURES]
+        sel = ", ".join(f"c.{quote(c)}" for c in cohort_cols)
+        df = con.execute(f"""SELECT o.arm, o.{quote(outcome)} AS y, {sel} FROM ul_outcomes o
+            JOIN ul_cohort c ON CAST(c.customer_id AS VARCHAR) = o.customer_id""").df()
+    if len(df) == 0:
+        raise InputError(f"{spec_path}: no assigned customers with cohort features")
+    total = sum(weights.values()) or 1.0
+    prop = {a: w / total for a, w in weights.items()}
+    X = df[cohort_cols]
+    return X, df["y"].to_numpy(dtype=float), df["arm"].astype(str).to_numpy(), prop, \
+        spec.control_arm.name
+
+
+def score_file(model: Any, customers: str, out: str, id_col: str = "customer_id",
+               batch_size: int = 200_000) -> int:
+    """Score a customers file in batches into `out` (.parquet or .csv): customer_id, base,
+    uplift_<arm>... (`base` = predicted outcome under control). Memory is bounded by the batch
+    size; the output is written to a temporary file and renamed, so it is whole or absent.
+    Returns the number of rows scored."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from upliftlab.progress import progress
+    from upliftlab.sources import connect, quote, register, require_columns
+
+    suffix = out.lower()
+    if not suffix.endswith((".parquet", ".csv")):
+        raise InputError(f"--out {out}: expected a .parquet or .csv file")
+    features = [str(c) for c in model.feature_names_in_]
+    con = connect()
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    writer = None
+    n_done = 0
+    try:
+        have = register(con, customers, "ul_score_src")
+        require_columns(have, [id_col] + features, str(customers))
+        total = con.execute("SELECT count(*) FROM ul_score_src").fetchall()[0][0]
+        cols = ", ".join(quote(c) for c in dict.fromkeys([id_col] + features))
+        # a relation streams its batches; con.execute(...) would materialise every row first
+        reader = con.sql(f"SELECT {cols} FROM ul_score_src").to_arrow_reader(batch_size)
+        bar = progress(total=total, desc="scoring", unit="customers")
+        try:
+            for batch in reader:
+                df = batch.to_pandas()
+                try:
+                    pred = model.predict_outcomes(df[features])
+                except InputError as exc:
+                    raise InputError(f"{customers}: {exc}") from None
+                res = pd.DataFrame({"customer_id": df[id_col].to_numpy(),
+                                    "base": pred[model.control_].to_numpy()})
+                for arm in model.treatment_arms_:
+                    res[f"uplift_{arm}"] = pred[arm].to_numpy() - res["base"].to_numpy()
+                table = pa.Table.from_pandas(res, preserve_index=False)
+                if writer is None:
+                    writer = (pq.ParquetWriter(tmp, table.schema) if suffix.endswith(".parquet")
+                              else pacsv.CSVWriter(tmp, table.schema))
+                writer.write_table(table)
+                n_done += len(res)
+                bar.update(len(res))
+        finally:
+            bar.close()
+        if writer is None:
+            raise InputError(f"{customers}: no rows to score")
+        writer.close()
+        writer = None
+        os.replace(tmp, target)
+    finally:
+        if writer is not None:
+            writer.close()
+        con.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return n_done

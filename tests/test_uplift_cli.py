@@ -1,0 +1,162 @@
+"""`upliftlab model fit|score`: outputs, the scores format, and bad input (exit 2, one line,
+nothing half-written)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from upliftlab.cli import main
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def experiment_csv(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    n = 3000
+    arm = rng.choice(["none", "mail", "call"], n)
+    x1 = rng.normal(size=n)
+    seg = rng.choice(["a", "b", "c"], n)
+    p = 0.2 + 0.15 * (arm == "mail") * (x1 > 0) + 0.1 * (arm == "call") * (seg == "a")
+    df = pd.DataFrame({"cid": np.arange(n), "arm": arm, "x1": x1, "x2": rng.normal(size=n),
+                       "seg": seg, "y": rng.binomial(1, p)})
+    path = tmp_path_factory.mktemp("exp") / "exp.csv"
+    df.to_csv(path, index=False)
+    return path, df
+
+
+FIT = ["--arm", "arm", "--control", "none", "--outcome", "y", "--feature", "x1", "--feature",
+       "x2", "--feature", "seg", "--folds", "2", "--bootstrap", "20"]
+
+
+def test_fit_then_score(capsys, experiment_csv, tmp_path):
+    path, df = experiment_csv
+    out = tmp_path / "model"
+    code, stdout, err = run(capsys, "model", "fit", "--data", str(path), *FIT, "--learner", "t",
+                            "--out", str(out))
+    assert code == 0, err
+    assert "learner: t" in stdout
+    for name in ("model.pkl", "model.json", "comparison.csv", "comparison.json", "deciles.csv",
+                 "folds.csv", "qini_mail.png", "qini_call.png"):
+        assert (out / name).exists(), name
+    table = pd.read_csv(out / "comparison.csv")
+    assert set(table.arm) == {"mail", "call"} and (table.learner == "t").all()
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["control"] == "none" and meta["outcome"] == "binary"
+    assert [f["name"] for f in meta["features"]] == ["x1", "x2", "seg"]
+
+    scores = tmp_path / "scores.csv"
+    code, stdout, err = run(capsys, "model", "score", "--model", str(out), "--customers",
+                            str(path), "--id-col", "cid", "--batch-size", "1000",
+                            "--out", str(scores))
+    assert code == 0, err
+    s = pd.read_csv(scores)
+    assert list(s.columns) == ["customer_id", "base", "uplift_call", "uplift_mail"]
+    assert len(s) == len(df) and (s.customer_id.to_numpy() == df.cid.to_numpy()).all()
+    from upliftlab.uplift import load_model
+
+    m = load_model(out)
+    ref = m.predict(df[["x1", "x2", "seg"]])
+    np.testing.assert_allclose(s["uplift_mail"], ref["mail"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(s["base"], m.predict_outcomes(df[["x1", "x2", "seg"]])["none"],
+                               rtol=1e-9)
+
+    # a customers file without a feature: exit 2, one line, no output written
+    df.drop(columns="seg").to_csv(tmp_path / "nofeat.csv", index=False)
+    bad_out = tmp_path / "bad.csv"
+    code, _, err = run(capsys, "model", "score", "--model", str(out), "--customers",
+                       str(tmp_path / "nofeat.csv"), "--id-col", "cid", "--out", str(bad_out))
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "seg" in err and not bad_out.exists()
+    # a feature of another type: refused
+    df.assign(x1="text").to_csv(tmp_path / "badtype.csv", index=False)
+    code, _, err = run(capsys, "model", "score", "--model", str(out), "--customers",
+                       str(tmp_path / "badtype.csv"), "--id-col", "cid", "--out", str(bad_out))
+    assert code == 2 and "'x1'" in err and not bad_out.exists()
+    # a tampered pickle: refused before unpickling
+    pkl = out / "model.pkl"
+    pkl.write_bytes(pkl.read_bytes() + b"\0")
+    code, _, err = run(capsys, "model", "score", "--model", str(out), "--customers", str(path),
+                       "--id-col", "cid", "--out", str(bad_out))
+    assert code == 2 and "checksum" in err and not bad_out.exists()
+
+
+def test_fit_bad_input_leaves_output_untouched(capsys, experiment_csv, tmp_path):
+    path, df = experiment_csv
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    cases = [
+        (["--data", str(path), *FIT[:-4], "--feature", "nope"], "nope"),
+        (["--data", str(path), *[a if a != "none" else "ctl" for a in FIT]], "control label 'ctl'"),
+        (["--data", str(path), "--arm", "arm"], "missing --control"),
+    ]
+    for args, needle in cases:
+        code, _, err = run(capsys, "model", "fit", *args, "--out", str(out))
+        assert code == 2 and err.startswith("error: ") and needle in err, err
+        assert len(err.strip().splitlines()) == 1
+        assert (out / "keep.txt").read_text() == "old" and not (out / "model.pkl").exists()
+    small = tmp_path / "small.csv"
+    df[(df.arm != "call") | (df.index < 200)].to_csv(small, index=False)
+    code, _, err = run(capsys, "model", "fit", "--data", str(small), *FIT, "--out", str(out))
+    assert code == 2 and "too few customers" in err and "call" in err
+
+
+def test_fit_spec_form_needs_a_store(capsys, tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text("")
+    code, _, err = run(capsys, "model", "fit", str(spec), "--out", str(tmp_path / "m"))
+    assert code == 2 and "--as-of" in err
+
+
+def test_fit_spec_form_on_a_designed_experiment(capsys, tmp_path):
+    """simulate -> assign (store) -> respond -> model fit SPEC --as-of: outcomes and arms from
+    the store, features from the spec's cohort, design weights as propensities."""
+    import duckdb
+
+    from upliftlab.uplift import read_metadata
+
+    spec_src = (Path(__file__).resolve().parents[1] / "experiments" / "reactivation_2026q1.toml")
+    assert run(capsys, "simulate", "--customers", "12000", "--seed", "1", "--out",
+               str(tmp_path / "world"))[0] == 0
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_src.read_text().replace("../reports/demo/world/transactions.parquet",
+                                                 "world/transactions.parquet")
+                    .replace("capacity = 5000", "capacity = 1000"))
+    store = tmp_path / "s.duckdb"
+    code, _, err = run(capsys, "assign", str(spec), "--store", str(store))
+    assert code == 0, err
+    con = duckdb.connect(str(store), read_only=True)
+    con.sql("SELECT customer_id, arm FROM assignments WHERE arm <> 'holdout'").write_parquet(
+        str(tmp_path / "assigned.parquet"))
+    con.close()
+    code, _, err = run(capsys, "respond", "--world", str(tmp_path / "world"), "--assignments",
+                       str(tmp_path / "assigned.parquet"), "--out", str(tmp_path / "post.parquet"))
+    assert code == 0, err
+    args = [str(spec), "--store", str(store), "--transactions", str(tmp_path / "post.parquet"),
+            "--learner", "t", "--folds", "2", "--bootstrap", "20", "--out", str(tmp_path / "m")]
+    # outcome windows still open: refused, nothing written
+    code, _, err = run(capsys, "model", "fit", *args, "--as-of", "2026-02-01")
+    assert code == 2 and "close on 2026-03-06" in err and not (tmp_path / "m").exists()
+    code, out, err = run(capsys, "model", "fit", *args, "--as-of", "2026-03-09")
+    assert code == 0, err
+    meta = read_metadata(tmp_path / "m")
+    assert meta["control"] == "control" and set(meta["arms"]) == {"control", "coupon", "content", "advisor"}
+    names = {f["name"]: f["kind"] for f in meta["features"]}
+    assert names["tier"] == "category" and names["days_since_last"] == "numeric"
+    assert "customer_id" not in names
+    # the design's weights (control 0.4, coupon 0.2 ...) are the propensities, not the counts
+    assert meta["propensity"]["coupon"] == pytest.approx(0.2, abs=0.02)
