@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the whole flow end to end on the built-in simulator.
 #   simulate a world -> dormant cohort -> power -> assign (+ checks) -> export contact lists
-#   -> the world responds -> four weekly reports (HTML) -> uplift model -> next campaign's policy
+#   -> the world responds -> four weekly reports + the final one (HTML) -> uplift model
+#   -> next campaign's policy, its off-policy estimate, and its true value from the simulator
 # Usage: scripts/demo.sh [CLI] [OUT]. The worked spec reads ../reports/demo/world, so OUT must be
 # reports/demo (the default) for the spec's relative path to find the world.
 set -euo pipefail
@@ -42,5 +43,23 @@ for day in 2026-01-12 2026-01-19 2026-01-26 2026-02-02; do
         --transactions "$OUT/world/transactions*.parquet" --out "$OUT/report-$day"
 done
 
+echo "-- the outcome windows close (60 days): the final, fixed-horizon report"
+"$CLI" report "$SPEC" --as-of 2026-03-06 --store "$STORE" \
+    --transactions "$OUT/world/transactions*.parquet" --out "$OUT/report-final"
+
+step "7. Uplift model: for whom does each treatment work? (learners compared out of fold)"
+"$CLI" model fit "$SPEC" --as-of 2026-03-06 --store "$STORE" \
+    --transactions "$OUT/world/transactions*.parquet" --candidates s,t,x --folds 3 \
+    --bootstrap 100 --out "$OUT/model"
+"$CLI" model score --model "$OUT/model" --customers "$OUT/cohort.parquet" \
+    --out "$OUT/scores.parquet"
+
+step "8. The next campaign: best treatment per customer under a budget and the advisors' capacity"
+# learned and valued on the experiment's out-of-fold scores (honest off-policy estimate); the
+# simulator's truth then reveals what the policy is really worth
+"$CLI" policy --scores "$OUT/model/oof_scores.parquet" --experiment "$OUT/model/oof_scores.parquet" \
+    --budget 20000 --cost coupon=0.10:10 --cost content=0.02 --cost advisor=4 \
+    --capacity advisor=3000 --truth "$OUT/world/truth.parquet" --out "$OUT/policy"
+
 echo
-echo "Open the reports: $OUT/report-*/report.html"
+echo "Open the reports: $OUT/report-*/report.html and $OUT/policy/policy.html"

@@ -50,8 +50,13 @@ def test_fit_then_score(capsys, experiment_csv, tmp_path):
     assert code == 0, err
     assert "learner: t" in stdout
     for name in ("model.pkl", "model.json", "comparison.csv", "comparison.json", "deciles.csv",
-                 "folds.csv", "qini_mail.png", "qini_call.png"):
+                 "oof_scores.parquet", "qini_mail.png", "qini_call.png"):
         assert (out / name).exists(), name
+    # out-of-fold scores of the training rows: the policy's off-policy evaluation reads them
+    oof = pd.read_parquet(out / "oof_scores.parquet")
+    assert list(oof.columns[:4]) == ["customer_id", "base", "uplift_call", "uplift_mail"]
+    assert len(oof) == len(df) and set(oof.fold) == {0, 1}  # --folds 2
+    assert (oof["arm"].to_numpy() == df[FIT[FIT.index("--arm") + 1]].astype(str).to_numpy()).all()
     table = pd.read_csv(out / "comparison.csv")
     assert set(table.arm) == {"mail", "call"} and (table.learner == "t").all()
     meta = json.loads((out / "model.json").read_text())
@@ -73,6 +78,8 @@ def test_fit_then_score(capsys, experiment_csv, tmp_path):
     np.testing.assert_allclose(s["uplift_mail"], ref["mail"], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(s["base"], m.predict_outcomes(df[["x1", "x2", "seg"]])["none"],
                                rtol=1e-9)
+    # ... and they are not the final model's in-sample predictions
+    assert np.mean(np.isclose(oof["uplift_mail"].to_numpy(), ref["mail"].to_numpy())) < 0.5
 
     # a customers file without a feature: exit 2, one line, no output written
     df.drop(columns="seg").to_csv(tmp_path / "nofeat.csv", index=False)

@@ -39,6 +39,8 @@ def model() -> None:
 @click.option("--learner", default="auto", show_default=True,
               type=click.Choice(["auto", "s", "t", "x", "dr", "urf"]),
               help="auto: compare all by cross-validated Qini and keep the best.")
+@click.option("--candidates", default=None, metavar="L,L,...",
+              help="With --learner auto: the learners to compare (default: s,t,x,dr,urf).")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20),
               help="Cross-fitting folds (every score is measured out of fold).")
 @click.option("--bootstrap", "n_bootstrap", default=200, show_default=True,
@@ -51,10 +53,12 @@ def model() -> None:
               help="Threads per LightGBM model.")
 @click.option("--out", required=True, metavar="DIR",
               help="Output folder (replaced whole): model.pkl, model.json, comparison.csv/.json, "
-                   "deciles.csv, qini_<arm>.png.")
+                   "deciles.csv, qini_<arm>.png, oof_scores.parquet (out-of-fold scores of the "
+                   "training rows, for `upliftlab policy --experiment`).")
 def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str | None,
         data: str | None, arm_col: str | None, control: str | None, outcome_col: str | None,
-        features: tuple[str, ...], outcome_type: str, learner: str, folds: int,
+        features: tuple[str, ...], outcome_type: str, learner: str, candidates: str | None,
+        folds: int,
         n_bootstrap: int, propensity: str | None, seed: int, n_jobs: int, out: str) -> None:
     """Cross-validate uplift learners, fit the best (or the one asked for) and save it.
 
@@ -102,7 +106,9 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
     import pandas as pd
 
     kind = binary_or_continuous(pd.Series(y), where) if outcome_type == "auto" else outcome_type
-    _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs, out)
+    _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs, out,
+                   outcome_name=outcome_col or "reactivated",
+                   learners=_parse_candidates(candidates) if candidates else None)
 
 
 def _parse_propensity(text: str) -> dict[str, float]:
@@ -120,92 +126,30 @@ def _parse_propensity(text: str) -> dict[str, float]:
     return out
 
 
-def _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs,
-                   out) -> None:
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    import numpy as np
-    import pandas as pd
-
+def _parse_candidates(text: str) -> tuple[str, ...]:
     from upliftlab.errors import InputError
-    from upliftlab.metrics import qini_curve, uplift_by_decile
-    from upliftlab.uplift import LEARNERS, UpliftModel, compare_learners, save_model
+    from upliftlab.uplift import LEARNERS
 
-    y = np.asarray(y, dtype=float)
-    out_path = Path(out)
-    if out_path.exists() and not out_path.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    # validate the data (arms, outcome, features) once, before the long cross-fitting
-    UpliftModel(control=control, outcome=kind)._check_y(y, len(y))
-    candidates = [l for l in LEARNERS if kind == "binary" or l != "urf"] if learner == "auto" \
-        else [learner]
-    comp = compare_learners(X, y, t, learners=candidates, folds=folds, control=control,
-                            outcome=kind, propensity=prop, n_bootstrap=n_bootstrap,
-                            random_state=seed, n_jobs=n_jobs)
-    chosen = comp.best("qini") if learner == "auto" else learner
-    final = UpliftModel(control=control, learner=chosen, outcome=kind, random_state=seed,
-                        n_jobs=n_jobs).fit(X, y, t, propensity=prop)
-    table = comp.table.copy()
-    table["chosen"] = table["learner"] == chosen
-    deciles = uplift_by_decile(y, comp.predictions[chosen], t, control=str(control))
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in LEARNERS]
+    if unknown or not names:
+        raise InputError(f"--candidates {text!r}: expected learners from {', '.join(LEARNERS)}")
+    return names
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
-    try:
-        staged = save_model(final, stage / "m", evaluation=table,
-                            training_data=(X, pd.Series(y), pd.Series(t)))
-        table.to_csv(staged / "comparison.csv", index=False)
-        table.to_json(staged / "comparison.json", orient="records", indent=2)
-        deciles.to_csv(staged / "deciles.csv", index=False)
-        pd.DataFrame({"fold": comp.fold}).to_csv(staged / "folds.csv", index=False)
-        _qini_plots(y, t, str(control), comp, staged, qini_curve)
-        if out_path.exists():
-            old = out_path.with_name(f".{out_path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_path.rename(old)
-            staged.rename(out_path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staged.rename(out_path)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
-    show = table[["learner", "arm", "qini", "qini_low", "qini_high", "auuc", "fit_seconds"]]
+def _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs,
+                   out, outcome_name="y", learners=None) -> None:
+    from upliftlab.uplift.workflow import fit_and_save
+
+    fit = fit_and_save(X, y, t, control=control, outcome=kind, out=out, learner=learner,
+                       folds=folds, n_bootstrap=n_bootstrap, propensity=prop, seed=seed,
+                       n_jobs=n_jobs, outcome_name=outcome_name, learners=learners)
+    show = fit.table[["learner", "arm", "qini", "qini_low", "qini_high", "auuc", "fit_seconds"]]
     click.echo(f"cross-fitted ({folds} folds), Qini/AUUC with causalml's normalisation, "
                f"{n_bootstrap} bootstrap resamples:")
     click.echo(show.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    click.echo(f"learner: {chosen}" + (" (best mean Qini)" if learner == "auto" else "")
-               + f" -> {out_path}/")
-
-
-def _qini_plots(y, t, control, comp, folder, qini_curve) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    arms = list(next(iter(comp.predictions.values())).columns)
-    for arm in arms:
-        rows = np.isin(t, [arm, control])
-        # causalml sets a global matplotlib style on import: draw in the default one
-        with plt.style.context("default"):
-            fig, ax = plt.subplots(figsize=(6.4, 4.2))
-            for name, pred in comp.predictions.items():
-                c = qini_curve(y[rows], pred[arm].to_numpy()[rows], (t[rows] == arm).astype(int))
-                ax.plot(c.x / c.x[-1], c.y, lw=1.2, label=name)
-            ax.plot([0, 1], [0, c.y[-1]], "k--", lw=1, label="random")
-            ax.set_xlabel("fraction targeted (by predicted uplift, out of fold)")
-            ax.set_ylabel("incremental outcomes (Qini)")
-            ax.set_title(f"{arm} vs {control}", fontsize=11)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=9)
-            fig.tight_layout()
-            safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(arm))
-            fig.savefig(folder / f"qini_{safe}.png", dpi=100)
-            plt.close(fig)
+    click.echo(f"learner: {fit.chosen}" + (" (best mean Qini)" if learner == "auto" else "")
+               + f" -> {fit.out}/")
 
 
 @model.command("score")

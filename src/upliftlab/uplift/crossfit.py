@@ -33,6 +33,7 @@ class Comparison:
     table: pd.DataFrame
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
     fold: np.ndarray | None = None
+    outcomes: dict[str, pd.DataFrame] = field(default_factory=dict)  # out-of-fold mu(x, a)
 
     def best(self, metric: str = "qini") -> str:
         """The learner with the highest mean `metric` over the treatment arms."""
@@ -162,20 +163,21 @@ def compare_learners(X: pd.DataFrame, y: Any, treatment: Any, learners: Sequence
     y = np.asarray(y)
     treatment = np.asarray(treatment, dtype=object)
     fold = fold_ids(y, treatment, folds, random_state)
-    rows, preds = [], {}
+    rows, preds, outs = [], {}, {}
     for name in progress(learners, desc="learners", unit="learner"):
         model = UpliftModel(control=control, learner=name, outcome=outcome,
                             base_learner=base_learner, random_state=random_state, n_jobs=n_jobs)
         t0 = time.perf_counter()
         with _PeakRSS() as mem:
-            cf = cross_fit_predict(model, X, y, treatment, propensity, fold,
+            cf = cross_fit_predict(model, X, y, treatment, propensity, fold, outcomes=True,
                                    desc=f"cross-fitting {name}")
         seconds = time.perf_counter() - t0
         preds[name] = cf.uplift
+        outs[name] = cf.outcomes
         table = evaluate_uplift(y, cf.uplift, treatment, control=str(control),
                                 n_bootstrap=n_bootstrap, alpha=alpha, random_state=random_state)
         table.insert(0, "learner", name)
         table["fit_seconds"] = seconds
         table["peak_rss_mib"] = mem.delta_mib
         rows.append(table)
-    return Comparison(pd.concat(rows, ignore_index=True), preds, fold)
+    return Comparison(pd.concat(rows, ignore_index=True), preds, fold, outs)

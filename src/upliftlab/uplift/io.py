@@ -56,7 +56,7 @@ def spec_training_data(spec_path: str, as_of: Any, store_path: str, outcome: str
     from the transactions after the campaign start, features = every column of the spec's cohort
     (as of the campaign start, i.e. before treatment). The outcome windows must be closed by
     `as_of`: a model fitted on half-observed windows would learn the wrong outcome.
-    Returns (X, y, treatment, propensity, control).
+    Returns (X indexed by customer_id, y, treatment, propensity, control).
     """
     from upliftlab.outcomes import _date, _design_weights, _outcome_relation
     from upliftlab.sources import quote
@@ -87,15 +87,37 @@ def spec_training_data(spec_path: str, as_of: Any, store_path: str, outcome: str
         cohort_cols = [d[0] for d in con.execute("SELECT * FROM ul_cohort LIMIT 0").description
                        if d[0] not in _NOT_FEATURES]
         sel = ", ".join(f"c.{quote(c)}" for c in cohort_cols)
-        df = con.execute(f"""SELECT o.arm, o.{quote(outcome)} AS y, {sel} FROM ul_outcomes o
-            JOIN ul_cohort c ON CAST(c.customer_id AS VARCHAR) = o.customer_id""").df()
+        df = con.execute(f"""SELECT o.customer_id AS ul_customer_id, o.arm, o.{quote(outcome)} AS y,
+            {sel} FROM ul_outcomes o
+            JOIN ul_cohort c ON CAST(c.customer_id AS VARCHAR) = o.customer_id
+            ORDER BY o.customer_id""").df()
     if len(df) == 0:
         raise InputError(f"{spec_path}: no assigned customers with cohort features")
     total = sum(weights.values()) or 1.0
     prop = {a: w / total for a, w in weights.items()}
-    X = df[cohort_cols]
+    # the customer ids index the features, so predictions (same index) can be traced back
+    X = df[cohort_cols].set_axis(pd.Index(df["ul_customer_id"].to_numpy(), name="customer_id"))
     return X, df["y"].to_numpy(dtype=float), df["arm"].astype(str).to_numpy(), prop, \
         spec.control_arm.name
+
+
+def scores_frame(customer_id: Any, outcomes: pd.DataFrame, control: Any, arms: Any,
+                 outcome: str = "binary") -> pd.DataFrame:
+    """The scores table `upliftlab policy` reads: customer_id, base (predicted outcome under
+    control) and uplift_<arm> per treatment arm, from per-arm predicted outcomes.
+
+    For a binary outcome the predicted probabilities are clipped to [0, 1] first (the X- and
+    DR-learners can step slightly outside), so base + uplift is always a probability.
+    """
+    pred = outcomes.to_numpy(dtype=float)
+    if outcome == "binary":
+        pred = np.clip(pred, 0.0, 1.0)
+    cols = list(outcomes.columns)
+    base = pred[:, cols.index(control)]
+    res = pd.DataFrame({"customer_id": np.asarray(customer_id), "base": base})
+    for arm in arms:
+        res[f"uplift_{arm}"] = pred[:, cols.index(arm)] - base
+    return res
 
 
 def score_file(model: Any, customers: str, out: str, id_col: str = "customer_id",
@@ -137,10 +159,8 @@ def score_file(model: Any, customers: str, out: str, id_col: str = "customer_id"
                     pred = model.predict_outcomes(df[features])
                 except InputError as exc:
                     raise InputError(f"{customers}: {exc}") from None
-                res = pd.DataFrame({"customer_id": df[id_col].to_numpy(),
-                                    "base": pred[model.control_].to_numpy()})
-                for arm in model.treatment_arms_:
-                    res[f"uplift_{arm}"] = pred[arm].to_numpy() - res["base"].to_numpy()
+                res = scores_frame(df[id_col].to_numpy(), pred, model.control_,
+                                   model.treatment_arms_, model.outcome)
                 table = pa.Table.from_pandas(res, preserve_index=False)
                 if writer is None:
                     writer = (pq.ParquetWriter(tmp, table.schema) if suffix.endswith(".parquet")

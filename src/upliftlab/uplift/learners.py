@@ -7,10 +7,15 @@ Each adapter has the same small interface: `fit(X, y, t, prop)`, `uplift(X)` -> 
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
 import numpy as np
+
+# causalml's forestci dependency logs "Failed to import duecredit" at ERROR on every import: it
+# is an optional citation tool, not a problem, so that logger is silenced
+logging.getLogger("duecredit").setLevel(logging.CRITICAL)
 
 LEARNERS = ("s", "t", "x", "dr", "urf")
 

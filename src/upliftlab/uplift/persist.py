@@ -16,8 +16,6 @@ import json
 import os
 import pickle
 import platform
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from upliftlab._files import staged_dir
 from upliftlab.errors import InputError
 
 FORMAT_VERSION = 1
@@ -92,9 +91,7 @@ def save_model(model: Any, path: str | os.PathLike, evaluation: Any = None,
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         pkl = tmp / MODEL_FILE
         with open(pkl, "wb") as fh:
             pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -121,16 +118,6 @@ def save_model(model: Any, path: str | os.PathLike, evaluation: Any = None,
             "evaluation": _jsonable(evaluation),
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
