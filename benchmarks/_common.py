@@ -34,12 +34,18 @@ def run_measured(code: str, *args: str) -> dict:
     The snippet may print one JSON object on its last stdout line; it is merged into the result.
     A child process gives an honest peak-memory figure (ru_maxrss of that process alone).
     """
+    # VmHWM of the child itself: ru_maxrss would carry the parent's peak across fork+exec
     wrapper = (
-        "import resource, time, json, sys\n"
+        "import time, json, sys\n"
+        "def _hwm_mib():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            return int(line.split()[1]) / 1024\n"
+        "    return float('nan')\n"
         "t0 = time.perf_counter()\n"
         f"exec(compile({code!r}, 'bench', 'exec'), {{'__name__': '__bench__'}})\n"
         "elapsed = time.perf_counter() - t0\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux -> MiB\n"
+        "peak = _hwm_mib()\n"
         "print(json.dumps({'seconds': elapsed, 'peak_gib': peak / 1024, 'peak_mib': peak}))\n"
     )
     out = subprocess.run([sys.executable, "-c", wrapper, *args], check=True,
