@@ -210,3 +210,40 @@ def test_model_path_scores_customers_with_a_saved_model(tmp_path, capsys):
     np.testing.assert_allclose(t.expected_uplift[treated],
                                up[np.flatnonzero(treated), chosen[treated]])
     assert (t.arm == "advisor").sum() <= 10 and t.expected_cost.sum() <= 100 + 1e-6
+
+
+def test_experiment_with_folds_cross_fits_the_prices(files, tmp_path, capsys):
+    from upliftlab.policy.allocate import make_problem, solve_lagrangian
+    from upliftlab.policy.run import _cross_fitted_policy
+
+    d, scores = files
+    exp = pd.read_csv(d / "experiment.csv")
+    exp["fold"] = np.arange(len(exp)) % 3
+    exp.to_csv(tmp_path / "experiment_folds.csv", index=False)
+    args = ["policy", "--scores", str(d / "scores.csv"), "--budget", "300", *COSTS,
+            "--capacity", "advisor=40", "--experiment"]
+    code, _, err = run(args + [str(tmp_path / "experiment_folds.csv"), "--out",
+                               str(tmp_path / "cf")], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "cf" / "policy.json").read_text())
+    assert "other folds" in report["off_policy"]["policy_learned"]
+    code, _, err = run(args + [str(d / "experiment.csv"), "--out", str(tmp_path / "plain")],
+                       capsys)
+    plain = json.loads((tmp_path / "plain" / "policy.json").read_text())
+    assert "no 'fold' column" in plain["off_policy"]["policy_learned"]
+
+    # each fold's decisions use prices learned without it: the same as solving the other folds
+    problem = make_problem(scores.base, {a: scores[f"uplift_{a}"] for a in ARMS}, arms=ARMS,
+                           budget=300, capacity={"advisor": 40},
+                           cost_per_contact={"coupon": 0.1, "content": 0.02, "advisor": 4},
+                           cost_per_conversion={"coupon": 10, "content": 0, "advisor": 0})
+    rows, fold = np.arange(problem.n), exp["fold"].to_numpy()
+    policy = _cross_fitted_policy(problem, rows, fold)
+    other = rows[fold != 0]
+    part = type(problem)(problem.arms, problem.gain[:, other], problem.cost[:, other],
+                         problem.uplift[:, other], 300 * 2 / 3, problem.capacity * 2 / 3,
+                         problem.objective)
+    _, lam, mu, _ = solve_lagrangian(part, core=0)
+    reduced = problem.gain[:, fold == 0] - lam * problem.cost[:, fold == 0] - mu[:, None]
+    expect = np.where(reduced.max(axis=0) > 0, reduced.argmax(axis=0) + 1, 0)
+    assert (policy[fold == 0] == expect).mean() > 0.99

@@ -122,6 +122,7 @@ class Experiment:
     y: np.ndarray
     arms: tuple[str, ...]
     source: str
+    fold: np.ndarray | None = None   # cross-fitting fold per customer (oof_scores.parquet)
 
 
 def read_experiment(source: Any, arms: tuple[str, ...], *, customer_col: str = "customer_id",
@@ -135,9 +136,10 @@ def read_experiment(source: Any, arms: tuple[str, ...], *, customer_col: str = "
     try:
         cols = register(con, source, "experiment")
         require_columns(cols, [customer_col, arm_col, outcome_col], where)
+        fold_sql = ", TRY_CAST(fold AS BIGINT) AS fold" if "fold" in cols else ""
         data = con.execute(
             f"SELECT {quote(customer_col)} AS cid, CAST({quote(arm_col)} AS VARCHAR) AS arm, "
-            f"TRY_CAST({quote(outcome_col)} AS DOUBLE) AS y FROM experiment").df()
+            f"TRY_CAST({quote(outcome_col)} AS DOUBLE) AS y{fold_sql} FROM experiment").df()
     finally:
         con.close()
     if data["cid"].isna().any():
@@ -153,7 +155,13 @@ def read_experiment(source: Any, arms: tuple[str, ...], *, customer_col: str = "
                          f"a scored arm ({', '.join(arms)})")
     index = {a: j for j, a in enumerate(names)}
     arm = data["arm"].astype(str).map(index).to_numpy(dtype=np.int64)
-    return Experiment(data["cid"].to_numpy(), arm, data["y"].to_numpy(dtype=float), names, where)
+    fold = None
+    if "fold" in data:
+        if data["fold"].isna().any():
+            raise InputError(f"{where}: column 'fold' must be an integer fold id for every row")
+        fold = data["fold"].to_numpy(dtype=np.int64)
+    return Experiment(data["cid"].to_numpy(), arm, data["y"].to_numpy(dtype=float), names, where,
+                      fold)
 
 
 def align(experiment: Experiment, scores: Scores) -> np.ndarray:

@@ -131,9 +131,16 @@ def _off_policy(problem: Any, scores: Scores, experiment: Any, opt: Any,
     sub = type(problem)(problem.arms, problem.gain[:, rows], problem.cost[:, rows],
                         problem.uplift[:, rows], np.inf, np.full(problem.k, np.inf),
                         problem.objective)
-    pr = _Pricer(sub.gain, sub.cost, np.inf, sub.capacity)
-    pr(opt.lambda_, np.array([opt.mu_[a] for a in problem.arms]))
-    policy = pr.arm.astype(np.int64) + 1
+    if exp.fold is not None and len(np.unique(exp.fold)) > 1:
+        policy = _cross_fitted_policy(problem, rows, exp.fold)
+        learned = ("prices learned on the other folds of the experiment and applied to each "
+                   "fold (cross-fitting, by the experiment's 'fold' column)")
+    else:
+        pr = _Pricer(sub.gain, sub.cost, np.inf, sub.capacity)
+        pr(opt.lambda_, np.array([opt.mu_[a] for a in problem.arms]))
+        policy = pr.arm.astype(np.int64) + 1
+        learned = ("the prices learned on all scored customers, applied to the experiment "
+                   "customers (no 'fold' column to cross-fit them)")
     base = scores.base[rows]
     mu = np.column_stack([base] + [base + scores.uplift[a][rows] for a in scores.arms])
     if weights:
@@ -163,9 +170,33 @@ def _off_policy(problem: Any, scores: Scores, experiment: Any, opt: Any,
     out["propensities"] = {a: float(v) for a, v in zip(exp.arms, e)}
     out["propensity_source"] = source
     out["population"] = n
+    out["policy_learned"] = learned
     out["note"] = ("policy = the learned prices applied to the experiment customers' scores; "
                    "the estimate is honest only if those scores are out-of-fold for them")
     return out
+
+
+def _cross_fitted_policy(problem: Any, rows: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """The policy (arm index, 0 = control) for each experiment customer, with the prices (budget
+    and capacities scaled to the training share) learned on the other folds only, so that no
+    customer's decision is tuned on that customer's own outcome."""
+    from upliftlab.policy.allocate import solve_lagrangian
+
+    policy = np.zeros(rows.shape[0], dtype=np.int64)
+    n = problem.n
+    for k in np.unique(fold):
+        train = rows[fold != k]
+        share = train.shape[0] / n
+        part = type(problem)(problem.arms, problem.gain[:, train], problem.cost[:, train],
+                             problem.uplift[:, train], problem.budget * share,
+                             problem.capacity * share, problem.objective)
+        _, lam, mu, _ = solve_lagrangian(part, core=0)
+        test = fold == k
+        pr = _Pricer(problem.gain[:, rows[test]], problem.cost[:, rows[test]], np.inf,
+                     np.full(problem.k, np.inf))
+        pr(lam, mu)
+        policy[test] = pr.arm.astype(np.int64) + 1
+    return policy
 
 
 def _true_values(problem: Any, scores: Scores, truth: Any, plan: Any, opt: Any,
