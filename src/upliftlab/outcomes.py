@@ -111,17 +111,19 @@ class WeeklyReport:
 def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                 transactions: str | None = None, analysis: str | None = None,
                 alpha: float | None = None, correction: str = "holm",
-                history: bool = True) -> WeeklyReport:
+                history: bool = True, model: Any = None, policy: Any = None) -> WeeklyReport:
     """The weekly report of the designed experiment `spec_path` as of `as_of` into `out`.
 
     Outcomes from the store's assignments and the transactions (`transactions`, default the
     spec's cohort.transactions) after the campaign start (cohort.as_of); covariates and tier
     from the spec's cohort; costs and design weights from the spec and the store. analysis
     None: sequential while outcome windows are open, fixed once all are closed. The week's
-    report.json is stored in `weekly_results`; earlier weeks give the trend.
+    report.json is stored in `weekly_results`; earlier weeks give the trend. `model` and
+    `policy` (folders from `upliftlab model fit` / `upliftlab policy`) add the report's model
+    and policy sections (see `upliftlab.report.write_report`); they are not stored.
     """
     from upliftlab.analysis import analyze
-    from upliftlab.report import write_report
+    from upliftlab.report import load_model_section, load_policy_section, write_report
     from upliftlab.spec import load_spec
     from upliftlab.store import open_store
 
@@ -133,6 +135,11 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                          f"(cohort.as_of of {spec_path}): no outcomes yet")
     if out is None:
         raise InputError("report: missing --out DIR")
+    # read the folders before the store is touched: a bad one changes nothing
+    if model is not None and not isinstance(model, dict):
+        model = load_model_section(model)
+    if policy is not None and not isinstance(policy, dict):
+        policy = load_policy_section(policy)
     if not Path(store_path).exists():
         raise StoreError(f"store {store_path} does not exist (run `upliftlab assign` first)")
     window_end = start + dt.timedelta(days=spec.outcome_window_days)
@@ -176,7 +183,7 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                 result.method["notes"].append(
                     "All outcome windows are closed: this final report is fixed-horizon; the "
                     "weekly reports before it were sequential.")
-            path = write_report(result, out, history=past)
+            path = write_report(result, out, history=past, model=model, policy=policy)
             con.execute("INSERT OR REPLACE INTO weekly_results VALUES (?, ?, ?, ?, ?, ?)",
                         [spec.name, spec.version, report_day, _now(), analysis,
                          json.dumps(result.to_dict(), allow_nan=False)])

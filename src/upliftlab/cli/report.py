@@ -84,10 +84,16 @@ def _parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
               envvar="UPLIFTLAB_STORE", type=click.Path(dir_okay=False),
               help="With SPEC: the DuckDB store (env UPLIFTLAB_STORE); the weekly results are "
                    "kept there.")
+@click.option("--model", "model_dir", metavar="DIR",
+              help="A folder from `upliftlab model fit`: adds the uplift model's section (Qini "
+                   "curves, learner comparison, calibration by decile).")
+@click.option("--policy", "policy_dir", metavar="DIR",
+              help="A folder from `upliftlab policy`: adds the next campaign's section (plan, "
+                   "budget curve, off-policy estimate against the baselines).")
 @click.option("--out", "out", metavar="DIR", help="Folder for report.json, report.md, report.html.")
 def report(spec, as_of, data, arm, control, metrics, covariates, segments, costs, revenue,
            weights, analysis, planned_n, alpha, correction, experiment, transactions, store_path,
-           out):
+           model_dir, policy_dir, out):
     """Write the uplift report of an experiment into DIR.
 
     \b
@@ -97,6 +103,9 @@ def report(spec, as_of, data, arm, control, metrics, covariates, segments, costs
     \b
     A designed experiment (outcomes from the store's assignments and transactions):
       upliftlab report experiments/winback.toml --as-of 2026-03-02 --out reports/w
+    \b
+    Either form takes --model DIR (from `upliftlab model fit`) and --policy DIR (from
+    `upliftlab policy`) to add the uplift model's and the next campaign's sections.
     """
     from upliftlab.errors import InputError
 
@@ -110,7 +119,7 @@ def report(spec, as_of, data, arm, control, metrics, covariates, segments, costs
 
         week = report_spec(spec, as_of=as_of, out=out, store_path=store_path,
                            transactions=transactions, analysis=analysis, alpha=alpha,
-                           correction=correction)
+                           correction=correction, model=model_dir, policy=policy_dir)
         from upliftlab.report._text import headlines
 
         for line in headlines(week.result.to_dict()):
@@ -123,15 +132,18 @@ def report(spec, as_of, data, arm, control, metrics, covariates, segments, costs
         raise InputError(f"report: missing {', '.join(missing)} (or give an experiment SPEC)")
 
     from upliftlab.analysis import analyze
-    from upliftlab.report import write_report
+    from upliftlab.report import load_model_section, load_policy_section, write_report
 
+    # read the folders first: a bad one fails before the analysis, and nothing is written
+    model = load_model_section(model_dir) if model_dir else None
+    policy = load_policy_section(policy_dir) if policy_dir else None
     result = analyze(data, arm=arm, control=control, metrics=list(metrics),
                      covariates=list(covariates), segments=list(segments),
                      costs=_parse_costs(costs), analysis=analysis or "sequential",
                      alpha=0.05 if alpha is None else alpha,
                      correction=correction, planned_n=planned_n, experiment=experiment,
                      as_of=as_of, weights=_parse_weights(weights), revenue=revenue)
-    path = write_report(result, out)
+    path = write_report(result, out, model=model, policy=policy)
     from upliftlab.report._text import headlines
 
     for line in headlines(result.to_dict()):

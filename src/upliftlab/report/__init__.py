@@ -1,4 +1,5 @@
-"""The weekly report: report.json, report.md and a self-contained report.html in one folder.
+"""The weekly report: report.json, report.md and a self-contained report.html in one folder,
+with the uplift model's and the next campaign's sections when their folders are given.
 
 Written atomically: everything goes to a temporary folder beside DIR, which then replaces DIR.
 """
@@ -16,17 +17,42 @@ from upliftlab.errors import InputError
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 
-__all__ = ["REPORT_FILES", "render_html", "render_markdown", "write_report"]
+__all__ = ["REPORT_FILES", "load_model_section", "load_policy_section", "render_html",
+           "render_markdown", "write_report"]
 
 
-def _as_dict(result: Any, history: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+def load_model_section(folder: str | os.PathLike) -> dict[str, Any]:
+    """The report.json `model` section of a model folder (InputError if it is not one)."""
+    from upliftlab.report._sections import load_model
+
+    return load_model(folder)
+
+
+def load_policy_section(folder: str | os.PathLike) -> dict[str, Any]:
+    """The report.json `policy` section of a policy folder (InputError if it is not one)."""
+    from upliftlab.report._sections import load_policy
+
+    return load_policy(folder)
+
+
+# a model / policy folder, or the section already loaded from one
+Section = str | os.PathLike | Mapping[str, Any] | None
+
+
+def _as_dict(result: Any, history: Sequence[Mapping[str, Any]] | None,
+             model: Any = None, policy: Any = None) -> dict[str, Any]:
     from upliftlab.analysis import json_safe
+    from upliftlab.report._sections import load_model, load_policy, section
 
     report = result.to_dict() if hasattr(result, "to_dict") else json_safe(dict(result))
     if history is not None:
         report["history"] = [compact(h) for h in history]
     elif report.get("history"):
         report["history"] = [compact(h) for h in report["history"]]
+    if model is not None:
+        report["model"] = json_safe(section(model, load_model))
+    if policy is not None:
+        report["policy"] = json_safe(section(policy, load_policy))
     return report
 
 
@@ -67,29 +93,40 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
         "val": val, "eff": eff, "pct": t.pct, "pv": t.pvalue, "num": t.num, "money": t.money,
         "cpir": lambda c: t.cpir_text(report, c), "version": __version__,
         "history_rows": history_rows if report.get("history") else [],
+        "pts": t.points, "signed": t.signed, "model_text": t.model_text,
+        "targeting_text": t.targeting_text, "dval": t.decile_value, "plan_text": t.plan_text,
+        "expected_text": t.expected_text, "total_ci": t.total_ci, "ope_text": t.ope_text,
+        "truth_text": t.truth_text, "model": report.get("model"), "policy": report.get("policy"),
     }
 
 
-def render_markdown(result: Any, history: Sequence[Mapping[str, Any]] | None = None) -> str:
-    """report.md: the same content as the HTML, without figures."""
+def render_markdown(result: Any, history: Sequence[Mapping[str, Any]] | None = None, *,
+                    model: Section = None, policy: Section = None) -> str:
+    """report.md: the same content as the HTML, without figures (see `write_report` for
+    `model` and `policy`)."""
     import jinja2
 
     from upliftlab.report._template import MARKDOWN
 
-    report = _as_dict(result, history)
+    report = _as_dict(result, history, model, policy)
     env = jinja2.Environment(autoescape=False, trim_blocks=False, undefined=jinja2.Undefined)
     return env.from_string(MARKDOWN).render(**_context(report)).strip() + "\n"
 
 
-def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None) -> str:
-    """report.html: self-contained (inline CSS and SVG figures; no scripts, no network)."""
+def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None, *,
+                model: Section = None, policy: Section = None) -> str:
+    """report.html: self-contained (inline CSS, SVG figures and the model's and policy's PNGs
+    as data: URIs; no scripts, no network)."""
     import jinja2
 
     from upliftlab.report import _plots
+    from upliftlab.report._sections import model_figures, policy_figure
     from upliftlab.report._template import HTML
 
-    report = _as_dict(result, history)
+    report = _as_dict(result, history, model, policy)
     ctx = _context(report)
+    ctx.update(qini_figs=model_figures(report["model"]) if report.get("model") else {},
+               budget_fig=policy_figure(report["policy"]) if report.get("policy") else None)
     ctx.update(forest=_plots.forest(report),
                trend=_plots.trend(report, report.get("history") or []),
                cost_fig=_plots.cost(report), seg_figs=_plots.segments(report))
@@ -98,11 +135,19 @@ def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None)
 
 
 def write_report(result: Any, out: str | os.PathLike, *,
-                 history: Sequence[Mapping[str, Any]] | None = None) -> Path:
+                 history: Sequence[Mapping[str, Any]] | None = None,
+                 model: Section = None, policy: Section = None) -> Path:
     """Write report.json, report.md and report.html into `out`, replacing an earlier report.
 
     `result` is an AnalysisResult (or its `.to_dict()`); `history` the earlier weeks'
     report.json dicts (for the trend). A folder holding anything but a report is refused.
+
+    `model`: a folder written by `upliftlab model fit` (or the section `load_model_section`
+    returned) adds "Whom to treat: uplift model" (Qini plots, learner comparison, calibration
+    deciles); `policy`: a folder written by `upliftlab policy` (or `load_policy_section`'s
+    dict) adds "Next campaign: policy" (plan, budget curve, off-policy estimate vs baselines).
+    Only JSON, CSV, Parquet and PNG files are read, never model.pkl. A missing or invalid
+    folder raises InputError before anything is written.
     """
     out = Path(out)
     if out.exists():
@@ -113,7 +158,7 @@ def write_report(result: Any, out: str | os.PathLike, *,
             raise InputError(f"{out}: folder holds other files ({', '.join(sorted(foreign)[:3])}"
                              f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new "
                              "folder for the report")
-    report = _as_dict(result, history)
+    report = _as_dict(result, history, model, policy)
     text_json = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     text_md = render_markdown(report)
     text_html = render_html(report)

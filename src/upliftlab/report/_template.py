@@ -20,6 +20,10 @@ HTML = r"""<!DOCTYPE html>
  th { background: #f4f4f4; } td.l, th.l { text-align: left; }
  .sig { color: #1b7f3b; font-weight: bold; } .fig svg { max-width: 100%; height: auto; }
  ul.notes li { margin: 0.3em 0; }
+ figure.png { margin: 0.6em 0; } figure.png img { max-width: 100%; height: auto; }
+ .row { display: flex; flex-wrap: wrap; gap: 0 1.2em; align-items: flex-start; }
+ figure.half { flex: 0 1 48%; margin: 0.4em 0; }
+ h3 { font-size: 1.02em; margin-top: 1.2em; }
 </style>
 </head>
 <body>
@@ -99,6 +103,86 @@ the uplift cannot yet be told from zero, so no finite range of costs is supporte
 <p class="sub">Standardised differences above 0.1 in absolute value deserve a look.</p>
 {% endif %}
 
+{% if model %}
+<h2>Whom to treat: uplift model</h2>
+<p>{{ model_text(model) }}</p>
+{% for t in model.targeting %}<p class="headline">{{ targeting_text(model, t) }}</p>
+{% endfor %}
+<div class="row">{% for arm in model.arms %}{% if qini_figs[arm] %}<figure class="png half"><img alt="Qini curve, {{ arm }} vs {{ model.control }}" src="{{ qini_figs[arm] }}"></figure>{% endif %}{% endfor %}</div>
+{% if not qini_figs %}<p class="sub">No Qini plots in {{ model.folder }}.</p>{% endif %}
+<p class="sub">Qini curves: incremental outcomes of treating customers in the order of their
+predicted uplift, out of fold (every score comes from a model not fitted on that customer);
+the dashed line is random targeting.</p>
+<h3>Learner comparison (out of fold)</h3>
+<table>
+<tr><th class="l">learner</th><th class="l">arm</th><th>Qini</th><th>Qini CI</th><th>AUUC</th>
+<th>AUUC CI</th><th>fit (s)</th><th>peak memory (MiB)</th><th class="l">chosen</th></tr>
+{% for c in model.comparison %}
+<tr><td class="l">{{ c.learner }}</td><td class="l">{{ c.arm }}</td><td>{{ num(c.qini, 3) }}</td>
+<td>{{ num(c.qini_low, 3) }} to {{ num(c.qini_high, 3) }}</td><td>{{ num(c.auuc, 3) }}</td>
+<td>{{ num(c.auuc_low, 3) }} to {{ num(c.auuc_high, 3) }}</td><td>{{ num(c.fit_seconds, 1) }}</td>
+<td>{{ num(c.peak_rss_mib, 0) }}</td><td class="l {{ 'sig' if c.chosen else '' }}">{{ 'yes' if c.chosen else '' }}</td></tr>
+{% endfor %}
+</table>
+<p class="sub">Scores as causalml computes them: the curve divided by the absolute value of its
+end; Qini = area between the curve and random (random ≈ 0, higher is better), AUUC = area under
+the gain curve (random ≈ 0.5). Intervals by bootstrap.</p>
+<h3>Calibration: predicted against observed uplift by decile</h3>
+<div class="row">{% for arm in model.arms %}<div>
+<p><b>{{ arm }}</b> vs {{ model.control }}{{ ' (percentage points)' if model.outcome == 'binary' else '' }}</p>
+<table>
+<tr><th>decile</th><th>treated</th><th>control</th><th>predicted</th><th>observed</th><th>95% CI</th></tr>
+{% for d in model.deciles if d.arm == arm %}
+<tr><td>{{ d.bin }}</td><td>{{ num(d.n_treated, 0) }}</td><td>{{ num(d.n_control, 0) }}</td>
+<td>{{ dval(model, d.predicted) }}</td><td>{{ dval(model, d.observed) }}</td>
+<td>{{ dval(model, d.ci_low) }} to {{ dval(model, d.ci_high) }}</td></tr>
+{% endfor %}
+</table></div>
+{% endfor %}</div>
+<p class="sub">Decile 1 = the highest predicted uplift. A calibrated model's observed uplift
+falls as the decile rises and its intervals cover the predicted values. Model folder: {{ model.folder }}.</p>
+{% endif %}
+
+{% if policy %}
+<h2>Next campaign: policy</h2>
+<p class="headline">{{ plan_text(policy) }}</p>
+<p class="headline">{{ expected_text(policy) }}</p>
+{% if budget_fig %}<figure class="png"><img alt="Incremental reactivations against budget" src="{{ budget_fig }}"></figure>
+{% endif %}{% if policy.exploration and policy.exploration.customers %}<p class="sub">The curve is the
+best allocation at each budget without the exploration share; the chosen budget's point lies below
+it because {{ pct(policy.exploration.share, 0) }} of the customers are assigned at random.</p>{% endif %}
+<table>
+<tr><th class="l">arm</th><th>customers</th>{% if policy.exploration %}<th>of which exploration</th>{% endif %}
+<th>cost per contact</th><th>cost per conversion</th><th>capacity</th></tr>
+{% for arm, n in policy.allocation.counts.items() %}
+<tr><td class="l">{{ arm }}</td><td>{{ '{:,}'.format(n) }}</td>
+{% if policy.exploration %}<td>{{ '{:,}'.format(policy.exploration.counts.get(arm, 0)) }}</td>{% endif %}
+<td>{{ money((policy.costs or {}).get(arm, {}).get('per_contact'), 2) }}</td>
+<td>{{ money((policy.costs or {}).get(arm, {}).get('per_conversion'), 2) }}</td>
+<td>{{ '{:,}'.format((policy.capacity or {}).get(arm)) if (policy.capacity or {}).get(arm) is not none else 'none' }}</td></tr>
+{% endfor %}
+<tr><td class="l">nothing</td><td>{{ '{:,}'.format(policy.allocation.n_customers - policy.allocation.n_treated) }}</td>
+{% if policy.exploration %}<td></td>{% endif %}<td></td><td></td><td></td></tr>
+</table>
+{% if policy.off_policy %}{% set ope = policy.off_policy %}
+<h3>How much better than the alternatives (off-policy, on the last experiment)</h3>
+<p>{{ ope_text(policy) }}</p>
+<table>
+<tr><th class="l">policy or baseline</th><th>reactivations (95% CI)</th><th>cost</th>
+<th>policy minus baseline (95% CI)</th><th>p</th><th class="l">significant</th></tr>
+<tr><td class="l"><b>this policy</b></td><td>{{ total_ci(ope.reactivation) }}</td><td>{{ money(ope.cost.total) }}</td><td></td><td></td><td></td></tr>
+{% for b in ope.baselines %}
+<tr><td class="l">{{ b.name }}</td><td>{{ total_ci(b.reactivation) }}</td><td>{{ money(b.cost.total) }}</td>
+<td>{{ total_ci(b.difference, 1, True) }}</td><td>{{ pv(b.p_value) }}</td>
+<td class="l {{ 'sig' if b.significant else '' }}">{{ 'yes' if b.significant else 'no' }}</td></tr>
+{% endfor %}
+</table>
+<ul class="notes">{% for b in ope.baselines %}{% if b.statement %}<li>{{ b.statement }}</li>{% endif %}{% endfor %}</ul>
+{% else %}<p class="sub">No off-policy estimate: the policy was run without --experiment.</p>{% endif %}
+{% if truth_text(policy) %}<p class="headline">{{ truth_text(policy) }}</p>{% endif %}
+<p class="sub">Policy folder: {{ policy.folder }}.</p>
+{% endif %}
+
 <h2>Method</h2>
 <ul class="notes">
 <li>Analysis: {{ r.method.analysis }}; α = {{ r.method.alpha }}; correction: {{ r.method.correction }}.</li>
@@ -152,7 +236,61 @@ ROI = (incremental revenue − incremental cost) / incremental cost.
 | segment | arm | metric | Q | df | p |
 |---|---|---|---:|---:|---:|
 {% for b in r.segments %}{% for h in b.heterogeneity %}| {{ b.column }} | {{ h.arm }} | {{ h.metric }} | {{ num(h.q) }} | {{ h.df }} | {{ pv(h.p_value) }} |
-{% endfor %}{% endfor %}{% endif %}
+{% endfor %}{% endfor %}{% endif %}{% if model %}
+## Whom to treat: uplift model
+
+{{ model_text(model) }}
+
+{% for t in model.targeting %}- {{ targeting_text(model, t) }}
+{% endfor %}
+The Qini curves per arm are in report.html.
+
+| learner | arm | Qini | Qini CI | AUUC | AUUC CI | fit (s) | peak memory (MiB) | chosen |
+|---|---|---:|---|---:|---|---:|---:|---|
+{% for c in model.comparison %}| {{ c.learner }} | {{ c.arm }} | {{ num(c.qini, 3) }} | {{ num(c.qini_low, 3) }} to {{ num(c.qini_high, 3) }} | {{ num(c.auuc, 3) }} | {{ num(c.auuc_low, 3) }} to {{ num(c.auuc_high, 3) }} | {{ num(c.fit_seconds, 1) }} | {{ num(c.peak_rss_mib, 0) }} | {{ 'yes' if c.chosen else '' }} |
+{% endfor %}
+### Calibration: predicted against observed uplift by decile{{ ' (percentage points)' if model.outcome == 'binary' else '' }}
+
+| arm | decile | treated | control | predicted | observed | 95% CI |
+|---|---:|---:|---:|---:|---:|---|
+{% for d in model.deciles %}| {{ d.arm }} | {{ d.bin }} | {{ num(d.n_treated, 0) }} | {{ num(d.n_control, 0) }} | {{ dval(model, d.predicted) }} | {{ dval(model, d.observed) }} | {{ dval(model, d.ci_low) }} to {{ dval(model, d.ci_high) }} |
+{% endfor %}
+Decile 1 = the highest predicted uplift; out of fold. Model folder: {{ model.folder }}.
+{% endif %}{% if policy %}
+## Next campaign: policy
+
+{{ plan_text(policy) }}
+
+{{ expected_text(policy) }}
+
+| arm | customers |
+|---|---:|
+{% for arm, n in policy.allocation.counts.items() %}| {{ arm }} | {{ '{:,}'.format(n) }} |
+{% endfor %}| nothing | {{ '{:,}'.format(policy.allocation.n_customers - policy.allocation.n_treated) }} |
+{% if policy.off_policy %}{% set ope = policy.off_policy %}
+### How much better than the alternatives (off-policy, on the last experiment)
+
+{{ ope_text(policy) }}
+
+| policy or baseline | reactivations (95% CI) | cost | policy minus baseline (95% CI) | p | significant |
+|---|---:|---:|---:|---:|---|
+| this policy | {{ total_ci(ope.reactivation) }} | {{ money(ope.cost.total) }} | | | |
+{% for b in ope.baselines %}| {{ b.name }} | {{ total_ci(b.reactivation) }} | {{ money(b.cost.total) }} | {{ total_ci(b.difference, 1, True) }} | {{ pv(b.p_value) }} | {{ 'yes' if b.significant else 'no' }} |
+{% endfor %}
+{% for b in ope.baselines %}{% if b.statement %}- {{ b.statement }}
+{% endif %}{% endfor %}{% else %}
+No off-policy estimate: the policy was run without --experiment.
+{% endif %}{% if truth_text(policy) %}
+{{ truth_text(policy) }}
+{% endif %}
+### Budget curve (the plot is in report.html)
+
+| budget | cost | expected incremental reactivations |
+|---:|---:|---:|
+{% for b in policy.budget_curve.budget %}| {{ money(b) }} | {{ money(policy.budget_curve.cost[loop.index0]) if policy.budget_curve.cost else 'n/a' }} | {{ num(policy.budget_curve.reactivations[loop.index0], 1) }} |
+{% endfor %}
+Each point is the best allocation at that budget, without the exploration share. Policy folder: {{ policy.folder }}.
+{% endif %}
 ## Method
 
 - Analysis: {{ r.method.analysis }}; α = {{ r.method.alpha }}; correction: {{ r.method.correction }}.

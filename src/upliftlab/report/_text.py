@@ -131,3 +131,127 @@ def srm_text(report: dict[str, Any]) -> str:
     return (f"SAMPLE RATIO MISMATCH: the arm sizes ({counts}) do not match the design weights "
             f"(p = {pvalue(srm['p_value'])} < 0.001). The assignment or the data pipeline is "
             "broken; do not trust the effects until this is explained.")
+
+
+# --- the model and policy sections (dicts from upliftlab.report._sections) --------------------
+
+def unit(model: dict[str, Any]) -> str:
+    """What the model's outcome counts: reactivations for 0/1 outcomes."""
+    return "reactivations" if model.get("outcome") == "binary" else "outcome"
+
+
+def model_text(model: dict[str, Any]) -> str:
+    learners = sorted({str(r["learner"]) for r in model["comparison"]})
+    how = (f"chosen by mean out-of-fold Qini among {', '.join(learners)}" if len(learners) > 1
+           else "the learner asked for; no other was compared")
+    n = f" on {model['n_rows']:,} customers" if model.get("n_rows") else ""
+    return (f"Learner: {model['learner']} ({how}), fitted{n} for the arms "
+            f"{', '.join(model['arms'])} against {model['control']}.")
+
+
+def targeting_text(model: dict[str, Any], t: dict[str, Any]) -> str:
+    """'Out of fold, treating the top 20% ... captures 63% of the coupon's incremental ...'."""
+    arm, what = t["arm"], unit(model)
+    share = t.get("share_captured")
+    top = f"the top {100 * t['fraction']:.0f}% of customers by predicted {arm} uplift"
+    if share is None:
+        return (f"Out of fold, {arm} produced no incremental {what} overall against "
+                f"{model['control']} ({num(t['incremental_all'], 1)}), so there is nothing for "
+                f"{top} to capture.")
+    s = (f"Out of fold, treating {top} captures {100 * share:.0f}% of the {arm}'s incremental "
+         f"{what} ({num(t['incremental_top'], 1)} of {num(t['incremental_all'], 1)} in the "
+         "experiment)")
+    if share > 1:
+        s += "; above 100% because the other customers, taken together, respond negatively"
+    elif share < t["fraction"]:
+        s += "; no better than treating at random"
+    return s + "."
+
+
+def decile_value(model: dict[str, Any], x: float | None) -> str:
+    return points(x, 2) if model.get("outcome") == "binary" else signed(x, 3)
+
+
+def plan_text(policy: dict[str, Any]) -> str:
+    a = policy["allocation"]
+    counts = sorted(a["counts"].items(), key=lambda kv: -kv[1])
+    parts = [f"{arm} to {c:,}" for arm, c in counts]
+    none = (a["n_customers"] - a["n_treated"]) if a.get("n_customers") is not None else None
+    if none is not None:
+        parts.append(f"nothing to {none:,}")
+    s = f"Plan: {', '.join(parts)}"
+    if a.get("n_customers") is not None:
+        s += f" (of {a['n_customers']:,} customers)"
+    ex = policy.get("exploration")
+    if ex and ex.get("customers"):
+        s += (f", including {ex['customers']:,} assigned at random as the "
+              f"{100 * ex['share']:.0f}% exploration share")
+    return s + "."
+
+
+def expected_text(policy: dict[str, Any]) -> str:
+    a = policy["allocation"]
+    used = f"{100 * a['budget_used']:.1f}%" if a.get("budget_used") is not None else "n/a"
+    gap = a.get("optimality_gap")
+    if gap is None:
+        gap_s = "n/a"
+    else:
+        gap_s = "below 0.001%" if 100 * gap < 1e-3 else f"{100 * gap:.3f}%"
+    return (f"Expected: {num(a['expected_incremental_reactivations'], 1)} incremental "
+            f"reactivations at a cost of {money(a['expected_cost'])} "
+            f"({money(a['cost_per_incremental_reactivation'], 2)} per incremental reactivation); "
+            f"{used} of the {money(a['budget'])} budget used; marginal cost of the last "
+            f"reactivation bought {money(a.get('marginal_cost_per_reactivation'), 2)}; "
+            f"optimality gap {gap_s} ({a['method']}).")
+
+
+def total_ci(e: dict[str, Any] | None, digits: int = 1, sign: bool = False,
+             label: str = "") -> str:
+    """'693.0 (413.9 to 972.2)' from an estimate dict with total/total_ci_* ('label' goes
+    inside the parentheses, e.g. '95% CI ')."""
+    if not e:
+        return "n/a"
+    f = (lambda x: signed(x, digits)) if sign else (lambda x: num(x, digits))
+    return (f"{f(e.get('total'))} ({label}{f(e.get('total_ci_low'))} to "
+            f"{f(e.get('total_ci_high'))})")
+
+
+def ope_text(policy: dict[str, Any]) -> str | None:
+    ope = policy.get("off_policy")
+    if not ope:
+        return None
+    n = f" on the {ope['customers']:,} customers of the last experiment" if ope.get(
+        "customers") else ""
+    if ope.get("population") and ope.get("population") != ope.get("customers"):
+        n += f", scaled to {num(ope['population'], 0)} customers"
+    better = [b["name"] for b in ope["baselines"] if b.get("significant")]
+    not_better = [b["name"] for b in ope["baselines"] if b.get("significant") is False]
+    s = (f"Off-policy estimate ({ope['method']}{n}): "
+         f"{total_ci(ope['incremental_reactivations'], label='95% CI ')} incremental reactivations "
+         f"over treating nobody, at a cost of {money((ope.get('cost') or {}).get('total'))}.")
+    if better:
+        s += f" Significantly better than: {'; '.join(better)}."
+    if not_better:
+        s += (f" Not significantly better than: {'; '.join(not_better)} (the difference could "
+              "be chance).")
+    return s
+
+
+def truth_text(policy: dict[str, Any]) -> str | None:
+    tv = policy.get("truth")
+    if not tv:
+        return None
+    rule = tv.get("price_rule") or {}
+    plan = tv.get("targeting") or {}
+    s = (f"True value (from {tv.get('source')}): the learned price rule gives "
+         f"{num(rule.get('incremental_reactivations'), 1)} incremental reactivations")
+    inc = (policy.get("off_policy") or {}).get("incremental_reactivations")
+    if inc and inc.get("total_ci_low") is not None and rule.get("incremental_reactivations") \
+            is not None:
+        covered = inc["total_ci_low"] <= rule["incremental_reactivations"] <= inc["total_ci_high"]
+        s += (f" (off-policy estimate {total_ci(inc, label='95% CI ')}: "
+              f"{'covered' if covered else 'NOT covered'} by the interval)")
+    s += (f"; the written plan, exploration included, "
+          f"{num(plan.get('incremental_reactivations'), 1)} at a cost of "
+          f"{money(plan.get('cost'))}.")
+    return s
