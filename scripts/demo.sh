@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the whole flow end to end on the built-in simulator.
 #   simulate a world -> dormant cohort -> power -> assign (+ checks) -> export contact lists
-#   -> the world responds -> four weekly reports + the final one (HTML) -> uplift model
-#   -> next campaign's policy, its off-policy estimate, and its true value from the simulator
+#   -> the world responds -> four weekly reports (HTML) -> uplift model -> next campaign's policy,
+#   its off-policy estimate and its true value from the simulator -> the final report with all
 # Usage: scripts/demo.sh [CLI] [OUT]. The worked spec reads ../reports/demo/world, so OUT must be
 # reports/demo (the default) for the spec's relative path to find the world.
 set -euo pipefail
@@ -13,7 +13,8 @@ STORE="$OUT/upliftlab.duckdb"
 CUSTOMERS=${DEMO_CUSTOMERS:-200000}
 export UPLIFTLAB_STORE="$STORE"
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else step() { printf '\n== %s\n' "$*"; }; fi
 
 rm -rf "$OUT" && mkdir -p "$OUT"
 
@@ -43,10 +44,6 @@ for day in 2026-01-12 2026-01-19 2026-01-26 2026-02-02; do
         --transactions "$OUT/world/transactions*.parquet" --out "$OUT/report-$day"
 done
 
-echo "-- the outcome windows close (60 days): the final, fixed-horizon report"
-"$CLI" report "$SPEC" --as-of 2026-03-06 --store "$STORE" \
-    --transactions "$OUT/world/transactions*.parquet" --out "$OUT/report-final"
-
 step "7. Uplift model: for whom does each treatment work? (learners compared out of fold)"
 "$CLI" model fit "$SPEC" --as-of 2026-03-06 --store "$STORE" \
     --transactions "$OUT/world/transactions*.parquet" --candidates s,t,x --folds 3 \
@@ -61,5 +58,10 @@ step "8. The next campaign: best treatment per customer under a budget and the a
     --budget 20000 --cost coupon=0.10:10 --cost content=0.02 --cost advisor=4 \
     --capacity advisor=3000 --truth "$OUT/world/truth.parquet" --out "$OUT/policy"
 
+step "9. The outcome windows have closed (60 days): the final, fixed-horizon report"
+"$CLI" report "$SPEC" --as-of 2026-03-06 --store "$STORE" \
+    --transactions "$OUT/world/transactions*.parquet" \
+    --model "$OUT/model" --policy "$OUT/policy" --out "$OUT/report-final"
+
 echo
-echo "Open the reports: $OUT/report-*/report.html and $OUT/policy/policy.html"
+echo "Open the reports: $OUT/report-final/report.html (and the weekly $OUT/report-2026-*/)"
