@@ -268,7 +268,8 @@ class UpliftModel(BaseEstimator):
                 out[:, j] = s.to_numpy(dtype=np.float64, na_value=np.nan)
                 continue
             keys = _text_keys(s)
-            codes = pd.Categorical(keys, categories=self.categories_[c]).codes
+            # -1 for unseen values and NaN (pd.Categorical with unknown values is deprecated)
+            codes = pd.Index(self.categories_[c]).get_indexer(keys)
             unseen = (codes < 0) & keys.notna().to_numpy()
             if check_unseen and unseen.any() and self.unseen_categories == "error":
                 vals = sorted(set(keys[unseen].tolist()))[:5]
