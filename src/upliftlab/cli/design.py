@@ -40,21 +40,29 @@ def format_power(report) -> str:  # noqa: ANN001 - a PowerReport
     out.append(f"sequential (always-valid confidence sequence): x{r.sequential_inflation:.2f} "
                "the fixed-horizon sample for the same MDE and power")
     out.append(f"available sizes: {'assigned customers in the store' if r.sizes_source == 'assigned' else 'expected from the cohort and the weights'}")
-    header = ["arm", "scope", "baseline", "n arm", "n ctrl", "MDE fixed", "MDE seq", "target",
+    header = ["arm", "scope", "baseline", "n arm", "n ctrl", "MDE fixed", "MDE seq", "target MDE",
               "need arm", "need ctrl", "need cohort", "seq arm", "seq ctrl", "seq cohort"]
     rows = []
     for x in r.rows:
         rows.append([x.arm, x.scope, _pct(x.baseline), _n(x.n_treatment), _n(x.n_control),
-                     "+" + _pct(x.mde_available), "+" + _pct(x.mde_available_sequential),
-                     "-" if x.mde is None else "+" + _pct(x.mde),
+                     _pts(x.mde_available), _pts(x.mde_available_sequential),
+                     "-" if x.mde is None else _pts(x.mde),
                      _n(x.n_treatment_required) + ("!" if x.capacity_short else ""),
                      _n(x.n_control_required), _n(x.cohort_required),
                      _n(x.n_treatment_sequential), _n(x.n_control_sequential),
                      _n(x.cohort_sequential)])
     out.append(_table(header, rows))
+    out.append("MDE: the smallest absolute lift in reactivation (percentage points) detectable "
+               "at this power; need/seq: customers needed for the target MDE, fixed-horizon / "
+               "sequential")
     if any(x.capacity_short for x in r.rows):
         out.append("! the arm's capacity is below the sample it needs for the target MDE")
     return "\n".join(out)
+
+
+def _pts(p: float) -> str:
+    """An absolute difference of proportions in percentage points, e.g. +0.45pt."""
+    return f"+{100 * p:.2f}pt"
 
 
 def format_assign(run, spec) -> str:  # noqa: ANN001 - an AssignRun and its spec
