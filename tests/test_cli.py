@@ -33,3 +33,14 @@ def test_main_callable_in_process(capsys):
     except SystemExit as exc:  # pragma: no cover - click may exit on --version
         assert exc.code in (0, None)
     assert "upliftlab" in capsys.readouterr().out
+
+
+def test_cli_start_up_imports_no_heavy_library():
+    # every command imports pandas, DuckDB, causalml, ... inside itself, so `--help` stays fast
+    heavy = ("pandas", "numpy", "duckdb", "scipy", "matplotlib", "causalml", "lightgbm",
+             "statsmodels", "sklearn")
+    out = subprocess.run([sys.executable, "-c",
+                          "import sys, upliftlab.cli; "
+                          f"print(','.join(m for m in {heavy!r} if m in sys.modules))"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
