@@ -259,15 +259,20 @@ def stratum_sql(strata: Sequence[str], alias: str = "") -> str:
     return " || '|' || ".join(parts)
 
 
-def _simple_case(design: Design, ui: str = "ui", *, index: bool = False) -> str:
-    """CASE of simple mode on the 60-bit integer `ui`: the first arm whose cumulative weight
-    exceeds u (the arm's name, or its index in spec order when `index`)."""
+def _arm_case(design: Design, below: Any, *, index: bool = False) -> str:
+    """CASE of simple mode: the first arm whose cumulative weight exceeds u, where `below(T)`
+    is the SQL test "u < T" (the arm's name, or its index in spec order when `index`)."""
     positive = [a for a in design.arms if a.weight > 0]
     cuts = thresholds([a.weight for a in design.arms])
     label = (lambda a: str(design.arms.index(a))) if index else (lambda a: literal(a.name))
-    whens = [f"WHEN {ui} < {t} THEN {label(a)}"
+    whens = [f"WHEN {below(t)} THEN {label(a)}"
              for a, t in zip(design.arms, cuts) if a.weight > 0 and a is not positive[-1]]
     return f"CASE {' '.join(whens)} ELSE {label(positive[-1])} END"
+
+
+def _simple_case(design: Design, ui: str = "ui", *, index: bool = False) -> str:
+    """`_arm_case` on the 60-bit integer `ui`."""
+    return _arm_case(design, lambda t: f"{ui} < {t}", index=index)
 
 
 def md5_sql(salt: str, id_sql: str) -> str:
@@ -292,12 +297,7 @@ def hex_key(x: int) -> str:
 
 def _simple_case_hex(design: Design, h: str, *, index: bool = False) -> str:
     """`_simple_case` on the md5 text `h` (the same arms)."""
-    positive = [a for a in design.arms if a.weight > 0]
-    cuts = thresholds([a.weight for a in design.arms])
-    label = (lambda a: str(design.arms.index(a))) if index else (lambda a: literal(a.name))
-    whens = [f"WHEN {h} < {literal(hex_key(t))} THEN {label(a)}"
-             for a, t in zip(design.arms, cuts) if a.weight > 0 and a is not positive[-1]]
-    return f"CASE {' '.join(whens)} ELSE {label(positive[-1])} END"
+    return _arm_case(design, lambda t: f"{h} < {literal(hex_key(t))}", index=index)
 
 
 def _order_keys(con: "duckdb.DuckDBPyConnection", table: str, group: str, where: str,

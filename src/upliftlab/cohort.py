@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,8 +45,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from upliftlab._files import staged_file
 from upliftlab.errors import InputError, SpecError
-from upliftlab.sources import (ColumnMap, connect, describe, literal, quote, register,
+from upliftlab.sources import (ColumnMap, connect, describe, literal, parse_date, quote, register,
                                require_columns)
 
 if TYPE_CHECKING:
@@ -185,18 +185,10 @@ def _check_dormant_after(dormant_after: Any) -> None:
 
 def _as_date(as_of: Any) -> date:
     """The as-of date from a date, a midnight datetime/Timestamp or an ISO string."""
-    if isinstance(as_of, datetime):
-        if (as_of.hour, as_of.minute, as_of.second, as_of.microsecond) != (0, 0, 0, 0):
-            raise InputError(f"as-of {as_of} must be a date (midnight), not a time of day")
-        return as_of.date()
-    if isinstance(as_of, date):
-        return as_of
-    if isinstance(as_of, str):
-        try:
-            return date.fromisoformat(as_of.strip())
-        except ValueError:
-            pass
-    raise InputError(f"as-of date {as_of!r} is not a date (expected YYYY-MM-DD)")
+    if isinstance(as_of, datetime) and (as_of.hour, as_of.minute, as_of.second,
+                                        as_of.microsecond) != (0, 0, 0, 0):
+        raise InputError(f"as-of {as_of} must be a date (midnight), not a time of day")
+    return parse_date(as_of, "as-of date")
 
 
 # ----------------------------------------------------------------------------------- the query
@@ -618,29 +610,27 @@ def write_cohort(transactions: Any, as_of: Any, out: str | Path, *,
 
     own = con is None
     con = _connection() if own else con
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     prep = None
     written = f"upliftlab_cohort_out_{next(_view_ids)}"
     try:
-        prep = _prepare(con, transactions, as_of, dormant_after=dormant_after, tiers=tiers,
-                        columns=columns, discount_col=discount_col)
-        options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER"
-        try:
-            with _reading(prep.label):
-                con.execute(f"COPY ({prep.sql}) TO {literal(str(tmp))} ({options})")
-        except duckdb.IOException as exc:
-            raise InputError(f"{out}: cannot write ({_duck_message(exc)})") from None
-        # the summary reads the few columns it needs back from the file just written, which is
-        # cheaper than keeping the whole cohort in a table
-        reader = "read_parquet" if fmt == "parquet" else "read_csv"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(written)} AS "
-                    f"SELECT * FROM {reader}({literal(str(tmp))})")
-        summary = _summary(con, written, [t.name for t in prep.tiers])
-        os.replace(tmp, out)
+        with staged_file(out) as tmp:
+            prep = _prepare(con, transactions, as_of, dormant_after=dormant_after, tiers=tiers,
+                            columns=columns, discount_col=discount_col)
+            options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER"
+            try:
+                with _reading(prep.label):
+                    con.execute(f"COPY ({prep.sql}) TO {literal(str(tmp))} ({options})")
+            except duckdb.IOException as exc:
+                raise InputError(f"{out}: cannot write ({_duck_message(exc)})") from None
+            # the summary reads the few columns it needs back from the file just written, which
+            # is cheaper than keeping the whole cohort in a table
+            reader = "read_parquet" if fmt == "parquet" else "read_csv"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(written)} AS "
+                        f"SELECT * FROM {reader}({literal(str(tmp))})")
+            summary = _summary(con, written, [t.name for t in prep.tiers])
     except OSError as exc:
         raise InputError(f"{out}: cannot write ({exc.strerror})") from None
     finally:
-        tmp.unlink(missing_ok=True)
         if own:
             con.close()
         else:

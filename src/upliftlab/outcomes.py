@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import InputError, StoreError
-from upliftlab.sources import ColumnMap, literal, quote
+from upliftlab.sources import ColumnMap, literal, parse_date, quote
 
 if TYPE_CHECKING:
     import duckdb
@@ -93,8 +93,8 @@ def compute_outcomes(assignments: Any, transactions: Any, *, start: Any, as_of: 
         tx_cols = register(con, transactions, "ul_t")
         require_columns(tx_cols, [columns.customer_id, columns.timestamp, columns.amount],
                         "transactions")
-        return con.execute(outcomes_sql("ul_a", "ul_t", start=_date(start, "start"),
-                                        as_of=_date(as_of, "as_of"), window_days=int(window_days),
+        return con.execute(outcomes_sql("ul_a", "ul_t", start=parse_date(start, "start"),
+                                        as_of=parse_date(as_of, "as_of"), window_days=int(window_days),
                                         columns=columns) + " ORDER BY a.customer_id").df()
     finally:
         con.close()
@@ -128,7 +128,9 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
     from upliftlab.store import open_store
 
     spec = load_spec(spec_path)
-    report_day = _date(as_of, "--as-of")
+    if as_of is None:
+        raise InputError("report SPEC needs --as-of DATE (YYYY-MM-DD)")
+    report_day = parse_date(as_of, "--as-of")
     start = spec.cohort.as_of
     if report_day <= start:
         raise InputError(f"--as-of {report_day} is not after the campaign start {start} "
@@ -159,9 +161,9 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                              "(run `upliftlab assign` first)")
         with store.transaction():
             store.ensure_schema("report", REPORT_SCHEMA_VERSION, REPORT_DDL)
-            rel, n_holdout, covariates, segments = _outcome_relation(
+            rel, n_holdout, covariates, segments = outcome_relation(
                 con, spec, tx_source, start, report_day)
-            weights = _design_weights(con, spec)
+            weights = design_weights(con, spec)
             past = _history(con, spec, report_day) if history else []
             costs = {a.name: (a.cost_per_contact, a.cost_per_conversion) for a in spec.arms}
             metrics = [OUTCOME_METRICS["reactivation"]] + [
@@ -190,7 +192,7 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
     return WeeklyReport(path, result, n_holdout, closed)
 
 
-def _outcome_relation(con: "duckdb.DuckDBPyConnection", spec: Any, tx_source: str,
+def outcome_relation(con: "duckdb.DuckDBPyConnection", spec: Any, tx_source: str,
                       start: dt.date, report_day: dt.date):
     """Outcomes joined with the cohort's covariates and tier, as a relation on `con`."""
     from upliftlab.assign import cohort_view
@@ -226,7 +228,7 @@ def _outcome_relation(con: "duckdb.DuckDBPyConnection", spec: Any, tx_source: st
     return con.table("ul_report"), n_holdout, covariates, segments
 
 
-def _design_weights(con: "duckdb.DuckDBPyConnection", spec: Any) -> dict[str, float]:
+def design_weights(con: "duckdb.DuckDBPyConnection", spec: Any) -> dict[str, float]:
     """Expected share per arm: each batch's effective weights (capacity applied) × its size."""
     rows = con.execute(
         "SELECT arm, sum(effective_weight * n) FROM allocations JOIN (SELECT batch AS b, "
@@ -272,17 +274,6 @@ def _window_note(spec: Any, start: dt.date, day: dt.date, closed: bool, n_holdou
     if n_holdout:
         text += f" The {n_holdout:,} customers of the global holdout are left out."
     return text
-
-
-def _date(value: Any, what: str) -> dt.date:
-    if value is None:
-        raise InputError(f"report SPEC needs {what} DATE (YYYY-MM-DD)")
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise InputError(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _now() -> dt.datetime:

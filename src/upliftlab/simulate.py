@@ -53,7 +53,7 @@ import json
 import os
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ import pandas as pd
 
 from upliftlab._files import staged_dir, staged_file
 from upliftlab.errors import InputError
+from upliftlab.sources import parse_date
 
 ARMS = ("control", "coupon", "content", "advisor")
 CHANNELS = ("web", "app", "store")
@@ -234,7 +235,7 @@ class World:
         and `seed`; a customer's rows depend only on their own arm.
         """
         cid, arm = self._validate_assignment(assignment, customer_col, arm_col)
-        t0 = _parse_date(start if start is not None else self.params["campaign_date"], "start")
+        t0 = parse_date(start if start is not None else self.params["campaign_date"], "start")
         return _respond(self, cid, arm, t0, 0 if seed is None else int(seed))
 
     # -- helpers -------------------------------------------------------------------------------
@@ -288,7 +289,7 @@ def simulate_world(n_customers: int, seed: int = 0, *, campaign_date: str | date
     seed = _check_int(seed, "seed", minimum=0)
     history_days = _check_int(history_days, "history days", minimum=30)
     window = _check_int(outcome_window_days, "outcome window days", minimum=1)
-    campaign = _parse_date(campaign_date, "campaign date")
+    campaign = parse_date(campaign_date, "campaign date")
     wp = world_params or WorldParams()
     from upliftlab.progress import progress
 
@@ -677,18 +678,6 @@ def _check_int(value: Any, what: str, *, minimum: int) -> int:
     if value < minimum:
         raise InputError(f"{what} must be at least {minimum}, got {value}")
     return int(value)
-
-
-def _parse_date(value: Any, what: str) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise InputError(f"{what}: cannot parse {value!r} as a date (expected YYYY-MM-DD)"
-                         ) from None
 
 
 def _params_json(wp: WorldParams) -> dict:

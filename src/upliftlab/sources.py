@@ -7,6 +7,7 @@ same clear `error: ...` everywhere, and no table ever has to pass through pandas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,21 @@ def connect(database: str = ":memory:", *, read_only: bool = False) -> "duckdb.D
     con = duckdb.connect(database, read_only=read_only)
     con.execute("SET preserve_insertion_order = false")
     return con
+
+
+def parse_date(value: Any, what: str) -> "date":
+    """A date from a date, a datetime (its day) or a YYYY-MM-DD string; InputError naming
+    `what` (e.g. "--as-of") otherwise. Every date argument of upliftlab is read through here."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        if not isinstance(value, str):  # a number such as 20250301 is not taken for a date
+            raise ValueError
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InputError(f"{what} {value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
 def describe(source: Source) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import NoReturn
 
 import click
 
@@ -40,7 +41,7 @@ def _register() -> None:
 _register()
 
 
-def fail(message: str) -> "NoReturn":  # noqa: F821 - typing only
+def fail(message: str) -> NoReturn:
     """Print `error: message` on one line and exit 2."""
     click.echo(f"error: {message}", err=True)
     sys.exit(2)

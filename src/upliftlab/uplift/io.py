@@ -5,14 +5,13 @@ training data of a designed experiment from the store, and score a customers fil
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from upliftlab._files import staged_file
 from upliftlab.errors import InputError, StoreError
 
 # cohort columns that identify or date a customer rather than describe them; value_band is a
@@ -58,13 +57,15 @@ def spec_training_data(spec_path: str, as_of: Any, store_path: str, outcome: str
     `as_of`: a model fitted on half-observed windows would learn the wrong outcome.
     Returns (X indexed by customer_id, y, treatment, propensity, control).
     """
-    from upliftlab.outcomes import _date, _design_weights, _outcome_relation
-    from upliftlab.sources import quote
+    from upliftlab.outcomes import design_weights, outcome_relation
+    from upliftlab.sources import parse_date, quote
     from upliftlab.spec import load_spec
     from upliftlab.store import open_store
 
     spec = load_spec(spec_path)
-    day = _date(as_of, "--as-of")
+    if as_of is None:
+        raise InputError("model fit SPEC needs --as-of DATE (YYYY-MM-DD)")
+    day = parse_date(as_of, "--as-of")
     start = spec.cohort.as_of
     end = start + dt.timedelta(days=spec.outcome_window_days)
     if day < end:
@@ -82,8 +83,8 @@ def spec_training_data(spec_path: str, as_of: Any, store_path: str, outcome: str
         if store.experiment(spec.name, spec.version) is None:
             raise StoreError(f"experiment '{spec.name}' v{spec.version} is not in {store_path}")
         con = store.con
-        _outcome_relation(con, spec, tx, start, day)
-        weights = _design_weights(con, spec)
+        outcome_relation(con, spec, tx, start, day)
+        weights = design_weights(con, spec)
         cohort_cols = [d[0] for d in con.execute("SELECT * FROM ul_cohort LIMIT 0").description
                        if d[0] not in _NOT_FEATURES]
         sel = ", ".join(f"c.{quote(c)}" for c in cohort_cols)
@@ -138,47 +139,39 @@ def score_file(model: Any, customers: str, out: str, id_col: str = "customer_id"
         raise InputError(f"--out {out}: expected a .parquet or .csv file")
     features = [str(c) for c in model.feature_names_in_]
     con = connect()
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
     writer = None
     n_done = 0
     try:
-        have = register(con, customers, "ul_score_src")
-        require_columns(have, [id_col] + features, str(customers))
-        total = con.execute("SELECT count(*) FROM ul_score_src").fetchall()[0][0]
-        cols = ", ".join(quote(c) for c in dict.fromkeys([id_col] + features))
-        # a relation streams its batches; con.execute(...) would materialise every row first
-        reader = con.sql(f"SELECT {cols} FROM ul_score_src").to_arrow_reader(batch_size)
-        bar = progress(total=total, desc="scoring", unit="customers")
-        try:
-            for batch in reader:
-                df = batch.to_pandas()
-                try:
-                    pred = model.predict_outcomes(df[features])
-                except InputError as exc:
-                    raise InputError(f"{customers}: {exc}") from None
-                res = scores_frame(df[id_col].to_numpy(), pred, model.control_,
-                                   model.treatment_arms_, model.outcome)
-                table = pa.Table.from_pandas(res, preserve_index=False)
-                if writer is None:
-                    writer = (pq.ParquetWriter(tmp, table.schema) if suffix.endswith(".parquet")
-                              else pacsv.CSVWriter(tmp, table.schema))
-                writer.write_table(table)
-                n_done += len(res)
-                bar.update(len(res))
-        finally:
-            bar.close()
-        if writer is None:
-            raise InputError(f"{customers}: no rows to score")
-        writer.close()
-        writer = None
-        os.replace(tmp, target)
+        with staged_file(out) as tmp:
+            have = register(con, customers, "ul_score_src")
+            require_columns(have, [id_col] + features, str(customers))
+            total = con.execute("SELECT count(*) FROM ul_score_src").fetchall()[0][0]
+            cols = ", ".join(quote(c) for c in dict.fromkeys([id_col] + features))
+            # a relation streams its batches; con.execute(...) would materialise every row first
+            reader = con.sql(f"SELECT {cols} FROM ul_score_src").to_arrow_reader(batch_size)
+            with progress(total=total, desc="scoring", unit="customers") as bar:
+                for batch in reader:
+                    df = batch.to_pandas()
+                    try:
+                        pred = model.predict_outcomes(df[features])
+                    except InputError as exc:
+                        raise InputError(f"{customers}: {exc}") from None
+                    res = scores_frame(df[id_col].to_numpy(), pred, model.control_,
+                                       model.treatment_arms_, model.outcome)
+                    table = pa.Table.from_pandas(res, preserve_index=False)
+                    if writer is None:
+                        writer = (pq.ParquetWriter(tmp, table.schema)
+                                  if suffix.endswith(".parquet")
+                                  else pacsv.CSVWriter(tmp, table.schema))
+                    writer.write_table(table)
+                    n_done += len(res)
+                    bar.update(len(res))
+            if writer is None:
+                raise InputError(f"{customers}: no rows to score")
+            writer.close()
+            writer = None
     finally:
         if writer is not None:
             writer.close()
         con.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return n_done
