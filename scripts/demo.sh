@@ -19,7 +19,7 @@ else step() { printf '\n== %s\n' "$*"; }; fi
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 step "1. Simulate a customer world ($CUSTOMERS customers, two years of transactions, known uplift)"
-"$CLI" simulate --customers "$CUSTOMERS" --seed 7 --out "$OUT/world"
+"$CLI" simulate --n-customers "$CUSTOMERS" --seed 7 --out "$OUT/world"
 
 step "2. The dormant cohort as of the campaign date"
 "$CLI" cohort --transactions "$OUT/world/transactions.parquet" --as-of 2026-01-05 \
@@ -54,7 +54,7 @@ step "7. Uplift model: for whom does each treatment work? (learners compared out
 step "8. The next campaign: best treatment per customer under a budget and the advisors' capacity"
 # learned and valued on the experiment's out-of-fold scores (honest off-policy estimate); the
 # simulator's truth then reveals what the policy is really worth
-"$CLI" policy --scores "$OUT/model/oof_scores.parquet" --experiment "$OUT/model/oof_scores.parquet" \
+"$CLI" policy --scores "$OUT/model/oof_scores.parquet" --data "$OUT/model/oof_scores.parquet" \
     --budget 20000 --cost coupon=0.10:10 --cost content=0.02 --cost advisor=4 \
     --capacity advisor=3000 --truth "$OUT/world/truth.parquet" --out "$OUT/policy"
 

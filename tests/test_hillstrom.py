@@ -82,7 +82,7 @@ def test_cli_writes_the_report(hillstrom_path, tmp_path):
     out = tmp_path / "hillstrom"
     proc = subprocess.run(
         [sys.executable, "-c", "from upliftlab.cli import main; main()", "report",
-         "--data", str(hillstrom_path), "--arm", "segment", "--control", CONTROL,
+         "--data", str(hillstrom_path), "--arm-col", "segment", "--control", CONTROL,
          "--metric", "conversion", "--metric", "visit", "--metric", "spend",
          "--segment", "zip_code", "--cost", "Mens E-Mail=0.1:2", "--cost", "Womens E-Mail=0.1:2",
          "--analysis", "fixed", "--experiment", "Hillstrom", "--out", str(out)],
@@ -95,7 +95,8 @@ def test_cli_writes_the_report(hillstrom_path, tmp_path):
     mens = next(c for c in d["cost"] if c["arm"] == "Mens E-Mail")
     # 21,307 contacts at $0.10 and 267 conversions at $2
     assert mens["total_cost"] == pytest.approx(21307 * 0.1 + 267 * 2)
-    assert "Mens E-Mail reactivated 1.25% vs 0.57%" in proc.stdout
+    assert "Mens E-Mail: conversion 1.25% vs 0.57%" in proc.stdout
+    assert "reactivat" not in proc.stdout and "so far" not in proc.stdout
     html = (out / "report.html").read_text()
     assert "<svg" in html and "Mens E-Mail" in html
     assert np.isfinite(mens["ci_high"])

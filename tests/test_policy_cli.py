@@ -49,7 +49,7 @@ def test_policy_writes_targeting_json_curve_and_report(files, tmp_path, capsys):
     d, scores = files
     out = tmp_path / "pol"
     code, stdout, err = run(["policy", "--scores", str(d / "scores.csv"), "--budget", "300",
-                             *COSTS, "--capacity", "advisor=40", "--experiment",
+                             *COSTS, "--capacity", "advisor=40", "--data",
                              str(d / "experiment.csv"), "--weight", "control=1",
                              "--weight", "coupon=1", "--weight", "content=1",
                              "--weight", "advisor=1", "--out", str(out)], capsys)
@@ -173,7 +173,7 @@ def test_truth_is_reported_beside_the_estimate(files, tmp_path, capsys):
     truth.to_csv(d / "truth.csv", index=False)
     out = tmp_path / "t"
     code, stdout, err = run(["policy", "--scores", str(d / "scores.csv"), "--budget", "300",
-                             *COSTS, "--capacity", "advisor=40", "--experiment",
+                             *COSTS, "--capacity", "advisor=40", "--data",
                              str(d / "experiment.csv"), "--truth",
                              str(d / "truth.csv"), "--out", str(out)], capsys)
     assert code == 0, err
@@ -221,7 +221,7 @@ def test_experiment_with_folds_cross_fits_the_prices(files, tmp_path, capsys):
     exp["fold"] = np.arange(len(exp)) % 3
     exp.to_csv(tmp_path / "experiment_folds.csv", index=False)
     args = ["policy", "--scores", str(d / "scores.csv"), "--budget", "300", *COSTS,
-            "--capacity", "advisor=40", "--experiment"]
+            "--capacity", "advisor=40", "--data"]
     code, _, err = run(args + [str(tmp_path / "experiment_folds.csv"), "--out",
                                str(tmp_path / "cf")], capsys)
     assert code == 0, err

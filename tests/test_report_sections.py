@@ -160,7 +160,7 @@ def test_markdown_has_both_sections_with_the_numbers(folders, report):
     worse = re.search(r"Not significantly better than: (.*) \(the difference", md).group(1)
     assert sorted(better) == sorted(n for n, s in sig.items() if s)
     assert sorted(worse.split("; ")) == sorted(n for n, s in sig.items() if not s)
-    assert len(re.findall(r"^\| \$[\d,]+ \| ", md, flags=re.M)) == len(
+    assert len(re.findall(r"^\| \$[\d,]+\.\d\d \| ", md, flags=re.M)) == len(
         j["policy"]["budget_curve"]["budget"])
 
 
@@ -240,7 +240,7 @@ def csv_path(tmp_path_factory):
 
 def test_cli_data_form_with_model_and_policy(folders, csv_path, tmp_path):
     out = tmp_path / "r"
-    proc = run("--data", str(csv_path), "--arm", "arm", "--control", "control", "--metric",
+    proc = run("--data", str(csv_path), "--arm-col", "arm", "--control", "control", "--metric",
                "reactivated", "--analysis", "fixed", "--model", str(folders / "model"),
                "--policy", str(folders / "policy"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -278,7 +278,7 @@ def test_cli_bad_folder_exit_2_one_line_nothing_written(folders, csv_path, tmp_p
     bad.mkdir()
     for args, message in _bad_model_folders(folders, bad):
         out = tmp_path / "out"
-        proc = run("--data", str(csv_path), "--arm", "arm", "--control", "control", "--metric",
+        proc = run("--data", str(csv_path), "--arm-col", "arm", "--control", "control", "--metric",
                    "reactivated", *args, "--out", str(out))
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()

@@ -358,8 +358,8 @@ def test_write_refuses_foreign_directory(tmp_path):
 # -- CLI -----------------------------------------------------------------------------------------
 
 def test_cli_simulate_and_respond(tmp_path):
-    out = run("simulate", "--customers", "4000", "--seed", "3", "--out", str(tmp_path / "w"),
-              "--window-days", "30")
+    out = run("simulate", "--n-customers", "4000", "--seed", "3", "--out", str(tmp_path / "w"),
+              "--outcome-window-days", "30")
     assert out.returncode == 0, out.stderr
     assert "4,000 customers" in out.stdout and "dormant" in out.stdout
     assert "coupon" in out.stdout and "advisor" in out.stdout
@@ -397,18 +397,19 @@ def cli_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["simulate", "--customers", "-5", "--out", "{tmp}/new"], "at least 1"),
-    (["simulate", "--customers", "10", "--out", "{tmp}/new", "--campaign-date", "2026-13-01"],
-     "campaign date"),
-    (["simulate", "--customers", "10", "--out", "{tmp}/foreign"], "not empty"),
+    (["simulate", "--n-customers", "-5", "--out", "{tmp}/new"], "at least 1"),
+    (["simulate", "--n-customers", "10", "--out", "{tmp}/new", "--campaign-date", "2026-13-01"],
+     "campaign-date"),
+    (["simulate", "--n-customers", "10", "--out", "{tmp}/foreign"], "not empty"),
     (["respond", "--world", "{tmp}/nope", "--assignments", "{tmp}/asg.csv", "--out",
       "{tmp}/new.parquet"], "no such world"),
     (["respond", "--world", "{tmp}/w", "--assignments", "{tmp}/bad_arm.csv", "--out",
       "{tmp}/new.parquet"], "unknown arm 'sms'"),
     (["respond", "--world", "{tmp}/w", "--assignments", "{tmp}/asg.csv", "--arm-col", "grp",
       "--out", "{tmp}/new.parquet"], "missing column 'grp'"),
-    (["respond", "--world", "{tmp}/w", "--assignments", "{tmp}/asg.csv", "--start", "2026-99-01",
-      "--out", "{tmp}/new.parquet"], "start"),
+    (["respond", "--world", "{tmp}/w", "--assignments", "{tmp}/asg.csv", "--campaign-date",
+      "2026-99-01",
+      "--out", "{tmp}/new.parquet"], "campaign-date"),
     (["respond", "--world", "{tmp}/w", "--assignments", "{tmp}/asg.csv", "--out",
       "{tmp}/new.xlsx"], "unknown output type"),
 ])
@@ -428,7 +429,7 @@ def test_cli_bad_input_exit_2_one_line(cli_dir, capsys, args, match):
 
 
 def test_cli_bad_input_subprocess(cli_dir):
-    out = run("simulate", "--customers", "-1", "--out", str(cli_dir / "new"))
+    out = run("simulate", "--n-customers", "-1", "--out", str(cli_dir / "new"))
     assert out.returncode == 2 and out.stderr.startswith("error: ")
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (cli_dir / "new").exists()

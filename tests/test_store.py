@@ -242,14 +242,23 @@ def test_export_contact_lists(capsys, project):
                              project / "s.duckdb", "--out", out_dir, "--format", fmt)
         assert code == 0, err
         files = sorted(p.name for p in out_dir.iterdir())
-        assert files == [f"exp_v1_advisor.{fmt}", f"exp_v1_coupon.{fmt}"]
-        for arm in ("coupon", "advisor"):
+        assert files == [f"exp_v1_advisor.{fmt}", f"exp_v1_assignment.{fmt}",
+                         f"exp_v1_coupon.{fmt}"]
+        for arm in ("coupon", "advisor", "assignment"):
             path = out_dir / f"exp_v1_{arm}.{fmt}"
             frame = pd.read_csv(path, dtype={"customer_id": str}) if fmt == "csv" else \
                 pd.read_parquet(path)
-            assert set(frame["arm"]) == {arm}
-            assert set(frame["customer_id"]) == {r[2] for r in rows if r[3] == arm}
+            frame["customer_id"] = frame["customer_id"].astype(str)
+            if arm == "assignment":  # every customer: control and the holdout too
+                assert sorted(zip(frame["customer_id"], frame["arm"])) == sorted(
+                    (r[2], r[3]) for r in rows)
+                assert {"control", "holdout"} <= set(frame["arm"])
+            else:
+                assert set(frame["arm"]) == {arm}
+                assert set(frame["customer_id"]) == {r[2] for r in rows if r[3] == arm}
             assert {"tier", "value_band", "revenue_365d", "stratum"} <= set(frame.columns)
+            money = frame[["revenue_365d"]].to_numpy()
+            assert (abs(money * 100 - (money * 100).round()) < 1e-6).all()  # cents
 
 
 def test_with_simulated_transactions(capsys, tmp_path):

@@ -38,7 +38,7 @@ def experiment_csv(tmp_path_factory):
     return path, df
 
 
-FIT = ["--arm", "arm", "--control", "none", "--outcome", "y", "--feature", "x1", "--feature",
+FIT = ["--arm-col", "arm", "--control", "none", "--metric", "y", "--feature", "x1", "--feature",
        "x2", "--feature", "seg", "--folds", "2", "--bootstrap", "20"]
 
 
@@ -56,7 +56,7 @@ def test_fit_then_score(capsys, experiment_csv, tmp_path):
     oof = pd.read_parquet(out / "oof_scores.parquet")
     assert list(oof.columns[:4]) == ["customer_id", "base", "uplift_call", "uplift_mail"]
     assert len(oof) == len(df) and set(oof.fold) == {0, 1}  # --folds 2
-    assert (oof["arm"].to_numpy() == df[FIT[FIT.index("--arm") + 1]].astype(str).to_numpy()).all()
+    assert (oof["arm"].to_numpy() == df[FIT[FIT.index("--arm-col") + 1]].astype(str).to_numpy()).all()
     table = pd.read_csv(out / "comparison.csv")
     assert set(table.arm) == {"mail", "call"} and (table.learner == "t").all()
     meta = json.loads((out / "model.json").read_text())
@@ -65,7 +65,7 @@ def test_fit_then_score(capsys, experiment_csv, tmp_path):
 
     scores = tmp_path / "scores.csv"
     code, stdout, err = run(capsys, "model", "score", "--model", str(out), "--customers",
-                            str(path), "--id-col", "cid", "--batch-size", "1000",
+                            str(path), "--customer-col", "cid", "--batch-size", "1000",
                             "--out", str(scores))
     assert code == 0, err
     s = pd.read_csv(scores)
@@ -85,19 +85,19 @@ def test_fit_then_score(capsys, experiment_csv, tmp_path):
     df.drop(columns="seg").to_csv(tmp_path / "nofeat.csv", index=False)
     bad_out = tmp_path / "bad.csv"
     code, _, err = run(capsys, "model", "score", "--model", str(out), "--customers",
-                       str(tmp_path / "nofeat.csv"), "--id-col", "cid", "--out", str(bad_out))
+                       str(tmp_path / "nofeat.csv"), "--customer-col", "cid", "--out", str(bad_out))
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert "seg" in err and not bad_out.exists()
     # a feature of another type: refused
     df.assign(x1="text").to_csv(tmp_path / "badtype.csv", index=False)
     code, _, err = run(capsys, "model", "score", "--model", str(out), "--customers",
-                       str(tmp_path / "badtype.csv"), "--id-col", "cid", "--out", str(bad_out))
+                       str(tmp_path / "badtype.csv"), "--customer-col", "cid", "--out", str(bad_out))
     assert code == 2 and "'x1'" in err and not bad_out.exists()
     # a tampered pickle: refused before unpickling
     pkl = out / "model.pkl"
     pkl.write_bytes(pkl.read_bytes() + b"\0")
     code, _, err = run(capsys, "model", "score", "--model", str(out), "--customers", str(path),
-                       "--id-col", "cid", "--out", str(bad_out))
+                       "--customer-col", "cid", "--out", str(bad_out))
     assert code == 2 and "checksum" in err and not bad_out.exists()
 
 
@@ -109,7 +109,7 @@ def test_fit_bad_input_leaves_output_untouched(capsys, experiment_csv, tmp_path)
     cases = [
         (["--data", str(path), *FIT[:-4], "--feature", "nope"], "nope"),
         (["--data", str(path), *[a if a != "none" else "ctl" for a in FIT]], "control label 'ctl'"),
-        (["--data", str(path), "--arm", "arm"], "missing --control"),
+        (["--data", str(path), "--arm-col", "arm"], "missing --control"),
     ]
     for args, needle in cases:
         code, _, err = run(capsys, "model", "fit", *args, "--out", str(out))
@@ -137,7 +137,7 @@ def test_fit_spec_form_on_a_designed_experiment(capsys, tmp_path):
     from upliftlab.uplift import read_metadata
 
     spec_src = (Path(__file__).resolve().parents[1] / "experiments" / "reactivation_2026q1.toml")
-    assert run(capsys, "simulate", "--customers", "12000", "--seed", "1", "--out",
+    assert run(capsys, "simulate", "--n-customers", "12000", "--seed", "1", "--out",
                str(tmp_path / "world"))[0] == 0
     spec = tmp_path / "spec.toml"
     spec.write_text(spec_src.read_text().replace("../reports/demo/world/transactions.parquet",

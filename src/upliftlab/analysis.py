@@ -129,7 +129,8 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
             alpha: float = 0.05, correction: str = "holm", planned_n: int | None = None,
             experiment: str | None = None, as_of: Any = None,
             weights: Mapping[str, float] | None = None, revenue: str | None = None,
-            history: Sequence[Mapping[str, Any]] | None = None) -> AnalysisResult:
+            history: Sequence[Mapping[str, Any]] | None = None,
+            currency: str = "USD") -> AnalysisResult:
     """Compare every arm with `control` on every metric (the first is the primary, 0/1
     reactivation), with cost, segments and the SRM check.
 
@@ -142,8 +143,11 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
       "bh" or "none", over arms × metrics. weights: design weights per arm for the SRM check
       (equal by default). revenue: the metric that is revenue (default: a metric named
       revenue/spend/sales/amount). Missing values in the arm, a metric or a covariate are
-      refused (InputError naming the column and the count).
+      refused (InputError naming the column and the count). experiment: the report's title;
+      default the `experiment` attribute of a DataFrame (`compute_outcomes` sets it from the
+      assignment's design). currency: an ISO 4217 code or a symbol, for the report's money.
     """
+    from upliftlab.money import check_currency
     from upliftlab.stats.sql import aggregate, needed_pairs
 
     metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
@@ -152,6 +156,12 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
     _check_options(metrics, covariates, analysis, alpha, correction, planned_n)
     revenue = _pick_revenue(metrics, revenue)
     where = describe(data)
+    try:
+        currency = check_currency(currency)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if experiment is None:
+        experiment = (getattr(data, "attrs", None) or {}).get("experiment")
 
     con = connect()
     try:
@@ -222,6 +232,16 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
     balance = _balance(arms_stats, control, treatments, covariates)
     method = _method(analysis, alpha, correction, metrics, covariates, binary, planned_n,
                      engine, cost_table, revenue, control)
+    method["currency"] = currency
+    method["source"] = "data"
+    if analysis == "sequential":
+        method["width_factor"] = _width_factor(inferences, metrics, alpha)
+        if method["width_factor"]:
+            method["notes"].insert(1, (
+                "At this look the always-valid intervals of "
+                f"{metrics[0]} are {method['width_factor']:.2f}× as wide as fixed-horizon ones "
+                "on the same data (before the multiple-testing correction): the price of being "
+                "allowed to look every week."))
     return AnalysisResult(experiment, _iso(as_of), method, srm, arm_rows, comp_rows, cost_rows,
                           seg_blocks, metrics, control, list(history or []), balance,
                           srm_by_segment)
@@ -304,6 +324,18 @@ def _comparisons(engine, arms_stats, control, treatments, metrics, covariates, b
             })
             infs.append((absolute, inf, rel, rinf))
     return rows, infs
+
+
+def _width_factor(infs, metrics, alpha) -> float | None:
+    """Mean ratio, over the primary metric's comparisons, of the always-valid interval's
+    half-width to the fixed-horizon (normal) one on the same standard error."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    per_comparison = len(infs) // max(len(metrics), 1)
+    crits = [infs[i * len(metrics)][1].crit for i in range(per_comparison)]
+    crits = [c for c in crits if math.isfinite(c)]
+    return sum(crits) / len(crits) / z if crits else None
 
 
 def _adjust(engine, rows, infs, correction):

@@ -99,6 +99,8 @@ class Design:
     strata: tuple[str, ...] = ()
     holdout_share: float = 0.0
     holdout_salt: str = "global-holdout"
+    # the experiment's name for reports (not part of the randomisation); default: the salt
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if not self.salt:
@@ -122,7 +124,8 @@ class Design:
         return cls(salt=spec.salt,
                    arms=tuple(Arm(a.name, a.weight, a.control, a.capacity) for a in spec.arms),
                    mode=spec.assignment.mode, strata=tuple(spec.strata),
-                   holdout_share=spec.holdout.share, holdout_salt=spec.holdout.salt)
+                   holdout_share=spec.holdout.share, holdout_salt=spec.holdout.salt,
+                   name=spec.name)
 
     @classmethod
     def of(cls, salt: str, weights: Mapping[str, float], *, control: str | None = None,
@@ -579,7 +582,7 @@ def cohort_view(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec",
         con.execute("SET TimeZone = 'UTC'")
         rel = build_cohort_relation(con, source, c.as_of, dormant_after=c.dormant_after,
                                     tiers=c.tiers, columns=c.columns.column_map(),
-                                    discount_col=c.columns.discount)
+                                    discount_col=c.columns.discount_col)
         # (a relation of this connection: its SQL reads the temp views it registered)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view + '_src')} AS {rel.sql_query()}")
     where = f"cohort of {source}"
@@ -599,8 +602,9 @@ def cohort_view(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec",
 # ---- the notebook API ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Assignment:
-    """Result of `assign`: one row per customer (customer_id as text, stratum, arm) and what the
-    run allocated."""
+    """Result of `assign`: one row per customer (customer_id with the cohort's id type,
+    stratum, arm; `frame.attrs["experiment"]` is the design's name) and what the run
+    allocated."""
 
     frame: "pd.DataFrame"
     allocation: Allocation
@@ -630,11 +634,15 @@ def assign(cohort: Any, design: Design, *, existing: "pd.DataFrame | None" = Non
         con.execute(f"CREATE TEMP VIEW ul_pool AS SELECT c.customer_id, "
                     f"{stratum_sql(design.strata, 'c')} AS stratum FROM ul_cohort c {anti}")
         allocation = assign_sql(con, "ul_pool", design, existing=counts)
-        frame = con.execute("SELECT customer_id, stratum, arm FROM ul_assigned "
-                            "ORDER BY customer_id").df()
+        id_type = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE ul_cohort)"
+                                   ).fetchall())["customer_id"]
+        # ids come back with the type they came in (integers stay integers)
+        frame = con.execute(f"SELECT CAST(customer_id AS {id_type}) AS customer_id, stratum, arm "
+                            "FROM ul_assigned ORDER BY customer_id").df()
         drop_assigned(con, "ul_assigned")
     finally:
         con.close()
+    frame.attrs["experiment"] = design.name or design.salt
     return Assignment(frame, allocation)
 
 
@@ -739,6 +747,31 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def check_experiment(spec: "ExperimentSpec", store: Any) -> list[Any]:
+    """Run the checks of an assigned experiment now (SRM overall and per stratum, holdout share,
+    balance, counts) and append them to the store's `checks` table, in one transaction."""
+    import json
+
+    from upliftlab.errors import StoreError
+    from upliftlab.store import _now
+
+    if store.experiment(spec.name, spec.version) is None or not store.arm_counts(
+            spec.name, spec.version):
+        raise StoreError(f"experiment '{spec.name}' v{spec.version} has no assignments in store "
+                         f"{store.path}; run `upliftlab assign` first")
+    con = store.con
+    with store.transaction():
+        cohort_view(con, spec, "ul_cohort")
+        checks = _experiment_checks(con, spec)
+        now = _now()
+        con.executemany("INSERT INTO checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [[spec.name, spec.version, now, c.kind, c.scope, _finite(c.statistic),
+                          _finite(c.p_value), c.ok, json.dumps(c.details, default=str)]
+                         for c in checks])
+        con.execute("DROP TABLE IF EXISTS ul_cohort")
+    return checks
+
+
 def _experiment_checks(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec") -> list[Any]:
     """Checks over all of the experiment's stored customers; SRM expects, per stratum, the sum
     over runs of (customers of that run) x (that run's effective weight)."""
@@ -764,13 +797,20 @@ def _experiment_checks(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec")
 
 EXPORT_FEATURES = ("tier", "value_band", "days_since_last", "last_purchase", "orders_total",
                    "revenue_total", "revenue_365d", "avg_order_value")
+# money columns of the cohort: exported rounded to cents
+_MONEY_PREFIXES = ("revenue_", "avg_order_value")
 
 
 def export_contacts(spec: "ExperimentSpec", store: Any, out_dir: str, fmt: str = "csv"
                     ) -> list[str]:
-    """Write one contact list per treatment arm (never control or holdout) into `out_dir`:
-    customer_id, experiment, version, arm, stratum and useful cohort features. Files appear
-    only when all are written (temp folder, then rename)."""
+    """Write one contact list per treatment arm into `out_dir`, then the full assignment (every
+    customer: control and the global holdout too) as `<name>_v<version>_assignment.<fmt>`.
+
+    Columns: the customer id under the source's own id column name (the spec's
+    `[cohort.columns] customer_col`) and with the cohort's id type, experiment, version, arm,
+    stratum and useful cohort features, money rounded to cents. Files appear only when all are
+    written (temp folder, then rename). Returns the paths, the full assignment last.
+    """
     import os
     import shutil
     import tempfile
@@ -786,23 +826,31 @@ def export_contacts(spec: "ExperimentSpec", store: Any, out_dir: str, fmt: str =
         raise StoreError(f"experiment '{spec.name}' v{spec.version} has no assignments in store "
                          f"{store.path}; run `upliftlab assign` first")
     cohort_view(con, spec, "ul_cohort")
-    cols = [r[0] for r in con.execute("DESCRIBE ul_cohort").fetchall()]
-    feats = ", ".join(f"c.{quote(f)}" for f in EXPORT_FEATURES if f in cols)
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE ul_cohort)"
+                             ).fetchall())
+    feats = ", ".join(
+        f"round(c.{quote(f)}, 2) AS {quote(f)}" if f.startswith(_MONEY_PREFIXES)
+        and types[f] in ("DOUBLE", "FLOAT", "REAL") else f"c.{quote(f)}"
+        for f in EXPORT_FEATURES if f in types)
+    id_name = spec.cohort.columns.customer_col if spec.cohort.transactions else "customer_id"
+    id_sql = f"CAST(a.customer_id AS {types['customer_id']}) AS {quote(id_name)}"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    lists = [(arm.name, f"a.arm = {literal(arm.name)}") for arm in spec.treatment_arms]
+    lists.append(("assignment", "TRUE"))
     written = []
     try:
-        for arm in spec.treatment_arms:
-            target = tmp / f"{spec.name}_v{spec.version}_{arm.name}.{fmt}"
+        for label, where in lists:
+            target = tmp / f"{spec.name}_v{spec.version}_{label}.{fmt}"
             options = "(FORMAT csv, HEADER true)" if fmt == "csv" else "(FORMAT parquet)"
             con.execute(f"""COPY (
-                SELECT a.customer_id, a.experiment, a.version, a.arm, a.stratum
+                SELECT {id_sql}, a.experiment, a.version, a.arm, a.stratum
                        {', ' + feats if feats else ''}
                 FROM assignments a LEFT JOIN ul_cohort c
                   ON CAST(c.customer_id AS VARCHAR) = a.customer_id
                 WHERE a.experiment = {literal(spec.name)} AND a.version = {int(spec.version)}
-                  AND a.arm = {literal(arm.name)}
+                  AND {where}
                 ORDER BY a.customer_id) TO {literal(str(target))} {options}""")
             written.append(target)
         final = []

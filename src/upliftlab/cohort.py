@@ -469,8 +469,9 @@ def _prepare(con: "duckdb.DuckDBPyConnection", transactions: Any, as_of: Any, *,
         try:
             require_columns(names, required, label)
         except InputError as exc:
-            raise InputError(f"{exc}; map the names with --customer-col/--time-col/--amount-col "
-                             "(ColumnMap in Python)") from None
+            raise InputError(f"{exc}; map the names with --customer-col/--time-col/--amount-col, "
+                             "with customer_col/time_col/amount_col under [cohort.columns] in "
+                             "a spec, or ColumnMap in Python") from None
         disc = discount_col if discount_col in names else None
         # Parquet files and DuckDB tables carry min/max/count statistics
         has_stats = isinstance(transactions, (str, Path)) and not _is_csv(transactions)

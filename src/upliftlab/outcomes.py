@@ -21,20 +21,27 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2
 REPORT_DDL = [
-    # one row per experiment version and report date: the week's report.json, so the trend of
-    # later reports needs no re-computation of old weeks
+    # append-only: one row per experiment version, report date and revision, holding the week's
+    # report.json (so the trend needs no re-computation of old weeks). A re-run of a week with
+    # other numbers adds a revision beside the earlier ones; the trend reads the latest.
     """CREATE TABLE IF NOT EXISTS weekly_results (
         experiment VARCHAR NOT NULL,
         version INTEGER NOT NULL,
         as_of DATE NOT NULL,
+        revision INTEGER NOT NULL,
         computed_at TIMESTAMP NOT NULL,
         analysis VARCHAR NOT NULL,
+        fingerprint VARCHAR NOT NULL,
         report_json JSON NOT NULL,
-        PRIMARY KEY (experiment, version, as_of)
+        PRIMARY KEY (experiment, version, as_of, revision)
     )""",
 ]
+# the latest revision of each week: what the trend and `stored_history` read
+LATEST_WEEKS = """SELECT * FROM weekly_results w WHERE experiment = ? AND version = ?
+    AND revision = (SELECT max(revision) FROM weekly_results v WHERE v.experiment = w.experiment
+                    AND v.version = w.version AND v.as_of = w.as_of)"""
 OUTCOME_METRICS = {"reactivation": "reactivated", "revenue": "revenue", "orders": "orders"}
 
 
@@ -93,11 +100,17 @@ def compute_outcomes(assignments: Any, transactions: Any, *, start: Any, as_of: 
         tx_cols = register(con, transactions, "ul_t")
         require_columns(tx_cols, [columns.customer_id, columns.timestamp, columns.amount],
                         "transactions")
-        return con.execute(outcomes_sql("ul_a", "ul_t", start=parse_date(start, "start"),
-                                        as_of=parse_date(as_of, "as_of"), window_days=int(window_days),
-                                        columns=columns) + " ORDER BY a.customer_id").df()
+        frame = con.execute(outcomes_sql("ul_a", "ul_t", start=parse_date(start, "start"),
+                                         as_of=parse_date(as_of, "as_of"),
+                                         window_days=int(window_days), columns=columns)
+                            + " ORDER BY a.customer_id").df()
     finally:
         con.close()
+    # the design's name travels with the table, so `analyze` titles the report with it
+    name = (getattr(assignments, "attrs", None) or {}).get("experiment")
+    if name:
+        frame.attrs["experiment"] = name
+    return frame
 
 
 @dataclass(frozen=True)
@@ -106,21 +119,113 @@ class WeeklyReport:
     result: Any  # AnalysisResult
     n_holdout: int
     window_closed: bool
+    revision: int = 1
+
+
+@dataclass(frozen=True)
+class OutcomeSource:
+    """Where a report's outcomes come from and what was found there (for the report's notes)."""
+
+    location: str
+    columns: ColumnMap
+    origin: str  # "--transactions", "[outcomes] transactions" or "cohort.transactions"
+    rows_from_start: int = 0
+    last_purchase: dt.date | None = None
+    outside: int = 0  # purchases from the start by customers not in the experiment
+    ignored_columns: tuple[str, ...] = ()
+
+
+def outcome_source(spec: Any, transactions: str | None = None,
+                   columns: ColumnMap | None = None) -> OutcomeSource:
+    """The outcome source of `spec`: --transactions, else [outcomes] transactions, else the
+    cohort's transactions (stated in the report); columns from `columns`, else the spec."""
+    if transactions:
+        location, origin = transactions, "--transactions"
+    elif spec.outcomes.transactions:
+        location, origin = spec.resolve(spec.outcomes.transactions), "[outcomes] transactions"
+    elif spec.cohort.transactions:
+        location, origin = spec.resolve(spec.cohort.transactions), "cohort.transactions"
+    else:
+        raise InputError(f"{spec.path or spec.name}: no outcome source; set [outcomes] "
+                         "transactions in the spec or give --transactions FILE with the purchases "
+                         "after the campaign start")
+    return OutcomeSource(location, columns or spec.outcome_columns(), origin)
+
+
+def check_outcome_source(con: "duckdb.DuckDBPyConnection", source: OutcomeSource,
+                         assigned: str, start: dt.date) -> OutcomeSource:
+    """Refuse an outcome source that would give silent zeros; return it with what was found.
+
+    `assigned` is a view of the experiment's customer_id (text). Refused (InputError): no
+    purchase on or after `start`; ids of another type than the store's (integers against text
+    ids); no purchase from `start` on by any customer of the experiment.
+    """
+    from upliftlab.sources import register, require_columns
+
+    have = register(con, source.location, "ul_tx")
+    cols = source.columns
+    require_columns(have, [cols.customer_id, cols.timestamp, cols.amount],
+                    f"outcome source {source.location} ({source.origin}; map the names with "
+                    "--customer-col/--time-col/--amount-col or [outcomes.columns])")
+    cid, ts = quote(cols.customer_id), quote(cols.timestamp)
+    s = f"TIMESTAMP '{start.isoformat()} 00:00:00'"
+    try:
+        n, first, last, n_after, last_after = con.execute(
+            f"SELECT count(*), min(CAST({ts} AS TIMESTAMP)), max(CAST({ts} AS TIMESTAMP)), "
+            f"count(*) FILTER (WHERE CAST({ts} AS TIMESTAMP) >= {s}), "
+            f"max(CAST({ts} AS TIMESTAMP)) FROM ul_tx").fetchone()
+    except Exception as exc:  # noqa: BLE001 - a DuckDB conversion error names the bad value
+        raise InputError(f"outcome source {source.location}: column {cols.timestamp!r} is not "
+                         f"a timestamp ({str(exc).splitlines()[0]})") from None
+    if not n_after:
+        found = f"{n:,} rows from {first} to {last}" if n else "no rows"
+        raise InputError(f"outcome source {source.location} ({source.origin}) has no purchases "
+                         f"on or after the campaign start {start} (found {found}); give the "
+                         "post-campaign transactions with [outcomes] transactions or "
+                         "--transactions")
+    id_type = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE ul_tx)").fetchall()
+                   )[cols.customer_id]
+    text_id = con.execute(f"SELECT customer_id FROM {quote(assigned)} WHERE NOT "
+                          "regexp_full_match(customer_id, '-?[0-9]+') LIMIT 1").fetchone()
+    if "INT" in id_type.upper() and text_id is not None:
+        raise InputError(f"outcome source {source.location}: column {cols.customer_id!r} holds "
+                         f"integers ({id_type}) but the experiment's customer ids are text "
+                         f"(e.g. {text_id[0]!r}); map the right id column with --customer-col")
+    matched, outside, example = con.execute(f"""
+        SELECT count(*) FILTER (WHERE a.customer_id IS NOT NULL),
+               count(*) FILTER (WHERE a.customer_id IS NULL),
+               any_value(t.cid) FILTER (WHERE a.customer_id IS NULL)
+        FROM (SELECT CAST({cid} AS VARCHAR) AS cid FROM ul_tx
+              WHERE CAST({ts} AS TIMESTAMP) >= {s}) t
+        LEFT JOIN {quote(assigned)} a ON a.customer_id = t.cid""").fetchone()
+    if not matched:
+        sample = con.execute(f"SELECT customer_id FROM {quote(assigned)} LIMIT 1").fetchone()
+        raise InputError(f"outcome source {source.location}: none of its {outside:,} purchases "
+                         f"from {start} on is by a customer of the experiment (ids such as "
+                         f"{example!r} there, {sample[0] if sample else 'none'!r} in the store); "
+                         "is it the right file and --customer-col?")
+    ignored = tuple(c for c in have if c not in (cols.customer_id, cols.timestamp, cols.amount))
+    return OutcomeSource(source.location, cols, source.origin, int(n_after),
+                         last_after.date() if last_after is not None else None, int(outside),
+                         ignored)
 
 
 def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                 transactions: str | None = None, analysis: str | None = None,
                 alpha: float | None = None, correction: str = "holm",
-                history: bool = True, model: Any = None, policy: Any = None) -> WeeklyReport:
+                history: bool = True, model: Any = None, policy: Any = None,
+                columns: ColumnMap | None = None) -> WeeklyReport:
     """The weekly report of the designed experiment `spec_path` as of `as_of` into `out`.
 
-    Outcomes from the store's assignments and the transactions (`transactions`, default the
-    spec's cohort.transactions) after the campaign start (cohort.as_of); covariates and tier
-    from the spec's cohort; costs and design weights from the spec and the store. analysis
-    None: sequential while outcome windows are open, fixed once all are closed. The week's
-    report.json is stored in `weekly_results`; earlier weeks give the trend. `model` and
-    `policy` (folders from `upliftlab model fit` / `upliftlab policy`) add the report's model
-    and policy sections (see `upliftlab.report.write_report`); they are not stored.
+    Outcomes from the store's assignments and the outcome source (`transactions`, else the
+    spec's [outcomes] transactions, else its cohort.transactions; columns from `columns`, else
+    [outcomes.columns], else the cohort's) after the campaign start (cohort.as_of); covariates
+    and tier from the spec's cohort; costs and design weights from the spec and the store.
+    analysis None: sequential while outcome windows are open, fixed once all are closed. The
+    week's report.json is appended to `weekly_results` (a re-run with other numbers adds a
+    revision; equal numbers add nothing); the latest revision of earlier weeks gives the trend.
+    `model` and `policy` (folders from `upliftlab model fit` / `upliftlab policy`) add the
+    report's model and policy sections (see `upliftlab.report.write_report`); not stored.
     """
     from upliftlab.analysis import analyze
     from upliftlab.report import load_model_section, load_policy_section, write_report
@@ -148,21 +253,22 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
     closed = window_end <= report_day
     if analysis is None:
         analysis = "fixed" if closed else "sequential"
-    tx_source = transactions or (spec.resolve(spec.cohort.transactions)
-                                 if spec.cohort.transactions else None)
-    if tx_source is None:
-        raise InputError(f"{spec_path}: the cohort has no transactions table; give "
-                         "--transactions FILE with the purchases after the campaign start")
+    source = outcome_source(spec, transactions, columns)
 
-    with open_store(store_path) as store:
-        con = store.con
+    # every check of the outcome source runs on a read-only store: a refusal changes nothing
+    with open_store(store_path, read_only=True) as store:
         if store.experiment(spec.name, spec.version) is None:
             raise StoreError(f"experiment '{spec.name}' v{spec.version} is not in {store_path} "
                              "(run `upliftlab assign` first)")
+        _assigned_view(store.con, spec)
+        source = check_outcome_source(store.con, source, "ul_assigned", start)
+
+    with open_store(store_path) as store:
+        con = store.con
         with store.transaction():
-            store.ensure_schema("report", REPORT_SCHEMA_VERSION, REPORT_DDL)
+            _ensure_report_schema(store)
             rel, n_holdout, covariates, segments = outcome_relation(
-                con, spec, tx_source, start, report_day)
+                con, spec, source, start, report_day)
             weights = design_weights(con, spec)
             past = _history(con, spec, report_day) if history else []
             costs = {a.name: (a.cost_per_contact, a.cost_per_conversion) for a in spec.arms}
@@ -175,41 +281,152 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                              analysis=analysis, alpha=spec.alpha if alpha is None else alpha,
                              correction=correction, planned_n=n_assigned or None,
                              experiment=spec.name, as_of=report_day, weights=weights,
-                             revenue="revenue" if "revenue" in metrics else None)
+                             revenue="revenue" if "revenue" in metrics else None,
+                             currency=spec.currency)
+            observed = min((report_day - start).days, spec.outcome_window_days)
+            result.method.update(
+                outcome_window_days=spec.outcome_window_days, campaign_start=start.isoformat(),
+                windows_closed=closed, days_observed=observed, source="experiment",
+                outcome_source=source.location)
+            result.method["notes"][:0] = _source_notes(source, report_day)
             result.method["notes"].append(_window_note(spec, start, report_day, closed,
                                                        n_holdout))
-            result.method["outcome_window_days"] = spec.outcome_window_days
-            result.method["campaign_start"] = start.isoformat()
-            result.method["windows_closed"] = closed
+            if not closed:
+                result.method["projection"] = _projections(result, spec, observed)
             if analysis == "fixed" and closed and past:
                 result.method["notes"].append(
                     "All outcome windows are closed: this final report is fixed-horizon; the "
                     "weekly reports before it were sequential.")
+            revision, earlier = _revision(con, spec, report_day, result)
+            if earlier is not None:
+                result.method["revision"] = revision
+                result.method["notes"].append(
+                    f"This week was reported before with other numbers (revision {revision - 1}, "
+                    f"computed {earlier:%Y-%m-%d %H:%M} UTC); both are kept in the store and the "
+                    f"trend uses this revision {revision}.")
             path = write_report(result, out, history=past, model=model, policy=policy)
-            con.execute("INSERT OR REPLACE INTO weekly_results VALUES (?, ?, ?, ?, ?, ?)",
-                        [spec.name, spec.version, report_day, _now(), analysis,
-                         json.dumps(result.to_dict(), allow_nan=False)])
-    return WeeklyReport(path, result, n_holdout, closed)
+            if revision is not None:
+                body = result.to_dict()
+                con.execute("INSERT INTO weekly_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [spec.name, spec.version, report_day, revision, _now(), analysis,
+                             _fingerprint(body), json.dumps(body, allow_nan=False)])
+    return WeeklyReport(path, result, n_holdout, closed, revision or _latest_revision(
+        store_path, spec, report_day))
 
 
-def outcome_relation(con: "duckdb.DuckDBPyConnection", spec: Any, tx_source: str,
-                      start: dt.date, report_day: dt.date):
+def _projections(result: Any, spec: Any, days: int) -> list[dict[str, Any]]:
+    """Each treatment's cost per incremental reactivation projected to the full window."""
+    from dataclasses import asdict
+
+    from upliftlab.stats.cost import project_cpir
+
+    primary = result.method["primary_metric"]
+    comps = {c["arm"]: c for c in result.comparison_rows if c["metric"] == primary}
+    control = spec.control_arm
+    out = []
+    for row in result.cost_rows:
+        c = comps[row["arm"]]
+        p = project_cpir(row["arm"], c["mean_treatment"], c["mean_control"],
+                         (row["cost_per_contact"], row["cost_per_conversion"]),
+                         (control.cost_per_contact, control.cost_per_conversion), days,
+                         spec.outcome_window_days, bool(row["bounded"]))
+        out.append(asdict(p))
+    return out
+
+
+def _assigned_view(con: "duckdb.DuckDBPyConnection", spec: Any) -> None:
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_assigned AS
+        SELECT customer_id, arm, stratum FROM assignments
+        WHERE experiment = {literal(spec.name)} AND version = {int(spec.version)}
+          AND arm <> 'holdout'""")
+
+
+def _ensure_report_schema(store: Any) -> None:
+    """Create `weekly_results`, or move a version-1 table (one row per week, replaced on a
+    re-run) to the append-only version 2, its rows becoming revision 1."""
+    con = store.con
+    old = store.has_table("schema_version") and con.execute(
+        "SELECT version FROM schema_version WHERE module = 'report'").fetchone()
+    if old and old[0] == 1 and store.has_table("weekly_results"):
+        con.execute("ALTER TABLE weekly_results RENAME TO weekly_results_v1")
+        con.execute(REPORT_DDL[0])
+        con.execute("""INSERT INTO weekly_results SELECT experiment, version, as_of, 1,
+            computed_at, analysis, md5(CAST(report_json AS VARCHAR)), report_json
+            FROM weekly_results_v1""")
+        con.execute("DROP TABLE weekly_results_v1")
+    store.ensure_schema("report", REPORT_SCHEMA_VERSION, REPORT_DDL)
+
+
+def _fingerprint(report: dict) -> str:
+    """The week's numbers (arms, comparisons, costs), not when or how it was rendered."""
+    import hashlib
+
+    keep = {k: report.get(k) for k in ("arms", "comparisons", "cost", "srm")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _revision(con: "duckdb.DuckDBPyConnection", spec: Any, day: dt.date, result: Any):
+    """(revision to write or None when the latest has the same numbers, computed_at of the
+    latest earlier revision or None when there is none)."""
+    row = con.execute(
+        "SELECT revision, fingerprint, computed_at FROM weekly_results WHERE experiment = ? AND "
+        "version = ? AND as_of = ? ORDER BY revision DESC LIMIT 1",
+        [spec.name, spec.version, day]).fetchone()
+    if row is None:
+        return 1, None
+    if row[1] == _fingerprint(result.to_dict()):
+        return None, None
+    return row[0] + 1, row[2]
+
+
+def _latest_revision(store_path: str, spec: Any, day: dt.date) -> int:
+    from upliftlab.store import open_store
+
+    with open_store(store_path, read_only=True) as store:
+        return int(store.con.execute(
+            "SELECT max(revision) FROM weekly_results WHERE experiment = ? AND version = ? AND "
+            "as_of = ?", [spec.name, spec.version, day]).fetchone()[0] or 1)
+
+
+def _source_notes(source: OutcomeSource, day: dt.date) -> list[str]:
+    c = source.columns
+    notes = [f"Outcomes read from {source.location} ({source.origin}; columns "
+             f"{c.customer_id}, {c.timestamp}, {c.amount}): {source.rows_from_start:,} purchases "
+             "from the campaign start on."]
+    if source.origin == "cohort.transactions":
+        notes.append("The spec names no [outcomes] transactions, so the cohort's transactions "
+                     "were read for the outcomes too.")
+    if source.ignored_columns:
+        notes.append("Columns of the outcome source not used: "
+                     + ", ".join(source.ignored_columns) + ".")
+    if source.outside:
+        notes.append(f"{source.outside:,} purchases from the campaign start on are by customers "
+                     "outside the experiment (or in the holdout) and are not counted.")
+    last_day = day - dt.timedelta(days=1)
+    if source.last_purchase is not None and source.last_purchase < last_day:
+        notes.append(f"The outcome source's latest purchase is on {source.last_purchase}, before "
+                     f"{last_day}: if the export is older than the report date, the days after "
+                     "it count as days without purchases.")
+    return notes
+
+
+def outcome_relation(con: "duckdb.DuckDBPyConnection", spec: Any, source: "OutcomeSource | str",
+                     start: dt.date, report_day: dt.date):
     """Outcomes joined with the cohort's covariates and tier, as a relation on `con`."""
     from upliftlab.assign import cohort_view
     from upliftlab.sources import register
 
     name, version = literal(spec.name), int(spec.version)
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_assigned AS
-        SELECT customer_id, arm, stratum FROM assignments
-        WHERE experiment = {name} AND version = {version} AND arm <> 'holdout'""")
+    _assigned_view(con, spec)
     n_holdout = con.execute(
         f"SELECT count(*) FROM assignments WHERE experiment = {name} AND version = {version} "
         "AND arm = 'holdout'").fetchone()[0]
-    register(con, tx_source, "ul_tx")
-    cols = spec.cohort.columns.column_map()
+    if isinstance(source, str):
+        source = OutcomeSource(source, spec.outcome_columns(), "--transactions")
+    register(con, source.location, "ul_tx")
     con.execute("CREATE OR REPLACE TEMP VIEW ul_outcomes AS " + outcomes_sql(
         "ul_assigned", "ul_tx", start=start, as_of=report_day,
-        window_days=spec.outcome_window_days, columns=cols))
+        window_days=spec.outcome_window_days, columns=source.columns))
     # covariates and tier come from the cohort as of the campaign start (pre-period only)
     cohort_cols = cohort_view(con, spec, "ul_cohort")
     covariates = [c for c in spec.covariates if c in cohort_cols]
@@ -242,22 +459,21 @@ def design_weights(con: "duckdb.DuckDBPyConnection", spec: Any) -> dict[str, flo
 
 
 def _history(con: "duckdb.DuckDBPyConnection", spec: Any, report_day: dt.date) -> list[dict]:
-    rows = con.execute(
-        "SELECT report_json FROM weekly_results WHERE experiment = ? AND version = ? AND "
-        "as_of < ? ORDER BY as_of", [spec.name, spec.version, report_day]).fetchall()
+    rows = con.execute(f"SELECT report_json FROM ({LATEST_WEEKS}) WHERE as_of < ? ORDER BY as_of",
+                       [spec.name, spec.version, report_day]).fetchall()
     return [json.loads(r[0]) if isinstance(r[0], str) else r[0] for r in rows]
 
 
 def stored_history(store_path: str, name: str, version: int = 1) -> list[dict]:
-    """The stored weekly report.json dicts of an experiment, oldest first."""
+    """The stored weekly report.json dicts of an experiment (the latest revision of each
+    week), oldest first."""
     from upliftlab.store import open_store
 
     with open_store(store_path, read_only=True) as store:
         if not store.has_table("weekly_results"):
             return []
-        rows = store.con.execute(
-            "SELECT report_json FROM weekly_results WHERE experiment = ? AND version = ? "
-            "ORDER BY as_of", [name, version]).fetchall()
+        rows = store.con.execute(f"SELECT report_json FROM ({LATEST_WEEKS}) ORDER BY as_of",
+                                 [name, version]).fetchall()
     return [json.loads(r[0]) if isinstance(r[0], str) else r[0] for r in rows]
 
 

@@ -279,7 +279,7 @@ def spec_power(spec: "ExperimentSpec", con: "duckdb.DuckDBPyConnection",
         measured = measure_baseline(con, spec.resolve(c.transactions), spec.baseline.history_as_of,
                                     spec.outcome_window_days, dormant_after=c.dormant_after,
                                     tiers=c.tiers, columns=c.columns.column_map(),
-                                    discount_col=c.columns.discount)
+                                    discount_col=c.columns.discount_col)
         baselines = {t: r for t, (n, r) in measured.items()}
         for t in tier_counts:
             if t not in baselines:

@@ -108,6 +108,22 @@ def _contiguous(source: Any) -> Any:
     return source
 
 
+def column_notes(source: Source, used: list[str], optional: dict[str, str]) -> list[str]:
+    """Lines that name what a command will not use: each optional column (name -> what its
+    absence means) missing from `source`, and the columns neither used nor optional."""
+    con = connect()
+    try:
+        have = register(con, source, "ul_notes")
+    finally:
+        con.close()
+    lines = [f"optional column {name!r} is absent from {describe(source)} ({meaning})"
+             for name, meaning in optional.items() if name not in have]
+    ignored = [c for c in have if c not in used and c not in optional]
+    if ignored:
+        lines.append(f"columns of {describe(source)} not used: {', '.join(ignored)}")
+    return lines
+
+
 def require_columns(columns: list[str], required: list[str], where: str) -> None:
     """Raise InputError naming the missing columns and the ones that are there."""
     missing = [c for c in required if c not in columns]

@@ -40,20 +40,34 @@ def _error(message: str) -> PydanticCustomError:
     return PydanticCustomError("spec", message)
 
 
-class ColumnsSpec(_Model):
-    """Names of the transaction columns in the source table."""
+class OutcomeColumnsSpec(_Model):
+    """Names of the transaction columns in a source table; the keys are the CLI flags' names
+    (`customer_col` is `--customer-col`, ...)."""
 
-    customer_id: str = "customer_id"
-    timestamp: str = "ts"
-    amount: str = "amount"
-    # used for the cohort's discount_share when the table has it
-    discount: str = "discount_used"
+    customer_col: str = "customer_id"
+    time_col: str = "ts"
+    amount_col: str = "amount"
 
     def column_map(self) -> Any:
         from upliftlab.sources import ColumnMap
 
-        return ColumnMap(customer_id=self.customer_id, timestamp=self.timestamp,
-                         amount=self.amount)
+        return ColumnMap(customer_id=self.customer_col, timestamp=self.time_col,
+                         amount=self.amount_col)
+
+
+class ColumnsSpec(OutcomeColumnsSpec):
+    """The cohort's transaction columns; `discount_col` feeds the cohort's discount_share when
+    the table has it (its absence is stated, never silent)."""
+
+    discount_col: str = "discount_used"
+
+
+class OutcomesSpec(_Model):
+    """Where the purchases after the campaign start are: a path or glob (relative to the spec),
+    with its own column names (default: the cohort's). `--transactions` overrides the path."""
+
+    transactions: str | None = None
+    columns: OutcomeColumnsSpec | None = None
 
 
 class CohortSpec(_Model):
@@ -213,6 +227,9 @@ class ExperimentSpec(_Model):
     value_band: ValueBandSpec = ValueBandSpec()
     assignment: AssignmentSpec = AssignmentSpec()
     holdout: HoldoutSpec = HoldoutSpec()
+    outcomes: OutcomesSpec = OutcomesSpec()
+    # an ISO 4217 code (EUR) or a currency symbol (€); every report shows money in it
+    currency: str = "USD"
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _path: Path | None = PrivateAttr(default=None)
@@ -223,6 +240,16 @@ class ExperimentSpec(_Model):
         if not v.strip():
             raise _error("must not be blank")
         return v
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str) -> str:
+        from upliftlab.money import check_currency
+
+        try:
+            return check_currency(v)
+        except ValueError as exc:
+            raise _error(str(exc)) from None
 
     @field_validator("arms")
     @classmethod
@@ -282,6 +309,11 @@ class ExperimentSpec(_Model):
     @property
     def treatment_arms(self) -> list[ArmSpec]:
         return [a for a in self.arms if not a.control]
+
+    def outcome_columns(self) -> Any:
+        """The outcome source's ColumnMap: [outcomes.columns], else the cohort's."""
+        cols = self.outcomes.columns or self.cohort.columns
+        return cols.column_map()
 
     @property
     def path(self) -> Path | None:

@@ -1,12 +1,110 @@
-"""Options shared by several commands (column mappings, output paths)."""
+"""The one vocabulary of the CLI: each concept has one option, defined here and used by every
+command that needs it (the README's table lists them; tests/test_cli_vocabulary.py enforces it).
+
+A spec key of the same concept has the same name with `_` (`--customer-col` is `customer_col`
+in `[cohort.columns]` and `[outcomes.columns]`, `--as-of` is `as_of`).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-customer_col = click.option("--customer-col", default="customer_id", show_default=True,
-                            help="Name of the customer id column.")
-time_col = click.option("--time-col", default="ts", show_default=True,
-                        help="Name of the transaction timestamp column.")
-amount_col = click.option("--amount-col", default="amount", show_default=True,
-                          help="Name of the transaction amount column.")
+
+class DateType(click.ParamType):
+    """A calendar date YYYY-MM-DD; passed on as its ISO text, so `--as-of soon` fails at the
+    command line with the option's name."""
+
+    name = "date"
+
+    def get_metavar(self, param: click.Parameter, ctx: Any = None) -> str:  # noqa: ARG002
+        return "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> str:
+        import datetime as dt
+
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        try:
+            return dt.date.fromisoformat(str(value).strip()).isoformat()
+        except ValueError:
+            self.fail(f"{value!r} is not a date (expected YYYY-MM-DD)", param, ctx)
+
+
+DATE = DateType()
+
+
+def customer_col(help: str = "Name of the customer id column.") -> Any:
+    return click.option("--customer-col", default="customer_id", show_default=True,
+                        metavar="COL", help=help)
+
+
+def time_col(help: str = "Name of the transaction timestamp column.") -> Any:
+    return click.option("--time-col", default="ts", show_default=True, metavar="COL", help=help)
+
+
+def amount_col(help: str = "Name of the transaction amount column.") -> Any:
+    return click.option("--amount-col", default="amount", show_default=True, metavar="COL",
+                        help=help)
+
+
+def mapped_columns(what: str) -> Any:
+    """--customer-col/--time-col/--amount-col without defaults: unset means 'from the spec'."""
+    def deco(f: Any) -> Any:
+        for flag, key, noun in (("--amount-col", "amount_col", "amount"),
+                                ("--time-col", "time_col", "timestamp"),
+                                ("--customer-col", "customer_col", "customer id")):
+            f = click.option(flag, key, default=None, metavar="COL",
+                             help=f"{what}: the {noun} column (default: the spec's "
+                                  f"[outcomes.columns] {key}, else [cohort.columns]).")(f)
+        return f
+    return deco
+
+
+def arm_col(help: str = "Name of the arm column.", default: str | None = "arm") -> Any:
+    return click.option("--arm-col", default=default, show_default=default is not None,
+                        metavar="COL", help=help)
+
+
+def control(help: str = "Label of the control arm.") -> Any:
+    return click.option("--control", metavar="LABEL", help=help)
+
+
+def store(help: str = "The DuckDB store file (env UPLIFTLAB_STORE).") -> Any:
+    return click.option("--store", "store_path", default="upliftlab.duckdb", show_default=True,
+                        envvar="UPLIFTLAB_STORE", type=click.Path(dir_okay=False),
+                        metavar="FILE", help=help)
+
+
+def as_of(help: str, required: bool = False) -> Any:
+    return click.option("--as-of", "as_of", type=DATE, required=required, help=help)
+
+
+def weight(help: str) -> Any:
+    return click.option("--weight", "weights", multiple=True, metavar="ARM=WEIGHT", help=help)
+
+
+def parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
+    """{arm: weight} from repeated --weight ARM=WEIGHT (None when none given)."""
+    from upliftlab.errors import InputError
+
+    if not values:
+        return None
+    out = {}
+    for v in values:
+        arm, sep, w = v.rpartition("=")
+        try:
+            if not sep or not arm.strip():
+                raise ValueError
+            out[arm.strip()] = float(w)
+        except ValueError:
+            raise InputError(f"--weight {v!r}: expected ARM=WEIGHT, e.g. 'control=0.5'") from None
+    return out
+
+
+def currency() -> Any:
+    return click.option("--currency", default="USD", show_default=True, metavar="CODE",
+                        help="Currency of the money figures: an ISO 4217 code (EUR) or a "
+                             "symbol (€). With SPEC: the spec's `currency`.")

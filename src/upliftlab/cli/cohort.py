@@ -7,25 +7,25 @@ from __future__ import annotations
 
 import click
 
+from upliftlab.cli._options import as_of as as_of_option
 from upliftlab.cli._options import amount_col, customer_col, time_col
 
 
 @click.command("cohort")
 @click.option("--transactions", "transactions", required=True, metavar="FILE",
               help="Transactions: .parquet, .csv(.gz) or file.duckdb:table.")
-@click.option("--as-of", "as_of", required=True, metavar="DATE",
-              help="Cohort date YYYY-MM-DD; only transactions before this day are used.")
+@as_of_option("Cohort date; only transactions before this day are used.", required=True)
 @click.option("--dormant-after", type=int, default=90, show_default=True, metavar="DAYS",
               help="Dormant when the last purchase is at least this many days before --as-of.")
 @click.option("--tiers", default=None, metavar="TEXT",
               help="Tiers by days since last purchase, e.g. 'short=180,mid=365,long' "
                    "(the default): exclusive upper bounds, the last open-ended.")
-@customer_col
-@time_col
-@amount_col
-@click.option("--discount-col", default="discount_used", show_default=True,
-              help="Boolean/0-1 discount column, used for discount_share when present "
-                   "(pass '' to ignore).")
+@customer_col()
+@time_col()
+@amount_col()
+@click.option("--discount-col", default="discount_used", show_default=True, metavar="COL",
+              help="Boolean/0-1 discount column, used for discount_share when present (its "
+                   "absence is stated; pass '' to ignore it).")
 @click.option("--out", required=True, metavar="FILE",
               help="Output file, .parquet or .csv (written whole or not at all).")
 def cohort(transactions: str, as_of: str, dormant_after: int, tiers: str | None,
@@ -39,8 +39,11 @@ def cohort(transactions: str, as_of: str, dormant_after: int, tiers: str | None,
           --as-of 2026-01-05 --out cohort.parquet
     """
     from upliftlab.cohort import format_tier_table, write_cohort
-    from upliftlab.sources import ColumnMap
+    from upliftlab.sources import ColumnMap, column_notes
 
+    notes = column_notes(transactions, [customer_col, time_col, amount_col],
+                         {discount_col: "--discount-col: discount_share not computed"}
+                         if discount_col else {})
     summary = write_cohort(transactions, as_of, out, dormant_after=dormant_after, tiers=tiers,
                            columns=ColumnMap(customer_col, time_col, amount_col),
                            discount_col=discount_col or None)
@@ -48,6 +51,8 @@ def cohort(transactions: str, as_of: str, dormant_after: int, tiers: str | None,
     click.echo(f"{total:,} dormant customers (last purchase at least {dormant_after} days before "
                f"{as_of}) -> {out}")
     click.echo(format_tier_table(summary))
+    for line in notes:
+        click.echo(line)
 
 
 commands = [cohort]

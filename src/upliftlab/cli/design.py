@@ -1,13 +1,13 @@
-"""`upliftlab power`, `upliftlab assign` and `upliftlab export`: size, randomise and hand out an
+"""`upliftlab power`, `assign`, `checks` and `export`: size, randomise, check and hand out an
 experiment described by a spec file, with the store as the record."""
 
 from __future__ import annotations
 
 import click
 
-store_option = click.option(
-    "--store", "store_path", default="upliftlab.duckdb", show_default=True, envvar="UPLIFTLAB_STORE",
-    type=click.Path(dir_okay=False), help="The DuckDB store file (env UPLIFTLAB_STORE).")
+from upliftlab.cli._options import store
+
+store_option = store()
 
 
 def _pct(x: float) -> str:
@@ -82,7 +82,14 @@ def format_assign(run, spec) -> str:  # noqa: ANN001 - an AssignRun and its spec
         rows = [[x.arm, f"{x.weight:.3f}", f"{x.effective_weight:.4f}", _n(x.capacity),
                  _n(x.existing), _n(x.assigned)] for x in a.arms]
         out.append(_table(["arm", "weight", "effective", "capacity", "before", "new"], rows))
-    counts = [c for c in run.checks if c.kind == "count"]
+    out.append(format_checks(run.checks, spec))
+    return "\n".join(out)
+
+
+def format_checks(checks, spec) -> str:  # noqa: ANN001 - Check records and their spec
+    """Counts per stratum and arm, SRM, holdout share and balance, as printed by assign/checks."""
+    out = []
+    counts = [c for c in checks if c.kind == "count"]
     arms = [x.name for x in spec.arms] + ["holdout"]
     strata = sorted({c.scope.removeprefix("stratum:") for c in counts if c.scope != "overall"})
     cell = {(c.scope.removeprefix("stratum:"), c.details["arm"]): int(c.statistic) for c in counts}
@@ -90,7 +97,7 @@ def format_assign(run, spec) -> str:  # noqa: ANN001 - an AssignRun and its spec
     rows.append(["all"] + [_n(sum(cell.get((s, arm), 0) for s in strata)) for arm in arms])
     out.append("customers per stratum and arm (all runs):")
     out.append(_table(["stratum", *arms], rows))
-    srm = [c for c in run.checks if c.kind == "srm"]
+    srm = [c for c in checks if c.kind == "srm"]
     overall = next((c for c in srm if c.scope == "overall"), None)
     if overall is not None:
         per = [c for c in srm if c.scope != "overall"]
@@ -98,18 +105,18 @@ def format_assign(run, spec) -> str:  # noqa: ANN001 - an AssignRun and its spec
                    f"{overall.p_value:.4g} {'ok' if overall.ok else 'FLAGGED'}; "
                    f"{sum(not c.ok for c in per)} of {len(per)} strata flagged (p < 0.001)"
                    + (f", smallest p {min(c.p_value for c in per):.4g}" if per else ""))
-    for c in run.checks:
+    for c in checks:
         if c.kind == "srm_holdout":
             out.append(f"holdout share: {c.details['counts']['holdout']:,} of "
                        f"{sum(c.details['counts'].values()):,} (design {c.details['share']:g}), "
                        f"p {c.p_value:.4g} {'ok' if c.ok else 'FLAGGED'}")
-    smd = [c for c in run.checks if c.kind == "smd"]
+    smd = [c for c in checks if c.kind == "smd"]
     if smd:
         worst = max(smd, key=lambda c: abs(c.statistic))
         out.append(f"balance: {len(smd)} arm x feature SMDs, {sum(not c.ok for c in smd)} with "
                    f"|SMD| > 0.1; largest {worst.statistic:+.3f} ({worst.details['arm']}, "
                    f"{worst.details['feature']})")
-    for c in run.checks:
+    for c in checks:
         if not c.ok:
             what = c.details.get("feature") or ""
             out.append(f"  FLAGGED {c.kind} {c.scope} {c.details.get('arm', '')} {what} "
@@ -171,12 +178,46 @@ def assign(spec_path: str, store_path: str) -> None:
 @click.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @store_option
+def checks(spec_path: str, store_path: str) -> None:
+    """Run the checks of SPEC's assignment now, print them and append them to the store.
+
+    Sample-ratio mismatch overall and per stratum, the global holdout's share, covariate
+    balance (standardised differences) and counts per stratum and arm; the same checks that
+    `upliftlab assign` prints, at any time while the experiment runs.
+    """
+    from pathlib import Path
+
+    from upliftlab.assign import check_experiment
+    from upliftlab.errors import StoreError
+    from upliftlab.spec import load_spec
+    from upliftlab.store import open_store
+
+    spec = load_spec(spec_path)
+    if not Path(store_path).exists():
+        raise StoreError(f"store {store_path} does not exist (run `upliftlab assign` first)")
+    with open_store(store_path) as store:
+        found = check_experiment(spec, store)
+    click.echo(f"checks of {spec.name} v{spec.version} (stored in {store_path}):")
+    click.echo(format_checks(found, spec))
+    flagged = sum(not c.ok for c in found if c.kind != "count")
+    click.echo(f"{flagged} check(s) flagged" if flagged else "all checks passed")
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@store_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for the contact lists (one file per treatment arm).")
+              help="Folder for the contact lists (one file per treatment arm) and the full "
+                   "assignment (every arm, control and holdout included).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True, help="File format.")
 def export(spec_path: str, store_path: str, out_dir: str, fmt: str) -> None:
-    """Write the contact list of each treatment arm of SPEC (no control, no holdout)."""
+    """Write the contact list of each treatment arm of SPEC, and the full assignment.
+
+    The contact lists hold the treatment arms only; <name>_v<version>_assignment.<format> holds
+    every assigned customer (control and the global holdout too), for joining outcomes
+    elsewhere. The id column keeps the source's name and type; money is in cents.
+    """
     from upliftlab.assign import export_contacts
     from upliftlab.spec import load_spec
     from upliftlab.store import open_store
@@ -187,6 +228,9 @@ def export(spec_path: str, store_path: str, out_dir: str, fmt: str) -> None:
         counts = store.arm_counts(spec.name, spec.version)
     for f, arm in zip(files, spec.treatment_arms):
         click.echo(f"{arm.name}: {counts.get(arm.name, 0):,} customers -> {f}")
+    click.echo(f"full assignment: {sum(counts.values()):,} customers ("
+               + ", ".join(f"{a} {n:,}" for a, n in sorted(counts.items()))
+               + f") -> {files[-1]}")
 
 
-commands = [power, assign, export]
+commands = [power, assign, checks, export]

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import click
 
+from upliftlab.cli._options import (arm_col, as_of, control, customer_col, mapped_columns,
+                                    parse_weights, store, weight)
+
 
 @click.group("model")
 def model() -> None:
@@ -19,18 +22,18 @@ def model() -> None:
 
 @model.command("fit")
 @click.argument("spec", required=False, metavar="[SPEC]")
-@click.option("--as-of", "as_of", metavar="DATE",
-              help="With SPEC: the date (outcome windows closed) whose outcomes train the model.")
-@click.option("--store", "store_path", default="upliftlab.duckdb", show_default=True,
-              metavar="FILE", help="With SPEC: the DuckDB store with the assignments.")
+@as_of("With SPEC: the date (outcome windows closed) whose outcomes train the model.")
+@store("With SPEC: the DuckDB store with the assignments (env UPLIFTLAB_STORE).")
 @click.option("--transactions", metavar="FILE",
-              help="With SPEC: transactions after the campaign start (default: the spec's).")
+              help="With SPEC: the purchases after the campaign start (default: the spec's "
+                   "[outcomes] transactions, else cohort.transactions).")
+@mapped_columns("With SPEC and the outcome source")
 @click.option("--data", metavar="FILE",
               help="An experiment table (CSV/Parquet/file.duckdb:table): arm, outcome, features.")
-@click.option("--arm", "arm_col", metavar="COL", help="With --data: the arm column.")
-@click.option("--control", metavar="LABEL", help="With --data: the control arm's label.")
-@click.option("--outcome", "outcome_col", metavar="COL",
-              help="Outcome column (with SPEC: reactivated [default], revenue or orders).")
+@arm_col("With --data: the arm column.", default=None)
+@control("With --data: the control arm's label.")
+@click.option("--metric", "outcome_col", metavar="COL",
+              help="The outcome to model (with SPEC: reactivated [default], revenue or orders).")
 @click.option("--feature", "features", multiple=True, metavar="COL",
               help="A feature column (repeat). With SPEC: default all cohort features.")
 @click.option("--outcome-type", type=click.Choice(["auto", "binary", "continuous"]),
@@ -45,40 +48,51 @@ def model() -> None:
               help="Cross-fitting folds (every score is measured out of fold).")
 @click.option("--bootstrap", "n_bootstrap", default=200, show_default=True,
               type=click.IntRange(10, 10_000), help="Bootstrap resamples for the intervals.")
-@click.option("--propensity", metavar="ARM=P,...",
-              help="With --data: the design's randomisation probabilities, e.g. "
-                   "'control=0.25,coupon=0.75' (default: the observed arm shares).")
+@weight("With --data: the design's randomisation weight of an arm, e.g. control=0.25; "
+        "repeat for every arm (default: the observed arm shares).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Folds, bootstrap, models.")
 @click.option("--n-jobs", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Threads per LightGBM model.")
 @click.option("--out", required=True, metavar="DIR",
               help="Output folder (replaced whole): model.pkl, model.json, comparison.csv/.json, "
                    "deciles.csv, qini_<arm>.png, oof_scores.parquet (out-of-fold scores of the "
-                   "training rows, for `upliftlab policy --experiment`).")
+                   "training rows, for `upliftlab policy --data`).")
 def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str | None,
+        customer_col: str | None, time_col: str | None, amount_col: str | None,
         data: str | None, arm_col: str | None, control: str | None, outcome_col: str | None,
         features: tuple[str, ...], outcome_type: str, learner: str, candidates: str | None,
-        folds: int,
-        n_bootstrap: int, propensity: str | None, seed: int, n_jobs: int, out: str) -> None:
+        folds: int, n_bootstrap: int, weights: tuple[str, ...], seed: int, n_jobs: int,
+        out: str) -> None:
     """Cross-validate uplift learners, fit the best (or the one asked for) and save it.
 
     \b
     Examples:
-      upliftlab model fit --data hillstrom.csv --arm segment --control "No E-Mail" \\
-          --outcome visit --feature recency --feature history --feature channel --out m/
+      upliftlab model fit --data hillstrom.csv --arm-col segment --control "No E-Mail" \\
+          --metric visit --feature recency --feature history --feature channel --out m/
       upliftlab model fit experiments/winback.toml --as-of 2026-03-09 --out m/
     """
     from upliftlab.errors import InputError
+    from upliftlab.progress import status
     from upliftlab.uplift.io import binary_or_continuous, read_experiment_table, spec_training_data
 
     if spec is not None:
-        if data or arm_col or control:
-            raise InputError("model fit: give either SPEC --as-of DATE or --data FILE --arm COL "
-                             "--control LABEL, not both")
+        if data or arm_col or control or weights:
+            raise InputError("model fit: give either SPEC --as-of DATE or --data FILE --arm-col "
+                             "COL --control LABEL, not both (--weight goes with --data)")
         if not as_of:
             raise InputError("model fit SPEC: missing --as-of DATE")
-        X, y, t, prop, control = spec_training_data(spec, as_of, store_path,
-                                                    outcome_col or "reactivated", transactions)
+        columns = None
+        if customer_col or time_col or amount_col:
+            from upliftlab.sources import ColumnMap
+            from upliftlab.spec import load_spec
+
+            base = load_spec(spec).outcome_columns()
+            columns = ColumnMap(customer_col or base.customer_id, time_col or base.timestamp,
+                                amount_col or base.amount)
+        with status("reading outcomes and features"):
+            X, y, t, prop, control = spec_training_data(spec, as_of, store_path,
+                                                        outcome_col or "reactivated",
+                                                        transactions, columns=columns)
         if features:
             from upliftlab.sources import require_columns
 
@@ -86,8 +100,12 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
             X = X[list(features)]
         where = spec
     else:
-        missing = [name for name, v in (("--data", data), ("--arm", arm_col),
-                                        ("--control", control), ("--outcome", outcome_col)) if not v]
+        if transactions or customer_col or time_col or amount_col:
+            raise InputError("model fit --data: --transactions and the column mapping go with "
+                             "a SPEC")
+        missing = [name for name, v in (("--data", data), ("--arm-col", arm_col),
+                                        ("--control", control), ("--metric", outcome_col))
+                   if not v]
         if missing:
             raise InputError(f"model fit: missing {', '.join(missing)} (or give SPEC --as-of DATE)")
         if not features:
@@ -101,7 +119,7 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
         X = df[list(features)]
         y = df[outcome_col]
         t = df[arm_col].astype(str).to_numpy()
-        prop = _parse_propensity(propensity) if propensity else None
+        prop = parse_weights(weights)
         where = f"{data}, column {outcome_col!r}"
     import pandas as pd
 
@@ -109,21 +127,6 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
     _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs, out,
                    outcome_name=outcome_col or "reactivated",
                    learners=_parse_candidates(candidates) if candidates else None)
-
-
-def _parse_propensity(text: str) -> dict[str, float]:
-    from upliftlab.errors import InputError
-
-    out = {}
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise InputError(f"--propensity: expected ARM=P,ARM=P,..., got {part!r}") from None
-    return out
 
 
 def _parse_candidates(text: str) -> tuple[str, ...]:
@@ -139,11 +142,13 @@ def _parse_candidates(text: str) -> tuple[str, ...]:
 
 def _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs,
                    out, outcome_name="y", learners=None) -> None:
+    from upliftlab.progress import status
     from upliftlab.uplift.workflow import fit_and_save
 
-    fit = fit_and_save(X, y, t, control=control, outcome=kind, out=out, learner=learner,
-                       folds=folds, n_bootstrap=n_bootstrap, propensity=prop, seed=seed,
-                       n_jobs=n_jobs, outcome_name=outcome_name, learners=learners)
+    with status(f"model fit: cross-fitting ({folds} folds) and fitting the learners"):
+        fit = fit_and_save(X, y, t, control=control, outcome=kind, out=out, learner=learner,
+                           folds=folds, n_bootstrap=n_bootstrap, propensity=prop, seed=seed,
+                           n_jobs=n_jobs, outcome_name=outcome_name, learners=learners)
     show = fit.table[["learner", "arm", "qini", "qini_low", "qini_high", "auuc", "fit_seconds"]]
     click.echo(f"cross-fitted ({folds} folds), Qini/AUUC with causalml's normalisation, "
                f"{n_bootstrap} bootstrap resamples:")
@@ -158,12 +163,12 @@ def _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, se
                    "run code; the checksum in model.json is verified first).")
 @click.option("--customers", required=True, metavar="FILE",
               help="Customers with the model's features (CSV/Parquet/file.duckdb:table).")
-@click.option("--id-col", default="customer_id", show_default=True, help="Customer id column.")
+@customer_col("The customer id column of --customers.")
 @click.option("--batch-size", default=200_000, show_default=True, type=click.IntRange(1000),
               help="Rows per batch (bounds memory).")
 @click.option("--out", required=True, metavar="FILE",
               help="Scores, .parquet or .csv: customer_id, base, uplift_<arm>...")
-def score(model_dir: str, customers: str, id_col: str, batch_size: int, out: str) -> None:
+def score(model_dir: str, customers: str, customer_col: str, batch_size: int, out: str) -> None:
     """Score customers in batches: predicted outcome under control and uplift per arm.
 
     \b
@@ -174,7 +179,7 @@ def score(model_dir: str, customers: str, id_col: str, batch_size: int, out: str
     from upliftlab.uplift.io import score_file
 
     m = load_model(model_dir, trusted=True)
-    n = score_file(m, customers, out, id_col=id_col, batch_size=batch_size)
+    n = score_file(m, customers, out, id_col=customer_col, batch_size=batch_size)
     click.echo(f"scored {n:,} customers ({', '.join(m.treatment_arms_)} vs {m.control_}) -> {out}")
 
 

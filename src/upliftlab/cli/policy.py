@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import click
 
+from upliftlab.cli._options import arm_col, customer_col, weight
+
 
 def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
     out = []
@@ -40,32 +42,30 @@ def _number(text: str, option: str) -> float:
               help="Maximise net value (value x uplift - cost) instead of reactivations.")
 @click.option("--explore", "explore_share", type=float, default=0.10, show_default=True,
               help="Share of customers assigned at random by the design weights.")
-@click.option("--weight", multiple=True, metavar="ARM=W",
-              help="Design weight of an arm (control included) for exploration and as the "
-                   "experiment's propensities (repeatable; default equal / observed shares).")
+@weight("Design weight of an arm (control included) for exploration and as the --data "
+        "experiment's propensities; repeat (default equal / observed shares).")
 @click.option("--salt", default="upliftlab-explore", show_default=True,
               help="Salt of the exploration hash (md5(salt:customer_id)).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the subsamples used by the solver and the budget curve.")
 @click.option("--method", type=click.Choice(["lagrangian", "lp", "milp"]), default="lagrangian",
               show_default=True, help="Solver: scalable Lagrangian, LP relaxation, exact MILP.")
-@click.option("--experiment", type=click.Path(dir_okay=False),
-              help="A randomised experiment (customer_id, arm, outcome) for the off-policy "
-                   "estimate; its customers' scores must be out-of-fold.")
+@click.option("--data", "experiment", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A randomised experiment's table (customer id, arm, outcome) for the "
+                   "off-policy estimate; its customers' scores must be out-of-fold.")
 @click.option("--truth", type=click.Path(dir_okay=False),
               help="The simulator's truth (customer_id, p_control, p_<arm>): print the true "
                    "values beside the estimates.")
-@click.option("--arm-col", default="arm", show_default=True, help="Arm column of --experiment.")
-@click.option("--outcome-col", default="reactivated", show_default=True,
-              help="0/1 outcome column of --experiment.")
-@click.option("--customer-col", default="customer_id", show_default=True,
-              help="Customer id column.")
+@arm_col("The arm column of --data.")
+@click.option("--metric", "outcome_col", default="reactivated", show_default=True, metavar="COL",
+              help="The 0/1 outcome column of --data.")
+@customer_col("The customer id column of --scores, --customers and --data.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
               show_default=True, help="Format of targeting.*")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder: targeting.csv, policy.json, budget_curve.png, policy.md/html.")
 def policy(scores_path, model_dir, customers, budget, capacity, cost, value_per_reactivation,
-           explore_share, weight, salt, seed, method, experiment, truth, arm_col, outcome_col,
+           explore_share, weights, salt, seed, method, experiment, truth, arm_col, outcome_col,
            customer_col, fmt, out) -> None:
     """Choose who gets which treatment (or none) in the next campaign.
 
@@ -101,7 +101,7 @@ def policy(scores_path, model_dir, customers, budget, capacity, cost, value_per_
         if n < 0 or n != int(n):
             raise InputError(f"--capacity {arm}: must be a whole number >= 0 (got {text})")
         caps[arm] = int(n)
-    weights = {arm: _number(text, "--weight") for arm, text in _pairs(weight, "--weight")}
+    weights = {arm: _number(text, "--weight") for arm, text in _pairs(weights, "--weight")}
     if model_dir is not None:
         if customers is None:
             raise InputError("--model needs --customers FILE (the customers to score)")

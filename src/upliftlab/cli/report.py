@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import click
 
+from upliftlab.cli._options import (arm_col, as_of, control, currency, mapped_columns, store,
+                                    weight)
+
 
 def _parse_costs(values: tuple[str, ...]) -> dict[str, tuple[float, float]] | None:
     from upliftlab.errors import InputError
@@ -28,32 +31,14 @@ def _parse_costs(values: tuple[str, ...]) -> dict[str, tuple[float, float]] | No
     return out
 
 
-def _parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
-    from upliftlab.errors import InputError
-
-    if not values:
-        return None
-    out = {}
-    for v in values:
-        arm, sep, w = v.rpartition("=")
-        try:
-            if not sep or not arm:
-                raise ValueError
-            out[arm] = float(w)
-        except ValueError:
-            raise InputError(f"--weight {v!r}: expected ARM=WEIGHT, e.g. 'control=0.5'") from None
-    return out
-
-
 @click.command("report")
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
-@click.option("--as-of", "as_of", metavar="DATE",
-              help="Report date (YYYY-MM-DD); with SPEC, outcomes up to the start of this day.")
+@as_of("With SPEC: the report date; outcomes up to the start of this day.")
 @click.option("--data", metavar="FILE",
               help="Experiment table (CSV, Parquet, file.duckdb:table) with an arm column and "
                    "outcome columns.")
-@click.option("--arm", "arm", metavar="COL", help="Arm column of --data.")
-@click.option("--control", metavar="LABEL", help="Label of the control arm.")
+@arm_col("With --data: the arm column.", default=None)
+@control("With --data: the label of the control arm.")
 @click.option("--metric", "metrics", multiple=True, metavar="COL",
               help="Outcome column; repeat. The first is the primary (reactivation, 0/1).")
 @click.option("--covariate", "covariates", multiple=True, metavar="COL",
@@ -64,8 +49,8 @@ def _parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
               help="Cost of an arm; repeat. Arms without a cost cost nothing.")
 @click.option("--revenue", metavar="COL",
               help="The metric that is revenue (default: one named revenue/spend/sales/amount).")
-@click.option("--weight", "weights", multiple=True, metavar="ARM=WEIGHT",
-              help="Design weight of an arm for the sample-ratio check (default: equal).")
+@weight("With --data: design weight of an arm for the sample-ratio check; repeat "
+        "(default: equal).")
 @click.option("--analysis", type=click.Choice(["sequential", "fixed"]),
               help="sequential: always-valid under weekly looks (running experiments); fixed: "
                    "fixed-horizon (finished experiments). Default: sequential with --data; with "
@@ -76,14 +61,14 @@ def _parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
               help="Significance level (default 0.05, or the spec's alpha with SPEC).")
 @click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm",
               show_default=True, help="Multiple-testing correction over arms x metrics.")
-@click.option("--experiment", metavar="NAME", help="Experiment name shown in the report.")
+@click.option("--experiment", metavar="NAME",
+              help="With --data: the experiment's name (the report's title).")
+@currency()
 @click.option("--transactions", metavar="FILE",
-              help="With SPEC: transactions after the campaign start (default: the spec's "
-                   "cohort.transactions).")
-@click.option("--store", "store_path", default="upliftlab.duckdb", show_default=True,
-              envvar="UPLIFTLAB_STORE", type=click.Path(dir_okay=False),
-              help="With SPEC: the DuckDB store (env UPLIFTLAB_STORE); the weekly results are "
-                   "kept there.")
+              help="With SPEC: the purchases after the campaign start (path or glob; default: "
+                   "the spec's [outcomes] transactions, else cohort.transactions).")
+@mapped_columns("With SPEC and the outcome source")
+@store("With SPEC: the DuckDB store (env UPLIFTLAB_STORE); the weekly results are kept there.")
 @click.option("--model", "model_dir", metavar="DIR",
               help="A folder from `upliftlab model fit`: adds the uplift model's section (Qini "
                    "curves, learner comparison, calibration by decile).")
@@ -91,14 +76,14 @@ def _parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
               help="A folder from `upliftlab policy`: adds the next campaign's section (plan, "
                    "budget curve, off-policy estimate against the baselines).")
 @click.option("--out", "out", metavar="DIR", help="Folder for report.json, report.md, report.html.")
-def report(spec, as_of, data, arm, control, metrics, covariates, segments, costs, revenue,
-           weights, analysis, planned_n, alpha, correction, experiment, transactions, store_path,
-           model_dir, policy_dir, out):
+def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, costs, revenue,
+           weights, analysis, planned_n, alpha, correction, experiment, currency, transactions,
+           customer_col, time_col, amount_col, store_path, model_dir, policy_dir, out):
     """Write the uplift report of an experiment into DIR.
 
     \b
     An experiment run elsewhere (a table with an arm column and outcome columns):
-      upliftlab report --data hillstrom.csv --arm segment --control "No E-Mail" \\
+      upliftlab report --data hillstrom.csv --arm-col segment --control "No E-Mail" \\
         --metric conversion --metric visit --metric spend --analysis fixed --out reports/h
     \b
     A designed experiment (outcomes from the store's assignments and transactions):
@@ -110,24 +95,42 @@ def report(spec, as_of, data, arm, control, metrics, covariates, segments, costs
     from upliftlab.errors import InputError
 
     if spec is not None:
-        given = [f"--{n}" for n, v in (("data", data), ("arm", arm), ("control", control),
-                                       ("metric", metrics), ("cost", costs)) if v]
+        given = [f"--{n}" for n, v in (("data", data), ("arm-col", arm_col),
+                                       ("control", control), ("metric", metrics), ("cost", costs),
+                                       ("experiment", experiment), ("weight", weights)) if v]
+        if currency != "USD":
+            given.append("--currency")
         if given:
             raise InputError(f"report {spec}: {', '.join(given)} go with --data, not with a SPEC "
-                             "(the spec defines arms, metrics and costs)")
+                             "(the spec defines arms, metrics, costs, its name and currency)")
         from upliftlab.outcomes import report_spec
 
+        columns = None
+        if customer_col or time_col or amount_col:
+            from upliftlab.sources import ColumnMap
+            from upliftlab.spec import load_spec
+
+            base = load_spec(spec).outcome_columns()
+            columns = ColumnMap(customer_col or base.customer_id, time_col or base.timestamp,
+                                amount_col or base.amount)
         week = report_spec(spec, as_of=as_of, out=out, store_path=store_path,
                            transactions=transactions, analysis=analysis, alpha=alpha,
-                           correction=correction, model=model_dir, policy=policy_dir)
+                           correction=correction, model=model_dir, policy=policy_dir,
+                           columns=columns)
         from upliftlab.report._text import headlines
 
         for line in headlines(week.result.to_dict()):
             click.echo(line)
         click.echo(f"report written to {week.path}")
         return
-    missing = [name for name, v in (("--data", data), ("--arm", arm), ("--control", control),
-                                    ("--metric", metrics), ("--out", out)) if not v]
+    missing = [name for name, v in (("--data", data), ("--arm-col", arm_col),
+                                    ("--control", control), ("--metric", metrics), ("--out", out))
+               if not v]
+    spec_only = [n for n, v in (("--transactions", transactions), ("--customer-col", customer_col),
+                                ("--time-col", time_col), ("--amount-col", amount_col)) if v]
+    if spec_only:
+        raise InputError(f"report --data: {', '.join(spec_only)} go with a SPEC (the outcomes "
+                         "of a designed experiment)")
     if missing:
         raise InputError(f"report: missing {', '.join(missing)} (or give an experiment SPEC)")
 
@@ -137,12 +140,15 @@ def report(spec, as_of, data, arm, control, metrics, covariates, segments, costs
     # read the folders first: a bad one fails before the analysis, and nothing is written
     model = load_model_section(model_dir) if model_dir else None
     policy = load_policy_section(policy_dir) if policy_dir else None
-    result = analyze(data, arm=arm, control=control, metrics=list(metrics),
+    from upliftlab.cli._options import parse_weights
+
+    result = analyze(data, arm=arm_col, control=control, metrics=list(metrics),
                      covariates=list(covariates), segments=list(segments),
                      costs=_parse_costs(costs), analysis=analysis or "sequential",
                      alpha=0.05 if alpha is None else alpha,
                      correction=correction, planned_n=planned_n, experiment=experiment,
-                     as_of=as_of, weights=_parse_weights(weights), revenue=revenue)
+                     as_of=as_of, weights=parse_weights(weights), revenue=revenue,
+                     currency=currency)
     path = write_report(result, out, model=model, policy=policy)
     from upliftlab.report._text import headlines
 

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import click
 
-from upliftlab.cli._options import customer_col
+from upliftlab.cli._options import DATE, arm_col, customer_col, store
 
 
 @click.command()
-@click.option("--customers", "n_customers", type=int, required=True,
+@click.option("--n-customers", "n_customers", type=int, required=True, metavar="N",
               help="Number of customers to simulate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, metavar="DIR",
               help="Directory for customers/transactions/truth.parquet and world.json.")
-@click.option("--campaign-date", default="2026-01-05", show_default=True,
-              help="Campaign date (YYYY-MM-DD); history ends the day before.")
+@click.option("--campaign-date", type=DATE, default="2026-01-05", show_default=True,
+              help="Campaign date; history ends the day before.")
 @click.option("--history-days", type=int, default=730, show_default=True,
               help="Days of transaction history before the campaign date.")
-@click.option("--window-days", type=int, default=60, show_default=True,
-              help="Outcome window after the campaign date, in days.")
+@click.option("--outcome-window-days", "window_days", type=int, default=60, show_default=True,
+              metavar="DAYS", help="Outcome window after the campaign date, in days.")
 @click.option("--force", is_flag=True, help="Replace a non-empty DIR that is not a world.")
 def simulate(n_customers: int, seed: int, out: str, campaign_date: str, history_days: int,
              window_days: int, force: bool) -> None:
@@ -45,19 +45,18 @@ def simulate(n_customers: int, seed: int, out: str, campaign_date: str, history_
               help="World directory written by `upliftlab simulate`.")
 @click.option("--assignments", type=click.Path(), default=None,
               help="Assignment table (CSV or Parquet) with a customer and an arm column.")
-@click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None,
-              help="Read the assignments of --experiment from this store instead.")
+@store("With --experiment: the store to read its assignments from (env UPLIFTLAB_STORE).")
 @click.option("--experiment", default=None, metavar="NAME[:VERSION]",
               help="Experiment in --store (latest version unless given). Holdout customers "
                    "are untreated: they respond as control.")
-@customer_col
-@click.option("--arm-col", default="arm", show_default=True, help="Name of the arm column.")
-@click.option("--start", default=None,
-              help="First day of the outcome window.  [default: the campaign date]")
+@customer_col("With --assignments: the customer id column.")
+@arm_col("With --assignments: the arm column.")
+@click.option("--campaign-date", "start", type=DATE, default=None,
+              help="First day of the outcome window.  [default: the world's campaign date]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Response seed.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True,
               help="Output transactions file (.parquet or .csv).")
-def respond(world_dir: str, assignments: str | None, store_path: str | None,
+def respond(world_dir: str, assignments: str | None, store_path: str,
             experiment: str | None, customer_col: str, arm_col: str,
             start: str | None, seed: int, out: str) -> None:
     """Generate the post-campaign transactions of assigned customers under their arms.
@@ -71,8 +70,8 @@ def respond(world_dir: str, assignments: str | None, store_path: str | None,
 
     if not out.lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")):
         raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
-    if (assignments is None) == (store_path is None or experiment is None):
-        raise InputError("give either --assignments FILE or --store PATH with --experiment NAME")
+    if (assignments is None) == (experiment is None):
+        raise InputError("give either --assignments FILE or --experiment NAME (with --store)")
     world = load_world(world_dir)
     if assignments is None:
         table = _stored_assignments(store_path, experiment)

@@ -63,6 +63,8 @@ def compact(week: Mapping[str, Any]) -> dict[str, Any]:
     keep = ("arm", "control", "metric", "estimate", "ci_low", "ci_high", "p_value",
             "p_value_adjusted", "significant", "relative_lift")
     return json_safe({"as_of": week.get("as_of"),
+                      "analysis": (week.get("method") or {}).get("analysis")
+                      or week.get("analysis"),
                       "comparisons": [{k: c.get(k) for k in keep} for c in
                                       week.get("comparisons", [])]})
 
@@ -78,7 +80,11 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
         return t.points(x) + " pts" if t.is_rate(report, metric) and x is not None else t.signed(x)
 
     name = report.get("experiment") or "Experiment"
+    cur = t.currency(report)
+    interim = t.coverage(report)
     sub = [f"as of {report['as_of']}" if report.get("as_of") else None,
+           f"{interim} of the outcome window observed; effects and costs to date"
+           if interim else None,
            f"{sum(a['n'] for a in report['arms']):,} customers in {len(report['arms'])} arms",
            f"{report['method']['analysis']} analysis"]
     history_rows = []
@@ -86,17 +92,21 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
     for week in list(report.get("history") or []) + [report]:
         for c in week.get("comparisons", []):
             if c["metric"] == primary:
-                history_rows.append({"as_of": week.get("as_of") or "this look", **c})
+                history_rows.append({"as_of": week.get("as_of") or "this look",
+                                     "analysis": week.get("analysis") or (
+                                         week.get("method") or {}).get("analysis"), **c})
     return {
         "r": report, "title": f"{name}: uplift report", "subtitle": " · ".join(s for s in sub if s),
         "headlines": t.headlines(report), "srm_text": t.srm_text(report), "ci": t.ci_label(report),
-        "val": val, "eff": eff, "pct": t.pct, "pv": t.pvalue, "num": t.num, "money": t.money,
+        "val": val, "eff": eff, "pct": t.pct, "pv": t.pvalue, "num": t.num,
+        "money": lambda x, digits=2: t.money(x, digits, cur), "interim": interim,
+        "campaign": t.from_experiment(report), "noun": t.primary_noun(report),
         "cpir": lambda c: t.cpir_text(report, c), "version": __version__,
         "history_rows": history_rows if report.get("history") else [],
         "pts": t.points, "signed": t.signed, "model_text": t.model_text,
         "targeting_text": t.targeting_text, "dval": t.decile_value, "plan_text": t.plan_text,
-        "expected_text": t.expected_text, "total_ci": t.total_ci, "ope_text": t.ope_text,
-        "truth_text": t.truth_text, "model": report.get("model"), "policy": report.get("policy"),
+        "expected_text": lambda p: t.expected_text(p, cur), "total_ci": t.total_ci,
+        "ope_text": lambda p: t.ope_text(p, cur), "truth_text": lambda p: t.truth_text(p, cur), "model": report.get("model"), "policy": report.get("policy"),
     }
 
 

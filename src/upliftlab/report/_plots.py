@@ -51,40 +51,89 @@ def forest(report: dict[str, Any]) -> str:
 
 
 def trend(report: dict[str, Any], history: list[dict[str, Any]]) -> str | None:
-    """Primary-metric effect and interval per arm over the weekly looks (history + this week)."""
+    """Primary-metric effect and interval per arm over the looks, on a date axis: the weekly
+    always-valid looks as a band, a fixed-horizon (final) look as a separate point with its
+    interval, set apart by a dashed line, since it is not one more point of the same sequence."""
+    import datetime as dt
+
     primary = report["method"]["primary_metric"]
     weeks = [h for h in history if h.get("comparisons")] + [report]
     if len(weeks) < 2:
         return None
+
+    def day(w: dict[str, Any]) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(str(w.get("as_of")))
+        except ValueError:
+            return None
+
+    def analysis(w: dict[str, Any]) -> str:
+        return w.get("analysis") or (w.get("method") or {}).get("analysis") or "sequential"
+
+    dated = all(day(w) is not None for w in weeks)
     plt = _plt()
     scale = 100 if is_rate(report, primary) else 1
     fig, ax = plt.subplots(figsize=(7, 3.2))
     arms = [c["arm"] for c in report["comparisons"] if c["metric"] == primary]
-    labels = [str(w.get("as_of") or ("this look" if w is report else f"look {i + 1}"))
-              for i, w in enumerate(weeks)]
     for j, arm in enumerate(arms):
-        xs, est, lo, hi = [], [], [], []
+        seq, fixed = ([], [], [], []), ([], [], [], [])
         for i, w in enumerate(weeks):
             c = next((c for c in w["comparisons"] if c["arm"] == arm and c["metric"] == primary),
                      None)
             if c is None or c.get("estimate") is None:
                 continue
-            xs.append(i + 0.06 * j)
-            est.append(scale * c["estimate"])
-            lo.append(scale * (c["ci_low"] if c["ci_low"] is not None else c["estimate"]))
-            hi.append(scale * (c["ci_high"] if c["ci_high"] is not None else c["estimate"]))
-        line, = ax.plot(xs, est, "o-", label=arm)
-        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
+            x = day(w) + dt.timedelta(hours=8 * j) if dated else i + 0.06 * j
+            target = fixed if analysis(w) == "fixed" else seq
+            target[0].append(x)
+            target[1].append(scale * c["estimate"])
+            target[2].append(scale * (c["ci_low"] if c["ci_low"] is not None else c["estimate"]))
+            target[3].append(scale * (c["ci_high"] if c["ci_high"] is not None else c["estimate"]))
+        color = None
+        if seq[0]:
+            line, = ax.plot(seq[0], seq[1], "o-", label=arm)
+            color = line.get_color()
+            ax.fill_between(seq[0], seq[2], seq[3], color=color, alpha=0.15)
+        if fixed[0]:
+            err = [[e - lo for e, lo in zip(fixed[1], fixed[2])],
+                   [hi - e for e, hi in zip(fixed[1], fixed[3])]]
+            ax.errorbar(fixed[0], fixed[1], yerr=err, fmt="s", capsize=4, color=color,
+                        label=None if seq[0] else arm)
+    finals = [day(w) if dated else i for i, w in enumerate(weeks) if analysis(w) == "fixed"]
+    if finals:
+        seq_days = [day(w) if dated else i for i, w in enumerate(weeks)
+                    if analysis(w) != "fixed"]
+        if seq_days:
+            last = max(seq_days)
+            mid = last + (min(finals) - last) / 2
+            ax.axvline(mid, color="#888", ls="--", lw=0.8)
+        ax.annotate("final, fixed-horizon", (min(finals), 1), xycoords=("data", "axes fraction"),
+                    xytext=(0, -12), textcoords="offset points", ha="center", fontsize=8,
+                    color="#555")
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(range(len(weeks)))
-    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    if dated:
+        import matplotlib.dates as mdates
+
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        ax.set_xticks(sorted({day(w) for w in weeks}))
+    else:
+        ax.set_xticks(range(len(weeks)))
+        ax.set_xticklabels([f"look {i + 1}" for i in range(len(weeks))])
+    for label in ax.get_xticklabels():
+        label.set_rotation(30)
+        label.set_ha("right")
+        label.set_fontsize(8)
     ax.set_ylabel(f"{primary} effect" + (" (points)" if scale == 100 else ""))
     ax.legend(fontsize=8)
-    ax.set_title("Effect on the primary metric, week by week", fontsize=10)
+    ax.set_title("Effect on the primary metric: weekly always-valid looks (bands)"
+                 + (" and the final fixed-horizon analysis (squares)" if finals else ""),
+                 fontsize=9)
     return _svg(fig)
 
 
 def cost(report: dict[str, Any]) -> str | None:
+    from upliftlab.money import symbol
+    from upliftlab.report._text import currency, primary_noun
+
     rows = [c for c in report.get("cost") or [] if c["cost_per_incremental_reactivation"] is not None
             and (c["incremental_reactivations"] or 0) > 0]
     if not rows:
@@ -102,7 +151,8 @@ def cost(report: dict[str, Any]) -> str | None:
                         xytext=(8, 4), fontsize=8, color="#b03a2e")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([c["arm"] for c in rows])
-    ax.set_xlabel("cost per incremental reactivation ($), Fieller interval")
+    ax.set_xlabel(f"cost per incremental {primary_noun(report)} "
+                  f"({symbol(currency(report)).strip()}), Fieller interval")
     return _svg(fig)
 
 

@@ -54,18 +54,18 @@ HTML = r"""<!DOCTYPE html>
 <p class="sub">Effects of 0/1 metrics are in percentage points. Intervals and adjusted p-values
 are corrected for {{ r.comparisons | length }} comparisons ({{ r.method.correction }}).</p>
 
-<h2>Trend over the weeks so far</h2>
+{% if campaign or trend %}<h2>Trend over the weekly looks</h2>
 {% if trend %}<div class="fig">{{ trend | safe }}</div>
-{% else %}<p class="sub">This is the first look: the trend appears from the second weekly report on.</p>{% endif %}
+{% else %}<p class="sub">This is the first look: the trend appears from the second weekly report on.</p>{% endif %}{% endif %}
 
-<h2>Cost per incremental reactivation</h2>
+<h2>Cost per incremental {{ noun }}{% if interim %} (to date: {{ interim }}){% endif %}</h2>
 {% if r.cost %}
 {% for c in r.cost %}<p>{{ c.arm }}: {{ cpir(c) }}.</p>
 {% endfor %}
 {% if cost_fig %}<div class="fig">{{ cost_fig | safe }}</div>{% endif %}
 <table>
-<tr><th class="l">arm</th><th>total cost</th><th>incremental reactivations</th>
-<th>cost per incremental reactivation</th><th>Fieller CI</th><th>incremental revenue</th>
+<tr><th class="l">arm</th><th>total cost</th><th>incremental {{ noun }}s</th>
+<th>cost per incremental {{ noun }}</th><th>Fieller CI</th><th>incremental revenue</th>
 <th>ROI</th></tr>
 {% for c in r.cost %}
 <tr><td class="l">{{ c.arm }}</td><td>{{ money(c.total_cost) }}</td>
@@ -178,7 +178,7 @@ it because {{ pct(policy.exploration.share, 0) }} of the customers are assigned 
 {% endfor %}
 </table>
 <ul class="notes">{% for b in ope.baselines %}{% if b.statement %}<li>{{ b.statement }}</li>{% endif %}{% endfor %}</ul>
-{% else %}<p class="sub">No off-policy estimate: the policy was run without --experiment.</p>{% endif %}
+{% else %}<p class="sub">No off-policy estimate: the policy was run without --data (an experiment).</p>{% endif %}
 {% if truth_text(policy) %}<p class="headline">{{ truth_text(policy) }}</p>{% endif %}
 <p class="sub">Policy folder: {{ policy.folder }}.</p>
 {% endif %}
@@ -214,18 +214,18 @@ MARKDOWN = r"""# {{ title }}
 {% endfor %}
 Effects of 0/1 metrics are in percentage points.
 {% if history_rows %}
-## Trend over the weeks so far ({{ r.method.primary_metric }})
+## Trend over the weekly looks ({{ r.method.primary_metric }})
 
-| look | arm | effect | interval |
-|---|---|---:|---|
-{% for h in history_rows %}| {{ h.as_of }} | {{ h.arm }} | {{ eff(r.method.primary_metric, h.estimate) }} | {{ eff(r.method.primary_metric, h.ci_low) }} to {{ eff(r.method.primary_metric, h.ci_high) }} |
+| look | analysis | arm | effect | interval |
+|---|---|---|---:|---|
+{% for h in history_rows %}| {{ h.as_of }} | {{ h.analysis or '' }} | {{ h.arm }} | {{ eff(r.method.primary_metric, h.estimate) }} | {{ eff(r.method.primary_metric, h.ci_low) }} to {{ eff(r.method.primary_metric, h.ci_high) }} |
 {% endfor %}{% endif %}
 {% if r.cost %}
-## Cost per incremental reactivation
+## Cost per incremental {{ noun }}{% if interim %} (to date: {{ interim }}){% endif %}
 
 {% for c in r.cost %}- {{ c.arm }}: {{ cpir(c) }}.
 {% endfor %}
-| arm | total cost | incremental reactivations | cost per incremental reactivation | Fieller CI | incremental revenue | ROI |
+| arm | total cost | incremental {{ noun }}s | cost per incremental {{ noun }} | Fieller CI | incremental revenue | ROI |
 |---|---:|---:|---:|---|---:|---:|
 {% for c in r.cost %}| {{ c.arm }} | {{ money(c.total_cost) }} | {{ num(c.incremental_reactivations, 1) }} | {{ money(c.cost_per_incremental_reactivation, 2) }} | {% if c.bounded %}{{ money(c.ci_low, 2) }} to {{ money(c.ci_high, 2) }}{% else %}unbounded{% endif %} | {{ money(c.incremental_revenue) }} | {{ pct(c.roi, 0) if c.roi is not none else 'n/a' }} |
 {% endfor %}
@@ -279,7 +279,7 @@ Decile 1 = the highest predicted uplift; out of fold. Model folder: {{ model.fol
 {% endfor %}
 {% for b in ope.baselines %}{% if b.statement %}- {{ b.statement }}
 {% endif %}{% endfor %}{% else %}
-No off-policy estimate: the policy was run without --experiment.
+No off-policy estimate: the policy was run without --data (an experiment).
 {% endif %}{% if truth_text(policy) %}
 {{ truth_text(policy) }}
 {% endif %}

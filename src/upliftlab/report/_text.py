@@ -44,17 +44,61 @@ def signed(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:+,.{digits}f}"
 
 
-def money(x: float | None, digits: int = 0) -> str:
-    if x is None:
-        return "n/a"
-    sign = "-" if x < 0 else ""
-    return f"{sign}${abs(x):,.{digits}f}"
+def currency(report: dict[str, Any] | None) -> str:
+    """The report's currency (an ISO code or a symbol); USD for reports written before it."""
+    return ((report or {}).get("method") or {}).get("currency") or "USD"
+
+
+def money(x: float | None, digits: int = 2, cur: str = "USD") -> str:
+    """An amount in cents and the currency: '$1,234.50', '€12.00'."""
+    from upliftlab.money import money as fmt
+
+    return fmt(x, digits, cur)
 
 
 def pvalue(p: float | None) -> str:
+    """A p-value for a table cell: '0.0123', or '< 0.001' below the SRM threshold."""
     if p is None:
         return "n/a"
-    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+    return "< 0.001" if p < 1e-3 else f"{p:.4f}"
+
+
+def p_is(p: float | None) -> str:
+    """A p-value in a sentence: 'p = 0.0123' or 'p < 0.001'."""
+    text = pvalue(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def from_experiment(report: dict[str, Any]) -> bool:
+    """A designed experiment's report (campaign wording) rather than a table from --data."""
+    return report["method"].get("source") == "experiment"
+
+
+def coverage(report: dict[str, Any]) -> str | None:
+    """'7 of 60 days' while the outcome windows are open; None once closed or for --data."""
+    m = report["method"]
+    if not from_experiment(report) or m.get("windows_closed", True):
+        return None
+    return f"{m['days_observed']} of {m['outcome_window_days']} days"
+
+
+def primary_noun(report: dict[str, Any]) -> str:
+    """What one unit of the primary metric is: a reactivation, or the metric's own name."""
+    primary = report["method"]["primary_metric"]
+    return "reactivation" if from_experiment(report) or primary == "reactivated" else primary
+
+
+def projection_text(report: dict[str, Any], arm: str) -> str | None:
+    """The cost per incremental reactivation projected to the full window, or why not."""
+    proj = next((p for p in report["method"].get("projection") or [] if p["arm"] == arm), None)
+    if proj is None:
+        return None
+    w = report["method"]["outcome_window_days"]
+    if proj["estimate"] is None:
+        return f"no projection to the full {w} days: {proj['reason']}"
+    return (f"projected to the full {w} days: about "
+            f"{money(proj['estimate'], 2, currency(report))} if control's pace so far continues "
+            "and the lift does not grow (see Method)")
 
 
 def level(report: dict[str, Any]) -> str:
@@ -82,35 +126,49 @@ def value_text(report: dict[str, Any], metric: str, x: float | None) -> str:
 
 
 def cpir_text(report: dict[str, Any], cost: dict[str, Any]) -> str:
+    cur, noun = currency(report), primary_noun(report)
+    interim = coverage(report)
+    when = f" in the first {interim}" if interim else ""
     if cost.get("incremental_reactivations") is not None and cost["incremental_reactivations"] <= 0:
-        return ("no incremental reactivations so far (the arm reactivated no more than control), "
-                "so there is no cost per incremental reactivation")
-    est = money(cost["cost_per_incremental_reactivation"])
+        return (f"no incremental {noun}s{when} (the arm had no more than control), so there is "
+                f"no cost per incremental {noun}")
+    est = money(cost["cost_per_incremental_reactivation"], 2, cur)
+    lead = f"to date ({interim}), each" if interim else "each"
     if not cost.get("bounded"):
-        return (f"each incremental reactivation cost {est} so far, but the interval is "
-                "unbounded: the uplift cannot yet be told from zero")
-    return (f"each incremental reactivation cost {est} (CI {money(cost['ci_low'])}–"
-            f"{money(cost['ci_high'])})")
+        yet = " yet" if report["method"]["analysis"] == "sequential" else ""
+        text = (f"{lead} incremental {noun} cost {est}, but the interval is unbounded: the "
+                f"uplift cannot{yet} be told from zero")
+    else:
+        text = (f"{lead} incremental {noun} cost {est} (CI {money(cost['ci_low'], 2, cur)}–"
+                f"{money(cost['ci_high'], 2, cur)})")
+    projection = projection_text(report, cost["arm"]) if interim else None
+    return text + (f"; {projection}" if projection else "")
 
 
 def headlines(report: dict[str, Any]) -> list[str]:
-    """One sentence per treatment arm on the primary metric, plus its cost when known."""
+    """One sentence per treatment arm on the primary metric, plus its cost when known; while
+    outcome windows are open each says how much of the window it covers."""
     primary = report["method"]["primary_metric"]
     costs = {c["arm"]: c for c in report.get("cost") or []}
+    interim = coverage(report)
     out = []
     for c in report["comparisons"]:
         if c["metric"] != primary:
             continue
-        verb = "reactivated" if is_rate(report, primary) else f"averaged {primary}"
         if c["significant"]:
             verdict = "significant"
         else:
             verdict = "not significant"
             if report["method"]["analysis"] == "sequential":
                 verdict += " yet"
-        s = (f"{c['arm']} {verb} {value_text(report, primary, c['mean_treatment'])} vs "
-             f"{value_text(report, primary, c['mean_control'])} in {c['control']}: "
-             f"{effect_text(report, c)}, {verdict}")
+        values = (f"{value_text(report, primary, c['mean_treatment'])} vs "
+                  f"{value_text(report, primary, c['mean_control'])} in {c['control']}")
+        if from_experiment(report):
+            verb = "reactivated" if is_rate(report, primary) else f"averaged {primary}"
+            when = f" in the first {interim} (to date)" if interim else ""
+            s = f"{c['arm']} {verb} {values}{when}: {effect_text(report, c)}, {verdict}"
+        else:
+            s = f"{c['arm']}: {primary} {values}: {effect_text(report, c)}, {verdict}"
         if c["arm"] in costs:
             s += "; " + cpir_text(report, costs[c["arm"]])
         out.append(s + ".")
@@ -122,14 +180,14 @@ def srm_text(report: dict[str, Any]) -> str:
     counts = ", ".join(f"{a} {n:,}" for a, n in srm["counts"].items())
     flagged = [f"{b['segment']}={b['value']}" for b in srm.get("by_segment") or [] if not b["ok"]]
     if srm["ok"]:
-        text = (f"Arm sizes match the design (sample-ratio check p = {pvalue(srm['p_value'])}; "
+        text = (f"Arm sizes match the design (sample-ratio check {p_is(srm['p_value'])}; "
                 f"{counts}).")
         if flagged:
             text += (f" Within segments the arm sizes are off in {', '.join(flagged)} "
                      "(p < 0.001): check how those customers were assigned.")
         return text
     return (f"SAMPLE RATIO MISMATCH: the arm sizes ({counts}) do not match the design weights "
-            f"(p = {pvalue(srm['p_value'])} < 0.001). The assignment or the data pipeline is "
+            f"(sample-ratio check {p_is(srm['p_value'])}, flagged below 0.001). The assignment or the data pipeline is "
             "broken; do not trust the effects until this is explained.")
 
 
@@ -189,7 +247,7 @@ def plan_text(policy: dict[str, Any]) -> str:
     return s + "."
 
 
-def expected_text(policy: dict[str, Any]) -> str:
+def expected_text(policy: dict[str, Any], cur: str = "USD") -> str:
     a = policy["allocation"]
     used = f"{100 * a['budget_used']:.1f}%" if a.get("budget_used") is not None else "n/a"
     gap = a.get("optimality_gap")
@@ -198,10 +256,10 @@ def expected_text(policy: dict[str, Any]) -> str:
     else:
         gap_s = "below 0.001%" if 100 * gap < 1e-3 else f"{100 * gap:.3f}%"
     return (f"Expected: {num(a['expected_incremental_reactivations'], 1)} incremental "
-            f"reactivations at a cost of {money(a['expected_cost'])} "
-            f"({money(a['cost_per_incremental_reactivation'], 2)} per incremental reactivation); "
-            f"{used} of the {money(a['budget'])} budget used; marginal cost of the last "
-            f"reactivation bought {money(a.get('marginal_cost_per_reactivation'), 2)}; "
+            f"reactivations at a cost of {money(a['expected_cost'], 2, cur)} "
+            f"({money(a['cost_per_incremental_reactivation'], 2, cur)} per incremental reactivation); "
+            f"{used} of the {money(a['budget'], 2, cur)} budget used; marginal cost of the last "
+            f"reactivation bought {money(a.get('marginal_cost_per_reactivation'), 2, cur)}; "
             f"optimality gap {gap_s} ({a['method']}).")
 
 
@@ -216,7 +274,7 @@ def total_ci(e: dict[str, Any] | None, digits: int = 1, sign: bool = False,
             f"{f(e.get('total_ci_high'))})")
 
 
-def ope_text(policy: dict[str, Any]) -> str | None:
+def ope_text(policy: dict[str, Any], cur: str = "USD") -> str | None:
     ope = policy.get("off_policy")
     if not ope:
         return None
@@ -228,7 +286,7 @@ def ope_text(policy: dict[str, Any]) -> str | None:
     not_better = [b["name"] for b in ope["baselines"] if b.get("significant") is False]
     s = (f"Off-policy estimate ({ope['method']}{n}): "
          f"{total_ci(ope['incremental_reactivations'], label='95% CI ')} incremental reactivations "
-         f"over treating nobody, at a cost of {money((ope.get('cost') or {}).get('total'))}.")
+         f"over treating nobody, at a cost of {money((ope.get('cost') or {}).get('total'), 2, cur)}.")
     if better:
         s += f" Significantly better than: {'; '.join(better)}."
     if not_better:
@@ -237,7 +295,7 @@ def ope_text(policy: dict[str, Any]) -> str | None:
     return s
 
 
-def truth_text(policy: dict[str, Any]) -> str | None:
+def truth_text(policy: dict[str, Any], cur: str = "USD") -> str | None:
     tv = policy.get("truth")
     if not tv:
         return None
@@ -253,5 +311,5 @@ def truth_text(policy: dict[str, Any]) -> str | None:
               f"{'covered' if covered else 'NOT covered'} by the interval)")
     s += (f"; the written plan, exploration included, "
           f"{num(plan.get('incremental_reactivations'), 1)} at a cost of "
-          f"{money(plan.get('cost'))}.")
+          f"{money(plan.get('cost'), 2, cur)}.")
     return s

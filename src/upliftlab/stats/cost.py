@@ -98,3 +98,48 @@ def cost_analysis(arm: str, y_t: SampleStats, y_c: SampleStats, cost_t: CostStat
     return CostResult(arm, cost_t.sum_cost, a * n_t, b * n_t,
                       (uplift_ci[0] * n_t, uplift_ci[1] * n_t), ratio, inc_rev, inc_rev_ci,
                       roi, roi_ci)
+
+
+MIN_DAYS_TO_PROJECT = 7
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Cost per incremental reactivation projected to the full outcome window, or why not.
+
+    Assumptions (stated in the report): control's daily reactivation hazard so far stays
+    constant for the rest of the window, every arm gains those baseline reactivations too, and
+    the arm's lift so far does not grow. Conversion costs (a redeemed coupon) keep accruing for
+    customers who would have come back anyway, so the projection is usually above the
+    cost so far; it is a scenario, not an estimate with an interval.
+    """
+
+    arm: str
+    estimate: float | None
+    rate_treatment: float | None
+    rate_control: float | None
+    reason: str | None = None
+
+
+def project_cpir(arm: str, p_t: float, p_c: float, cost_t: tuple[float, float],
+                 cost_c: tuple[float, float], days: int, window: int, bounded: bool
+                 ) -> Projection:
+    """Project CPIR from rates p_t, p_c after `days` of a `window`-day window (see Projection)."""
+    if days >= window:
+        return Projection(arm, None, None, None, "the window is closed: nothing to project")
+    if days < MIN_DAYS_TO_PROJECT:
+        return Projection(arm, None, None, None, f"only {days} of {window} days observed; a "
+                          f"projection needs at least {MIN_DAYS_TO_PROJECT}")
+    if p_t - p_c <= 0:
+        return Projection(arm, None, None, None, "no incremental reactivations so far")
+    if not bounded:
+        return Projection(arm, None, None, None, "the uplift so far cannot be told from zero, "
+                          "so any projected cost would be a guess")
+    if not 0 < p_c < 1:
+        return Projection(arm, None, None, None, "control has no reactivations yet to show "
+                          "the pace of customers who come back anyway")
+    # constant daily hazard h: 1 - p_c = (1 - h)^days
+    p_c_full = 1 - (1 - p_c) ** (window / days)
+    p_t_full = min(p_t + (p_c_full - p_c), 1.0)
+    a = (cost_t[0] + cost_t[1] * p_t_full) - (cost_c[0] + cost_c[1] * p_c_full)
+    return Projection(arm, a / (p_t_full - p_c_full), p_t_full, p_c_full)

@@ -47,7 +47,7 @@ def binary_or_continuous(y: pd.Series, where: str) -> str:
 
 
 def spec_training_data(spec_path: str, as_of: Any, store_path: str, outcome: str = "reactivated",
-                       transactions: str | None = None
+                       transactions: str | None = None, columns: Any = None
                        ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[str, float], str]:
     """Features, outcome, arms and design propensities of a designed experiment.
 
@@ -57,7 +57,7 @@ def spec_training_data(spec_path: str, as_of: Any, store_path: str, outcome: str
     `as_of`: a model fitted on half-observed windows would learn the wrong outcome.
     Returns (X indexed by customer_id, y, treatment, propensity, control).
     """
-    from upliftlab.outcomes import design_weights, outcome_relation
+    from upliftlab.outcomes import design_weights, outcome_relation, outcome_source
     from upliftlab.sources import parse_date, quote
     from upliftlab.spec import load_spec
     from upliftlab.store import open_store
@@ -72,11 +72,9 @@ def spec_training_data(spec_path: str, as_of: Any, store_path: str, outcome: str
         raise InputError(f"--as-of {day}: the outcome windows of {spec_path} close on {end}; "
                          "fit the uplift model once they are closed")
     if outcome not in ("reactivated", "revenue", "orders"):
-        raise InputError(f"--outcome {outcome!r}: a designed experiment has reactivated, revenue "
+        raise InputError(f"--metric {outcome!r}: a designed experiment has reactivated, revenue "
                          "or orders")
-    tx = transactions or (spec.resolve(spec.cohort.transactions) if spec.cohort.transactions else None)
-    if tx is None:
-        raise InputError(f"{spec_path}: the cohort has no transactions table; give --transactions FILE")
+    tx = outcome_source(spec, transactions, columns)  # [outcomes], --transactions, mapping
     if not Path(store_path).exists():
         raise StoreError(f"store {store_path} does not exist (run `upliftlab assign` first)")
     with open_store(store_path) as store:

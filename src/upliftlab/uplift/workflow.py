@@ -41,7 +41,7 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
     bootstrap intervals, fit time, memory), deciles.csv (predicted vs observed uplift, out of
     fold), qini_<arm>.png, and oof_scores.parquet: for every training row its out-of-fold scores
     (customer_id = X's index, base, uplift_<arm>), its arm and its outcome, which is what an
-    honest off-policy evaluation (`upliftlab policy --experiment`) needs.
+    honest off-policy evaluation (`upliftlab policy --data`) needs.
     """
     from upliftlab._files import staged_dir
     from upliftlab.metrics import uplift_by_decile
