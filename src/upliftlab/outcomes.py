@@ -293,6 +293,15 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                                                        n_holdout))
             if not closed:
                 result.method["projection"] = _projections(result, spec, observed)
+                if result.cost_rows:
+                    result.method["notes"].append(
+                        "Projection of the cost per incremental reactivation to the full "
+                        f"{spec.outcome_window_days} days: control's daily reactivation rate so "
+                        "far (a constant hazard) is assumed for the remaining days in every arm, "
+                        "and each arm's lift so far is kept as it is; conversion costs of "
+                        "customers who would have come back anyway keep accruing, so the "
+                        "projection is usually above the cost to date. A scenario, not an "
+                        "interval; it needs at least 7 observed days and a bounded cost interval.")
             if analysis == "fixed" and closed and past:
                 result.method["notes"].append(
                     "All outcome windows are closed: this final report is fixed-horizon; the "
