@@ -229,8 +229,10 @@ def test_interim_headline_carries_the_observed_share_and_a_projection(project, c
                          "--store", project / "s.duckdb", "--out", project / "r")
     assert code == 0, err
     headline = next(line for line in out.splitlines() if line.startswith("coupon"))
-    assert "in the first 14 of 60 days (to date)" in headline
-    assert "to date (14 of 60 days), each incremental reactivation cost €" in headline
+    assert "in the first 14 of 60 days (effects and costs to date)" in headline
+    assert "each incremental reactivation cost €" in headline
+    md = (project / "r" / "report.md").read_text()
+    assert "coupon: to date (14 of 60 days), each incremental reactivation cost €" in md
     assert "projected to the full 60 days" in headline or "no projection to the full 60" in headline
     md = (project / "r" / "report.md").read_text()
     assert "14 of 60 days of the outcome window observed; effects and costs to date" in md
@@ -322,3 +324,55 @@ def test_currency_is_a_code_or_a_symbol():
     for bad in ("euro", "eur", "$$", "", "12"):
         with pytest.raises(ValueError):
             check_currency(bad)
+
+
+def test_days_since_last_counts_calendar_days_at_the_tier_boundaries():
+    """As of 2026-01-05: the as-of date minus the purchase's date, whatever the time of day."""
+    from upliftlab.cohort import build_cohort
+
+    last = {1: "2025-10-07 00:01", 2: "2025-10-07 23:59", 3: "2025-10-08 00:00",
+            4: "2025-07-09 12:00", 5: "2025-07-10 23:59", 6: "2025-01-05 08:00",
+            7: "2025-01-06 00:00", 8: "2026-01-04 23:59"}
+    tx = pd.DataFrame({"customer_id": list(last), "ts": pd.to_datetime(list(last.values())),
+                       "amount": 10.0})
+    cohort = build_cohort(tx, START).set_index("customer_id")
+    want = {1: (90, "short"), 2: (90, "short"), 4: (180, "mid"), 5: (179, "short"),
+            6: (365, "long"), 7: (364, "mid")}
+    assert sorted(cohort.index) == sorted(want)  # 3 (89 days) and 8 (1 day) are not dormant
+    for cid, (days, tier) in want.items():
+        assert (cohort.loc[cid, "days_since_last"], cohort.loc[cid, "tier"]) == (days, tier)
+
+
+def test_assign_keeps_the_id_dtype_and_the_design_name():
+    from upliftlab.assign import Design, assign
+
+    design = Design.of("salt", {"control": 0.5, "t": 0.5}, name="winback")
+    ints = assign(pd.DataFrame({"customer_id": [3, 1, 2]}), design).frame
+    assert ints["customer_id"].dtype == "int64" and sorted(ints["customer_id"]) == [1, 2, 3]
+    assert ints.attrs["experiment"] == "winback"
+    text = assign(pd.DataFrame({"customer_id": ["M1", "M2"]}), design).frame
+    assert list(text["customer_id"]) == ["M1", "M2"]
+    # the same customers get the same arms whatever the id's type
+    same = assign(pd.DataFrame({"customer_id": ["3", "1", "2"]}), design).frame
+    assert list(same["arm"]) == list(ints.sort_values("customer_id")["arm"])
+
+
+def test_status_line_ticks_on_a_terminal(monkeypatch):
+    """A step without a count shows a status line refreshed twice a second (never silent)."""
+    import io
+    import time
+
+    from upliftlab import progress
+
+    buf = io.StringIO()
+    monkeypatch.setattr(progress, "progress_enabled", lambda: True)
+    monkeypatch.setattr(progress.sys, "stderr", buf)
+    with progress.status("fitting", every=0.05):
+        time.sleep(0.5)
+    assert buf.getvalue().count("fitting ...") >= 5
+    monkeypatch.setattr(progress, "progress_enabled", lambda: False)
+    quiet = io.StringIO()
+    monkeypatch.setattr(progress.sys, "stderr", quiet)
+    with progress.status("fitting", every=0.05):
+        time.sleep(0.1)
+    assert quiet.getvalue() == ""

@@ -125,7 +125,9 @@ def value_text(report: dict[str, Any], metric: str, x: float | None) -> str:
     return pct(x) if is_rate(report, metric) else num(x)
 
 
-def cpir_text(report: dict[str, Any], cost: dict[str, Any]) -> str:
+def cpir_text(report: dict[str, Any], cost: dict[str, Any], *, headline: bool = False) -> str:
+    """The cost per incremental reactivation in words (to date while windows are open, with
+    its projection); `headline`: inside a headline that already says the coverage."""
     cur, noun = currency(report), primary_noun(report)
     interim = coverage(report)
     when = f" in the first {interim}" if interim else ""
@@ -133,7 +135,7 @@ def cpir_text(report: dict[str, Any], cost: dict[str, Any]) -> str:
         return (f"no incremental {noun}s{when} (the arm had no more than control), so there is "
                 f"no cost per incremental {noun}")
     est = money(cost["cost_per_incremental_reactivation"], 2, cur)
-    lead = f"to date ({interim}), each" if interim else "each"
+    lead = f"to date ({interim}), each" if interim and not headline else "each"
     if not cost.get("bounded"):
         yet = " yet" if report["method"]["analysis"] == "sequential" else ""
         text = (f"{lead} incremental {noun} cost {est}, but the interval is unbounded: the "
@@ -165,12 +167,12 @@ def headlines(report: dict[str, Any]) -> list[str]:
                   f"{value_text(report, primary, c['mean_control'])} in {c['control']}")
         if from_experiment(report):
             verb = "reactivated" if is_rate(report, primary) else f"averaged {primary}"
-            when = f" in the first {interim} (to date)" if interim else ""
+            when = f" in the first {interim} (effects and costs to date)" if interim else ""
             s = f"{c['arm']} {verb} {values}{when}: {effect_text(report, c)}, {verdict}"
         else:
             s = f"{c['arm']}: {primary} {values}: {effect_text(report, c)}, {verdict}"
         if c["arm"] in costs:
-            s += "; " + cpir_text(report, costs[c["arm"]])
+            s += "; " + cpir_text(report, costs[c["arm"]], headline=True)
         out.append(s + ".")
     return out
 
