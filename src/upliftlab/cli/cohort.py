@@ -44,9 +44,12 @@ def cohort(transactions: str, as_of: str, dormant_after: int, tiers: str | None,
     notes = column_notes(transactions, [customer_col, time_col, amount_col],
                          {discount_col: "--discount-col: discount_share not computed"}
                          if discount_col else {})
-    summary = write_cohort(transactions, as_of, out, dormant_after=dormant_after, tiers=tiers,
-                           columns=ColumnMap(customer_col, time_col, amount_col),
-                           discount_col=discount_col or None)
+    from upliftlab.progress import status
+
+    with status(f"building the cohort of {transactions}"):
+        summary = write_cohort(transactions, as_of, out, dormant_after=dormant_after,
+                               tiers=tiers, columns=ColumnMap(customer_col, time_col, amount_col),
+                               discount_col=discount_col or None)
     total = summary[-1]["customers"]
     click.echo(f"{total:,} dormant customers (last purchase at least {dormant_after} days before "
                f"{as_of}) -> {out}")

@@ -147,9 +147,12 @@ def power(spec_path: str, store_path: str) -> None:
         with open_store(store_path, read_only=True) as store:
             if store.has_table("assignments"):
                 counts = assigned_counts(store.con, spec)
+    from upliftlab.progress import status
+
     con = connect()
     try:
-        report = spec_power(spec, con, arm_counts=counts)
+        with status(f"sizing {spec.name}"):
+            report = spec_power(spec, con, arm_counts=counts)
     finally:
         con.close()
     click.echo(format_power(report))
@@ -169,8 +172,10 @@ def assign(spec_path: str, store_path: str) -> None:
     from upliftlab.spec import load_spec
     from upliftlab.store import open_store
 
+    from upliftlab.progress import status
+
     spec = load_spec(spec_path)
-    with open_store(store_path) as store:
+    with open_store(store_path) as store, status(f"assigning {spec.name}"):
         run = assign_experiment(spec, store)
     click.echo(format_assign(run, spec))
 
@@ -195,7 +200,9 @@ def checks(spec_path: str, store_path: str) -> None:
     spec = load_spec(spec_path)
     if not Path(store_path).exists():
         raise StoreError(f"store {store_path} does not exist (run `upliftlab assign` first)")
-    with open_store(store_path) as store:
+    from upliftlab.progress import status
+
+    with open_store(store_path) as store, status(f"checking {spec.name}"):
         found = check_experiment(spec, store)
     click.echo(f"checks of {spec.name} v{spec.version} (stored in {store_path}):")
     click.echo(format_checks(found, spec))
@@ -223,7 +230,9 @@ def export(spec_path: str, store_path: str, out_dir: str, fmt: str) -> None:
     from upliftlab.store import open_store
 
     spec = load_spec(spec_path)
-    with open_store(store_path, read_only=True) as store:
+    from upliftlab.progress import status
+
+    with open_store(store_path, read_only=True) as store, status("writing the lists"):
         files = export_contacts(spec, store, out_dir, fmt)
         counts = store.arm_counts(spec.name, spec.version)
     for f, arm in zip(files, spec.treatment_arms):

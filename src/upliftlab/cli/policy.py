@@ -112,12 +112,15 @@ def policy(scores_path, model_dir, customers, budget, capacity, cost, value_per_
     if unknown:
         raise InputError(f"--capacity for unknown arm {', '.join(unknown)} (arms in "
                          f"{scores.source}: {', '.join(scores.arms)})")
-    result = run_policy(scores, budget=budget, costs=costs, capacity=caps or None,
-                        value_per_reactivation=value_per_reactivation,
-                        explore_share=explore_share, weights=weights or None, salt=salt,
-                        method=method, seed=seed, experiment=experiment, arm_col=arm_col,
-                        outcome_col=outcome_col, customer_col=customer_col, truth=truth,
-                        out=out, fmt=fmt)
+    from upliftlab.progress import status
+
+    with status("planning the campaign and valuing it off-policy"):
+        result = run_policy(scores, budget=budget, costs=costs, capacity=caps or None,
+                            value_per_reactivation=value_per_reactivation,
+                            explore_share=explore_share, weights=weights or None, salt=salt,
+                            method=method, seed=seed, experiment=experiment, arm_col=arm_col,
+                            outcome_col=outcome_col, customer_col=customer_col, truth=truth,
+                            out=out, fmt=fmt)
     a = result["allocation"]
     counts = ", ".join(f"{k} {v:,}" for k, v in a["counts"].items())
     click.echo(f"policy: {counts}; expected incremental reactivations "

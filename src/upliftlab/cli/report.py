@@ -113,10 +113,13 @@ def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, c
             base = load_spec(spec).outcome_columns()
             columns = ColumnMap(customer_col or base.customer_id, time_col or base.timestamp,
                                 amount_col or base.amount)
-        week = report_spec(spec, as_of=as_of, out=out, store_path=store_path,
-                           transactions=transactions, analysis=analysis, alpha=alpha,
-                           correction=correction, model=model_dir, policy=policy_dir,
-                           columns=columns)
+        from upliftlab.progress import status
+
+        with status(f"weekly report as of {as_of}"):
+            week = report_spec(spec, as_of=as_of, out=out, store_path=store_path,
+                               transactions=transactions, analysis=analysis, alpha=alpha,
+                               correction=correction, model=model_dir, policy=policy_dir,
+                               columns=columns)
         from upliftlab.report._text import headlines
 
         for line in headlines(week.result.to_dict()):

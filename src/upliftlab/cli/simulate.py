@@ -31,13 +31,17 @@ def simulate(n_customers: int, seed: int, out: str, campaign_date: str, history_
     """
     from pathlib import Path
 
+    from upliftlab.progress import status
     from upliftlab.simulate import check_world_target, simulate_world
 
     check_world_target(Path(out), force)
     world = simulate_world(n_customers, seed, campaign_date=campaign_date,
                            history_days=history_days, outcome_window_days=window_days)
-    world.write(out, force=force)
-    click.echo(format_summary(world.summary(), out))
+    # after the generation bar: writing four files and the summary take seconds at 1M customers
+    with status(f"writing the world to {out}"):
+        world.write(out, force=force)
+        summary = world.summary()
+    click.echo(format_summary(summary, out))
 
 
 @click.command()
@@ -72,7 +76,10 @@ def respond(world_dir: str, assignments: str | None, store_path: str,
         raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
     if (assignments is None) == (experiment is None):
         raise InputError("give either --assignments FILE or --experiment NAME (with --store)")
-    world = load_world(world_dir)
+    from upliftlab.progress import status
+
+    with status("loading the world"):
+        world = load_world(world_dir)
     if assignments is None:
         table = _stored_assignments(store_path, experiment)
         customer_col, arm_col = "customer_id", "arm"
@@ -81,9 +88,10 @@ def respond(world_dir: str, assignments: str | None, store_path: str,
         columns = register(con, assignments, "assignments")
         require_columns(columns, [customer_col, arm_col], assignments)
         table = con.execute("SELECT * FROM assignments").df()
-    rows = world.respond(table, start=start, seed=seed, customer_col=customer_col,
-                         arm_col=arm_col)
-    write_transactions(rows, out)
+    with status(f"responding ({len(table):,} customers) and writing {out}"):
+        rows = world.respond(table, start=start, seed=seed, customer_col=customer_col,
+                             arm_col=arm_col)
+        write_transactions(rows, out)
     click.echo(f"{len(table):,} assigned customers, {rows['customer_id'].nunique():,} reactivated, "
                f"{len(rows):,} transactions -> {out}")
 
