@@ -481,7 +481,12 @@ def stored_history(store_path: str, name: str, version: int = 1) -> list[dict]:
     with open_store(store_path, read_only=True) as store:
         if not store.has_table("weekly_results"):
             return []
-        rows = store.con.execute(f"SELECT report_json FROM ({LATEST_WEEKS}) ORDER BY as_of",
+        cols = [d[0] for d in store.con.execute("SELECT * FROM weekly_results LIMIT 0")
+                .description]
+        # a store of schema version 1 (one row per week) is read as it is, never migrated here
+        query = LATEST_WEEKS if "revision" in cols else (
+            "SELECT * FROM weekly_results WHERE experiment = ? AND version = ?")
+        rows = store.con.execute(f"SELECT report_json FROM ({query}) ORDER BY as_of",
                                  [name, version]).fetchall()
     return [json.loads(r[0]) if isinstance(r[0], str) else r[0] for r in rows]
 
