@@ -138,7 +138,9 @@ def test_column_mapping_by_spec_and_flags_gives_the_canonical_report(project, ca
     # the CRM export mapped in the spec: [cohort.columns] and [outcomes.columns]
     mapped = write_spec(project / "mapped.toml", pre="crm_pre.csv", crm=True,
                         outcomes="crm_post.csv", outcome_columns=True)
-    assert cli(capsys, "assign", mapped, "--store", project / "m.duckdb")[0] == 0
+    code, out, err = cli(capsys, "assign", mapped, "--store", project / "m.duckdb")
+    assert code == 0, err
+    assert "optional column" not in out  # used_voucher is mapped as the discount column
     code, out, err = cli(capsys, "report", mapped, "--as-of", day, "--store",
                          project / "m.duckdb", "--out", project / "r_mapped")
     assert code == 0, err
@@ -149,6 +151,11 @@ def test_column_mapping_by_spec_and_flags_gives_the_canonical_report(project, ca
     # the outcome columns by flags (the spec maps only the cohort)
     flags = write_spec(project / "flags.toml", pre="crm_pre.csv", crm=True, outcomes=None)
     assert cli(capsys, "assign", flags, "--store", project / "f.duckdb")[0] == 0
+    pd.read_csv(project / "pre.csv").drop(columns="discount_used").to_csv(
+        project / "pre_nodisc.csv", index=False)
+    nodisc = write_spec(project / "nodisc.toml", pre="pre_nodisc.csv")
+    code, out, err = cli(capsys, "assign", nodisc, "--store", project / "u.duckdb")
+    assert code == 0 and "optional column 'discount_used' is absent" in out
     code, out, err = cli(capsys, "report", flags, "--as-of", day, "--store", project / "f.duckdb",
                          "--transactions", project / "crm_post.csv", "--customer-col",
                          "member_no", "--time-col", "purchased_at", "--amount-col", "net_amount",

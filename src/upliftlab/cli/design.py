@@ -178,6 +178,15 @@ def assign(spec_path: str, store_path: str) -> None:
     with open_store(store_path) as store, status(f"assigning {spec.name}"):
         run = assign_experiment(spec, store)
     click.echo(format_assign(run, spec))
+    if spec.cohort.transactions:  # name what the cohort did not use (never a quiet zero)
+        from upliftlab.sources import column_notes
+
+        c = spec.cohort.columns
+        for line in column_notes(spec.resolve(spec.cohort.transactions),
+                                 [c.customer_col, c.time_col, c.amount_col],
+                                 {c.discount_col: "[cohort.columns] discount_col: "
+                                                  "discount_share not computed"}):
+            click.echo(line)
 
 
 @click.command()
