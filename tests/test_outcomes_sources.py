@@ -128,6 +128,7 @@ def numbers(report_dir: Path) -> dict:
             "cost": d["cost"]}
 
 
+@pytest.mark.slow
 def test_column_mapping_by_spec_and_flags_gives_the_canonical_report(project, capsys):
     day = "2026-01-19"
     code, out, err = cli(capsys, "report", project / "canon.toml", "--as-of", day, "--store",
@@ -193,6 +194,7 @@ def test_missing_outcome_source_is_refused_and_the_store_unchanged(project, caps
     assert not (project / "r").exists()
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_numbers_keeps_both_and_the_trend_uses_the_latest(project, capsys):
     import duckdb
 
@@ -252,6 +254,7 @@ def test_interim_headline_carries_the_observed_share_and_a_projection(project, c
     assert any(p["arm"] == "coupon" for p in d["method"]["projection"])
 
 
+@pytest.mark.slow
 def test_final_report_marks_the_fixed_analysis_apart_on_a_date_axis(project, capsys):
     for day in ("2026-01-12", "2026-01-19", "2026-03-06"):
         code, out, err = cli(capsys, "report", project / "canon.toml", "--as-of", day, "--store",
@@ -383,3 +386,18 @@ def test_status_line_ticks_on_a_terminal(monkeypatch):
     with progress.status("fitting", every=0.05):
         time.sleep(0.1)
     assert quiet.getvalue() == ""
+
+
+def test_data_report_takes_a_currency_and_refuses_a_bad_one(tmp_path, capsys):
+    rows = pd.DataFrame({"grp": ["a", "b"] * 200, "conversion": [0, 1, 0, 0] * 100})
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    base = ["report", "--data", tmp_path / "t.csv", "--arm-col", "grp", "--control", "a",
+            "--metric", "conversion", "--cost", "b=0.5:2"]
+    code, out, err = cli(capsys, *base, "--currency", "GBP", "--out", tmp_path / "r")
+    assert code == 0, err
+    assert "each incremental conversion cost £" in out and "b: conversion" in out
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "£" in md and "$" not in md and "so far" not in md and "reactivat" not in md
+    code, out, err = cli(capsys, *base, "--currency", "pounds", "--out", tmp_path / "r2")
+    assert code == 2 and "currency 'pounds'" in err and err.count("\n") == 1
+    assert not (tmp_path / "r2").exists()

@@ -241,7 +241,7 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
                 "At this look the always-valid intervals of "
                 f"{metrics[0]} are {method['width_factor']:.2f}× as wide as fixed-horizon ones "
                 "on the same data (before the multiple-testing correction): the price of being "
-                "allowed to look every week."))
+                "allowed to look again as the data grow."))
     return AnalysisResult(experiment, _iso(as_of), method, srm, arm_rows, comp_rows, cost_rows,
                           seg_blocks, metrics, control, list(history or []), balance,
                           srm_by_segment)
@@ -468,7 +468,7 @@ def _method(analysis, alpha, correction, metrics, covariates, binary, planned_n,
     notes = []
     if analysis == "sequential":
         tuned = (f"tuned for the planned {planned_n:,} customers" if planned_n
-                 else "tuned for the sample so far (no planned sample given)")
+                 else "tuned for the sample at hand (no planned sample given)")
         notes.append("Sequential analysis: asymptotic always-valid confidence sequences "
                      f"(Waudby-Smith et al. 2023, as GrowthBook), {tuned}; p-values and "
                      "intervals stay valid however often the report is looked at.")
@@ -493,7 +493,9 @@ def _method(analysis, alpha, correction, metrics, covariates, binary, planned_n,
         notes.append("Cost per customer = cost per contact + cost per conversion × "
                      f"{metrics[0]}; control costs "
                      f"{'as given' if control in cost_table else 'nothing'}. "
-                     "Cost per incremental reactivation has Fieller's interval (unbounded when "
+                     "Cost per incremental "
+                     f"{'reactivation' if metrics[0] == 'reactivated' else metrics[0]} has "
+                     "Fieller's interval (unbounded when "
                      "the uplift cannot be told from zero). ROI = (incremental revenue − "
                      "incremental cost) / incremental cost"
                      + (f", revenue = {revenue}." if revenue else "; no revenue metric given."))
