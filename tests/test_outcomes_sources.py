@@ -401,3 +401,28 @@ def test_data_report_takes_a_currency_and_refuses_a_bad_one(tmp_path, capsys):
     code, out, err = cli(capsys, *base, "--currency", "pounds", "--out", tmp_path / "r2")
     assert code == 2 and "currency 'pounds'" in err and err.count("\n") == 1
     assert not (tmp_path / "r2").exists()
+
+
+def test_a_version_1_history_is_moved_to_the_append_only_table(project, capsys):
+    import datetime as dt
+
+    import duckdb
+
+    con = duckdb.connect(str(project / "s.duckdb"))
+    con.execute("""CREATE TABLE weekly_results (experiment VARCHAR NOT NULL, version INTEGER NOT
+        NULL, as_of DATE NOT NULL, computed_at TIMESTAMP NOT NULL, analysis VARCHAR NOT NULL,
+        report_json JSON NOT NULL, PRIMARY KEY (experiment, version, as_of))""")
+    old = {"as_of": "2026-01-12", "method": {"analysis": "sequential"}, "comparisons": []}
+    con.execute("INSERT INTO weekly_results VALUES ('crm', 1, '2026-01-12', ?, 'sequential', ?)",
+                [dt.datetime(2026, 1, 12, 6), json.dumps(old)])
+    con.execute("INSERT INTO schema_version VALUES ('report', 1, ?)", [dt.datetime(2026, 1, 1)])
+    con.close()
+    code, out, err = cli(capsys, "report", project / "canon.toml", "--as-of", "2026-01-19",
+                         "--store", project / "s.duckdb", "--out", project / "r")
+    assert code == 0, err
+    con = duckdb.connect(str(project / "s.duckdb"), read_only=True)
+    rows = con.execute("SELECT as_of, revision FROM weekly_results ORDER BY as_of").fetchall()
+    version = con.execute("SELECT version FROM schema_version WHERE module = 'report'").fetchone()
+    con.close()
+    assert [(str(a), r) for a, r in rows] == [("2026-01-12", 1), ("2026-01-19", 1)]
+    assert version == (2,)
