@@ -426,3 +426,10 @@ def test_a_version_1_history_is_moved_to_the_append_only_table(project, capsys):
     con.close()
     assert [(str(a), r) for a, r in rows] == [("2026-01-12", 1), ("2026-01-19", 1)]
     assert version == (2,)
+
+
+def test_p_values_read_as_p_below_0_001():
+    from upliftlab.report._text import p_is, pvalue
+
+    assert p_is(3e-7) == "p < 0.001" and p_is(0.0123) == "p = 0.0123"
+    assert pvalue(2e-5) == "< 0.001" and pvalue(0.5) == "0.5000"
