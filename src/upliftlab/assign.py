@@ -768,18 +768,17 @@ EXPORT_FEATURES = ("tier", "value_band", "days_since_last", "last_purchase", "or
 
 def export_contacts(spec: "ExperimentSpec", store: Any, out_dir: str, fmt: str = "csv"
                     ) -> list[str]:
-    """Write one contact list per treatment arm (never control or holdout) into `out_dir`:
-    customer_id, experiment, version, arm, stratum and useful cohort features. Files appear
-    only when all are written (temp folder, then rename)."""
-    import os
-    import shutil
-    import tempfile
-    from pathlib import Path
-
+    """Write one contact list per treatment arm (never control or holdout) as the folder
+    `out_dir`: customer_id, experiment, version, arm, stratum and useful cohort features. The
+    folder is staged beside `out_dir` and swapped in whole (`upliftlab._files.staged_dir`); a
+    folder that `upliftlab export` did not write is refused."""
+    from upliftlab._files import claim, fault_step, staged_dir
     from upliftlab.errors import StoreError
 
     if fmt not in ("csv", "parquet"):
         raise InputError(f"--format must be csv or parquet, got {fmt!r}")
+    legacy = ("*.csv", "*.parquet")
+    out = claim(out_dir, "export", legacy)
     con = store.con
     counts = store.arm_counts(spec.name, spec.version)
     if not counts:
@@ -788,28 +787,21 @@ def export_contacts(spec: "ExperimentSpec", store: Any, out_dir: str, fmt: str =
     cohort_view(con, spec, "ul_cohort")
     cols = [r[0] for r in con.execute("DESCRIBE ul_cohort").fetchall()]
     feats = ", ".join(f"c.{quote(f)}" for f in EXPORT_FEATURES if f in cols)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
-    written = []
+    names = [f"{spec.name}_v{spec.version}_{arm.name}.{fmt}" for arm in spec.treatment_arms]
     try:
-        for arm in spec.treatment_arms:
-            target = tmp / f"{spec.name}_v{spec.version}_{arm.name}.{fmt}"
-            options = "(FORMAT csv, HEADER true)" if fmt == "csv" else "(FORMAT parquet)"
-            con.execute(f"""COPY (
-                SELECT a.customer_id, a.experiment, a.version, a.arm, a.stratum
-                       {', ' + feats if feats else ''}
-                FROM assignments a LEFT JOIN ul_cohort c
-                  ON CAST(c.customer_id AS VARCHAR) = a.customer_id
-                WHERE a.experiment = {literal(spec.name)} AND a.version = {int(spec.version)}
-                  AND a.arm = {literal(arm.name)}
-                ORDER BY a.customer_id) TO {literal(str(target))} {options}""")
-            written.append(target)
-        final = []
-        for f in written:
-            os.replace(f, out / f.name)
-            final.append(str(out / f.name))
+        with staged_dir(out, owner="export", legacy=legacy) as tmp:
+            for arm, name in zip(spec.treatment_arms, names):
+                options = "(FORMAT csv, HEADER true)" if fmt == "csv" else "(FORMAT parquet)"
+                con.execute(f"""COPY (
+                    SELECT a.customer_id, a.experiment, a.version, a.arm, a.stratum
+                           {', ' + feats if feats else ''}
+                    FROM assignments a LEFT JOIN ul_cohort c
+                      ON CAST(c.customer_id AS VARCHAR) = a.customer_id
+                    WHERE a.experiment = {literal(spec.name)} AND a.version = {int(spec.version)}
+                      AND a.arm = {literal(arm.name)}
+                    ORDER BY a.customer_id) TO {literal(str(tmp / name))} {options}""")
+                fault_step(name)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         con.execute("DROP TABLE IF EXISTS ul_cohort")
+    final = [str(out / name) for name in names]
     return final

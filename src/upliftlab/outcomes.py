@@ -185,10 +185,14 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                 result.method["notes"].append(
                     "All outcome windows are closed: this final report is fixed-horizon; the "
                     "weekly reports before it were sequential.")
-            path = write_report(result, out, history=past, model=model, policy=policy)
             con.execute("INSERT OR REPLACE INTO weekly_results VALUES (?, ?, ?, ?, ?, ?)",
                         [spec.name, spec.version, report_day, _now(), analysis,
                          json.dumps(result.to_dict(), allow_nan=False)])
+            # the row is committed when the folder is complete, right before the swap: a run
+            # killed in between leaves the old report and a stored row that a re-run of the
+            # same week replaces (INSERT OR REPLACE), never a report without its row
+            path = write_report(result, out, history=past, model=model, policy=policy,
+                                before_swap=store.commit)
     return WeeklyReport(path, result, n_holdout, closed)
 
 

@@ -140,7 +140,10 @@ def _read_sql(con: "duckdb.DuckDBPyConnection", path: str, view: str) -> str:
     if lower.endswith(_PARQUET):
         return f"SELECT * FROM read_parquet({literal(path)})"
     if lower.endswith(_CSV):
-        return f"SELECT * FROM read_csv({literal(path)}, header = true)"
+        # sniff the types on the whole file, not DuckDB's first 20,480 rows: a text value in row
+        # 60,001 then makes the column text (which the caller's checks name) instead of failing
+        # mid-query, possibly inside a store transaction
+        return f"SELECT * FROM read_csv({literal(path)}, header = true, sample_size = -1)"
     if Path(path).is_dir():
         return f"SELECT * FROM read_parquet({literal(str(Path(path) / '*.parquet'))})"
     raise InputError(f"{path}: unknown file type (expected .parquet, .csv or .csv.gz)")
@@ -162,6 +165,31 @@ def _check_file(path: str) -> None:
                 fh.read(1)
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def engine_message(exc: BaseException) -> str:
+    """A DuckDB error as one line for the user: for a CSV error the file, the line and the
+    column (`data.csv: line 60002, column "x": Could not convert string "abc" to 'DOUBLE'`),
+    else the error's first line."""
+    import re
+
+    text = str(exc)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    file = re.search(r"^\s*file = (.+)$", text, re.MULTILINE)
+    column = re.search(r'Error when converting column "([^"]*)"\. (.*)$', text, re.MULTILINE)
+    if line or column:
+        where = [file.group(1).strip() if file else "CSV file"]
+        if line:
+            where.append(f"line {line.group(1)}")
+        if column:
+            where.append(f"column {column.group(1)!r}")
+            what = column.group(2).strip()
+        else:
+            rest = [ln.strip() for ln in text.splitlines()[1:] if ln.strip()
+                    and not ln.strip().startswith(("Original Line", "Possible", "*", "file ="))]
+            what = rest[0] if rest else _first_line(exc)
+        return f"{', '.join(where)}: {what}"
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -89,6 +89,7 @@ class Store:
 
         self.path = str(path)
         self.read_only = read_only
+        self._open_transaction = False
         if read_only and not Path(self.path).exists():
             raise StoreError(f"store {self.path} does not exist (run `upliftlab assign` first)")
         try:
@@ -130,12 +131,25 @@ class Store:
     def transaction(self) -> Iterator["Store"]:
         """BEGIN ... COMMIT; ROLLBACK on any exception (the store is then as it was)."""
         self.con.execute("BEGIN TRANSACTION")
+        self._open_transaction = True
         try:
             yield self
         except BaseException:
-            self.con.execute("ROLLBACK")
+            if self._open_transaction:
+                self._open_transaction = False
+                self.con.execute("ROLLBACK")
             raise
+        if self._open_transaction:
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit the open transaction now, before the end of its block: the weekly report
+        commits right before its folder is swapped in, so no report lacks its stored row."""
+        from upliftlab._files import fault_step
+
+        self._open_transaction = False
         self.con.execute("COMMIT")
+        fault_step("store commit")
 
     # ---- reads ----------------------------------------------------------------------------
     def experiment(self, name: str, version: int) -> dict[str, Any] | None:

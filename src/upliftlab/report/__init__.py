@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from upliftlab._files import staged_dir
+from upliftlab._files import claim, fault_step, staged_dir
 from upliftlab.errors import InputError
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
@@ -136,7 +136,8 @@ def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None,
 
 def write_report(result: Any, out: str | os.PathLike, *,
                  history: Sequence[Mapping[str, Any]] | None = None,
-                 model: Section = None, policy: Section = None) -> Path:
+                 model: Section = None, policy: Section = None,
+                 before_swap: Callable[[], None] | None = None) -> Path:
     """Write report.json, report.md and report.html into `out`, replacing an earlier report.
 
     `result` is an AnalysisResult (or its `.to_dict()`); `history` the earlier weeks'
@@ -147,22 +148,17 @@ def write_report(result: Any, out: str | os.PathLike, *,
     deciles); `policy`: a folder written by `upliftlab policy` (or `load_policy_section`'s
     dict) adds "Next campaign: policy" (plan, budget curve, off-policy estimate vs baselines).
     Only JSON, CSV, Parquet and PNG files are read, never model.pkl. A missing or invalid
-    folder raises InputError before anything is written.
+    folder raises InputError before anything is written. `before_swap` runs when the new
+    folder is complete, just before it replaces `out` (the weekly report commits its store row
+    there, so a report on disk always has its row).
     """
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise InputError(f"{out}: exists and is not a folder")
-        foreign = [p.name for p in out.iterdir() if p.name not in REPORT_FILES]
-        if foreign:
-            raise InputError(f"{out}: folder holds other files ({', '.join(sorted(foreign)[:3])}"
-                             f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new "
-                             "folder for the report")
+    out = claim(out, "report", REPORT_FILES)
     report = _as_dict(result, history, model, policy)
     text_json = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     text_md = render_markdown(report)
     text_html = render_html(report)
-    with staged_dir(out) as tmp:
+    with staged_dir(out, owner="report", legacy=REPORT_FILES, before_swap=before_swap) as tmp:
         for name, text in zip(REPORT_FILES, (text_json, text_md, text_html)):
             (tmp / name).write_text(text, encoding="utf-8")
+            fault_step(name)
     return out
