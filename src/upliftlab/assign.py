@@ -585,6 +585,9 @@ def cohort_view(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec",
     where = f"cohort of {source}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(view + '_raw')} AS "
                 f"SELECT * FROM {quote(view + '_src')}")
+    if not con.execute(f"SELECT count(*) FROM {quote(view + '_raw')}").fetchone()[0]:
+        raise InputError(f"{where}: no customers (the cohort is empty)")
+    _check_covariates(con, view + "_raw", spec, where)
     if "value_band" in spec.strata:
         add_value_band(con, f"{view}_raw", spec.value_band, f"{view}_banded", where)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(view)} AS "
@@ -594,6 +597,21 @@ def cohort_view(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec",
     else:
         con.execute(f"ALTER TABLE {quote(view + '_raw')} RENAME TO {quote(view)}")
     return validate_cohort(con, view, where, [*spec.strata, *spec.covariates])
+
+
+def _check_covariates(con: "duckdb.DuckDBPyConnection", view: str, spec: "ExperimentSpec",
+                      where: str) -> None:
+    """The spec's covariates must be numeric columns of the cohort: they adjust the outcome
+    (CUPED / Lin) and are checked for balance, which a text column cannot do."""
+    from upliftlab.errors import SpecError
+
+    types = {r[0]: str(r[1]).upper() for r in con.execute(f"DESCRIBE {quote(view)}").fetchall()}
+    for c in spec.covariates:
+        kind = types.get(c)
+        if kind is not None and (kind in _TEXT_TYPES or kind.startswith(("BOOL", "DATE", "TIME"))):
+            raise SpecError(f"{spec.path or spec.name}: covariate {c!r} is a {kind} column of the "
+                            f"{where}, not a number (covariates adjust the outcome; use it as a "
+                            "stratum instead)")
 
 
 # ---- the notebook API ---------------------------------------------------------------------------
@@ -683,11 +701,17 @@ def assign_experiment(spec: "ExperimentSpec", store: Any) -> AssignRun:
         existing = store.arm_counts(name, version)
         n_existing = sum(existing.values())
         r_hash = randomisation_hash(spec)
+        changed = []
         if exp is not None and exp["randomisation_hash"] != r_hash and n_existing:
-            changed = randomisation_diff(exp["randomisation_json"], randomisation_fields(spec))
+            stored = exp["randomisation_json"]
+            fields = randomisation_fields(spec)
+            if "tiers" not in stored:  # recorded before the tiers were part of it: unknown
+                fields.pop("tiers", None)
+            changed = randomisation_diff(stored, fields)
+        if changed:
             raise StoreError(
                 f"experiment '{name}' v{version} already has {n_existing} assignments; its "
-                f"{', '.join(changed) or 'randomisation'} changed — re-randomising a running "
+                f"{', '.join(changed)} changed — re-randomising a running "
                 "experiment destroys it; bump `version` to start a new one")
         cohort_view(con, spec, "ul_cohort")
         con.execute(f"CREATE OR REPLACE TEMP VIEW ul_pool AS {_existing_pool_sql(spec, 'ul_cohort')}")

@@ -77,7 +77,10 @@ def register(con: "duckdb.DuckDBPyConnection", source: Source, view: str) -> lis
             con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS {sql}')
             columns = [d[0] for d in con.execute(f'SELECT * FROM "{view}" LIMIT 0').description]
         except duckdb.Error as exc:
-            raise InputError(f"cannot read {source}: {_first_line(exc)}") from None
+            message = engine_message(exc)
+            if not message.startswith(str(source)):
+                message = f"cannot read {source}: {message}"
+            raise InputError(message) from None
         return columns
     if isinstance(source, duckdb.DuckDBPyRelation):
         # a relation belongs to the connection that made it and may not be usable from `con`:
@@ -138,15 +141,57 @@ def _read_sql(con: "duckdb.DuckDBPyConnection", path: str, view: str) -> str:
     _check_file(path)
     lower = path.lower()
     if lower.endswith(_PARQUET):
+        _same_columns(con, path)
         return f"SELECT * FROM read_parquet({literal(path)})"
     if lower.endswith(_CSV):
-        # sniff the types on the whole file, not DuckDB's first 20,480 rows: a text value in row
-        # 60,001 then makes the column text (which the caller's checks name) instead of failing
-        # mid-query, possibly inside a store transaction
-        return f"SELECT * FROM read_csv({literal(path)}, header = true, sample_size = -1)"
+        return _csv_sql(con, path)
     if Path(path).is_dir():
         return f"SELECT * FROM read_parquet({literal(str(Path(path) / '*.parquet'))})"
     raise InputError(f"{path}: unknown file type (expected .parquet, .csv or .csv.gz)")
+
+
+def _same_columns(con: "duckdb.DuckDBPyConnection", pattern: str) -> None:
+    """Refuse a glob whose Parquet files have different columns (DuckDB would read the first
+    file's columns and fail, or read NULLs, later)."""
+    if not any(ch in pattern for ch in "*?["):
+        return
+    import glob
+
+    files = sorted(glob.glob(pattern, recursive=True))
+    first = None
+    for f in files:
+        names = [r[0] for r in con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({literal(f)})").fetchall()]
+        if first is None:
+            first = (f, names)
+        elif names != first[1]:
+            raise InputError(f"{pattern}: the files have different columns: {first[0]} "
+                             f"({', '.join(first[1])}) and {f} ({', '.join(names)})")
+
+
+def _csv_sql(con: "duckdb.DuckDBPyConnection", path: str) -> str:
+    """The SELECT of a CSV file with its types fixed from the whole file, so that no query fails
+    later on a value beyond DuckDB's type sample (the first 20,480 rows).
+
+    A column that the sample takes for numbers or dates but that holds text further down is a
+    bad value, not a text column: it is refused naming the file, the line and the column (by
+    re-reading it with the sample's type, which makes DuckDB say where it fails).
+    """
+    sample = f"read_csv({literal(path)}, header = true)"
+    full = f"read_csv({literal(path)}, header = true, sample_size = -1)"
+    sampled = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
+                               f"{sample})").fetchall())
+    whole = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
+                             f"{full})").fetchall())
+    for name, kind in sampled.items():
+        if whole.get(name) == "VARCHAR" and kind != "VARCHAR":
+            types = "{" + f"{literal(name)}: {literal(kind)}" + "}"
+            con.execute(f"SELECT min({quote(name)}) FROM read_csv({literal(path)}, "
+                        f"header = true, types = {types})").fetchall()  # the error names the line
+            raise InputError(f"{path}: column {name!r} holds {kind} values in its first rows "
+                             "and text further down")
+    types = "{" + ", ".join(f"{literal(n)}: {literal(t)}" for n, t in whole.items()) + "}"
+    return f"SELECT * FROM read_csv({literal(path)}, header = true, types = {types})"
 
 
 def _check_file(path: str) -> None:

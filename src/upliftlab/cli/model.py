@@ -68,8 +68,13 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
           --outcome visit --feature recency --feature history --feature channel --out m/
       upliftlab model fit experiments/winback.toml --as-of 2026-03-09 --out m/
     """
+    from upliftlab._files import claim
     from upliftlab.errors import InputError
     from upliftlab.uplift.io import binary_or_continuous, read_experiment_table, spec_training_data
+    from upliftlab.uplift.persist import MODEL_FILES
+
+    claim(out, "model", MODEL_FILES)  # a folder that is not a model fails before any work
+    prop = _parse_propensity(propensity) if propensity else None
 
     if spec is not None:
         if data or arm_col or control:
@@ -77,6 +82,9 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
                              "--control LABEL, not both")
         if not as_of:
             raise InputError("model fit SPEC: missing --as-of DATE")
+        if propensity:
+            raise InputError("model fit SPEC: --propensity goes with --data (with SPEC the "
+                             "design's weights are the propensities)")
         X, y, t, prop, control = spec_training_data(spec, as_of, store_path,
                                                     outcome_col or "reactivated", transactions)
         if features:
@@ -101,7 +109,6 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
         X = df[list(features)]
         y = df[outcome_col]
         t = df[arm_col].astype(str).to_numpy()
-        prop = _parse_propensity(propensity) if propensity else None
         where = f"{data}, column {outcome_col!r}"
     import pandas as pd
 
@@ -114,6 +121,8 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
 def _parse_propensity(text: str) -> dict[str, float]:
     from upliftlab.errors import InputError
 
+    import math
+
     out = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
@@ -123,6 +132,13 @@ def _parse_propensity(text: str) -> dict[str, float]:
             out[name.strip()] = float(value)
         except ValueError:
             raise InputError(f"--propensity: expected ARM=P,ARM=P,..., got {part!r}") from None
+        if not 0 < out[name.strip()] < 1:  # also refuses nan
+            raise InputError(f"--propensity {part.strip()}: a probability must be strictly "
+                             "between 0 and 1")
+    total = sum(out.values())
+    if not math.isclose(total, 1.0, abs_tol=1e-6):
+        raise InputError(f"--propensity: the probabilities sum to {total:g}, not 1 (one per arm, "
+                         "control included)")
     return out
 
 
