@@ -388,3 +388,103 @@ def test_bad_input_exit_2_one_line_nothing_changed(case, project, tmp_path, caps
     assert case.message in lines[0], lines[0]
     (work / "ro").chmod(0o755) if (work / "ro").exists() else None
     assert snapshot(work) == before
+
+
+# ---- kill -9 at every file-system step: the target is the old one or the new one ---------------
+
+def _state(target: Path) -> dict[str, str] | None:
+    if not target.exists():
+        return None
+    return {p.relative_to(target).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(target.rglob("*")) if p.is_file()}
+
+
+def _run_killed(work: Path, args: list[str], step: int | None) -> int:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]), "UPLIFTLAB_QUIET": "1"}
+    env.pop("UPLIFTLAB_FAULT_AFTER_STEP", None)
+    if step is not None:
+        env["UPLIFTLAB_FAULT_AFTER_STEP"] = str(step)
+    proc = subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()",
+                           *args], cwd=work, env=env, capture_output=True, text=True)
+    assert proc.returncode in (0, 86), proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode
+
+
+KILLED = [
+    pytest.param("rep", ["report", SPEC, "--as-of", "2026-01-26", "--store", STORE,
+                         "--transactions", TX_GLOB, "--out", "rep"], id="report"),
+    pytest.param("policy", ["policy", "--scores", "model/oof_scores.parquet", "--budget", "500",
+                            *COSTS, "--out", "policy"], id="policy"),
+    pytest.param("model", ["model", "fit", "--data", "exp_small.csv", "--arm", "arm", "--control",
+                           "control", "--outcome", "reactivated", "--feature", "x1", "--feature",
+                           "x2", "--folds", "2", "--bootstrap", "10", "--candidates", "s",
+                           "--out", "model"], id="model-fit"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target, args", KILLED)
+def test_killed_at_every_step_the_target_is_old_or_new(target, args, project, tmp_path):
+    """UPLIFTLAB_FAULT_AFTER_STEP=N stops the run dead after its N-th file-system step; for
+    every N the target folder is the old one or a complete new one (its marker's sha256 all
+    match), never missing or mixed, and a report on disk always has its row in the store."""
+    from upliftlab._files import verify
+
+    pd.read_csv(project / "exp_good.csv", nrows=3000).to_csv(project / "exp_small.csv",
+                                                             index=False)
+    old = _state(project / target)
+    assert old is not None
+    outcomes = []
+    for step in range(1, 40):
+        work = tmp_path / f"n{step}"
+        shutil.copytree(project, work, symlinks=True)
+        code = _run_killed(work, args, step)
+        now = _state(work / target)
+        assert now is not None, f"step {step}: {target} is missing"
+        if now != old:
+            verify(work / target)  # raises if a file is missing or from another run
+            assert (read := json.loads((work / target / ".upliftlab.json").read_text()))
+            assert set(read["files"]) | {".upliftlab.json"} == set(now), f"step {step}: mixed"
+        if target == "rep":
+            rows = _weekly_rows(work)
+            assert now == old or "2026-01-26" in rows, f"step {step}: report without its row"
+        outcomes.append("new" if now != old else "old")
+        if code == 0:
+            break
+        if step == 3:  # a later run cleans what the killed one left beside the target
+            assert _run_killed(work, args, None) == 0
+            assert not [p for p in work.iterdir() if p.name.startswith(f".{target}.")]
+    assert code == 0 and outcomes[-1] == "new" and "old" in outcomes, outcomes
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _weekly_rows(work: Path) -> set[str]:
+    with open_store(work / STORE, read_only=True) as store:
+        return {str(r[0]) for r in store.con.execute(
+            "SELECT as_of FROM weekly_results").fetchall()}
+
+
+@pytest.mark.slow
+def test_assign_into_a_new_store_killed_leaves_no_store_file(project, tmp_path):
+    """Killed at any step of its first run, `assign` leaves no store file or the complete
+    store, never an empty one; the next run succeeds and removes the killed run's leftovers."""
+    for step in range(1, 10):
+        work = tmp_path / f"n{step}"
+        shutil.copytree(project, work, symlinks=True)
+        code = _run_killed(work, ["assign", SPEC, "--store", "new.duckdb"], step)
+        store = work / "new.duckdb"
+        if store.exists():
+            with open_store(store, read_only=True) as s:
+                assert s.dump()["assignments"], f"step {step}: an empty store"
+        else:
+            assert code == 86
+        if code == 0:
+            break
+        assert _run_killed(work, ["assign", SPEC, "--store", "new.duckdb"], None) == 0
+        assert not [p for p in work.iterdir() if p.name.startswith(".new.duckdb.")]
+    assert code == 0
