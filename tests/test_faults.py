@@ -488,3 +488,114 @@ def test_assign_into_a_new_store_killed_leaves_no_store_file(project, tmp_path):
         assert _run_killed(work, ["assign", SPEC, "--store", "new.duckdb"], None) == 0
         assert not [p for p in work.iterdir() if p.name.startswith(".new.duckdb.")]
     assert code == 0
+
+
+# ---- the rest of the audit: trust in what is read back, leftovers, escaping ---------------------
+
+class _Evil:
+    """Unpickling it creates the file `path` (stands for any code a pickle can run)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def test_a_pickle_swapped_during_load_is_never_run(project, tmp_path):
+    """The checksum is checked on the very bytes that are unpickled: a model.pkl swapped back
+    and forth by atomic renames while `load_model` runs is refused or loaded, never run."""
+    import threading
+
+    from upliftlab.errors import InputError
+    from upliftlab.uplift import load_model
+
+    model = tmp_path / "model"
+    shutil.copytree(project / "model", model)
+    good = (model / "model.pkl").read_bytes()
+    ran = tmp_path / "evil-ran"
+    evil = pickle.dumps(_Evil(str(ran)))
+    (tmp_path / "good.pkl").write_bytes(good)
+    (tmp_path / "evil.pkl").write_bytes(evil)
+    stop = threading.Event()
+
+    def swap() -> None:
+        i = 0
+        while not stop.is_set():
+            src = tmp_path / ("evil.pkl" if i % 2 else "good.pkl")
+            shutil.copyfile(src, tmp_path / "next.pkl")
+            os.replace(tmp_path / "next.pkl", model / "model.pkl")
+            i += 1
+
+    thread = threading.Thread(target=swap)
+    thread.start()
+    loaded = refused = 0
+    try:
+        for _ in range(25):
+            try:
+                load_model(model)
+                loaded += 1
+            except InputError as exc:
+                assert "checksum does not match" in str(exc)
+                refused += 1
+    finally:
+        stop.set()
+        thread.join()
+    assert not ran.exists()
+    assert loaded + refused == 25
+
+
+def test_stale_staging_folders_are_removed_and_live_ones_kept(project, tmp_path):
+    import subprocess
+    import sys
+
+    from upliftlab.report import write_report
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    report = json.loads((project / "rep" / "report.json").read_text())
+    leftovers = [f".rep.stage-{dead}-abcd", f".rep.old-{dead}-efgh", ".rep.tmp-1234",
+                 ".rep.old-5678"]
+    for name in leftovers:
+        shutil.copytree(project / "model", tmp_path / name)  # one holds a model with its checksum
+    live = tmp_path / f".rep.stage-{os.getpid()}-live"
+    live.mkdir()
+    write_report(report, tmp_path / "rep")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "rep"]
+
+
+def test_without_atomic_exchange_a_run_killed_between_renames_is_repaired(project, tmp_path,
+                                                                          monkeypatch):
+    """Where the file system cannot exchange two folders the old one is moved aside first;
+    a run that died right then has its old folder put back by the next run."""
+    import subprocess
+    import sys
+
+    from upliftlab import _files
+    from upliftlab.report import write_report
+
+    monkeypatch.setattr(_files, "_exchange", lambda a, b: False)
+    report = json.loads((project / "rep" / "report.json").read_text())
+    out = tmp_path / "rep"
+    write_report(report, out)
+    write_report(report, out)  # replaced by two renames
+    assert _files.verify(out)["owner"] == "report"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    aside = tmp_path / f".rep.old-{dead}-abcd"
+    out.rename(aside)  # as left by a run killed between its two renames
+    _files.clean_stale(out)
+    assert out.is_dir() and not aside.exists() and _files.verify(out)["owner"] == "report"
+
+
+def test_arm_labels_are_inert_in_report_md(project, tmp_path, capsys, monkeypatch):
+    data = pd.read_csv(project / "exp_good.csv", nrows=4000)
+    data["arm"] = data["arm"].map({"control": "control", "coupon": "<script>alert(1)</script>"})
+    data.to_csv(tmp_path / "d.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(capsys, "report", "--data", "d.csv", "--arm", "arm", "--control",
+                       "control", "--metric", "reactivated", "--out", "r")
+    assert code == 0, err
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "<script" not in md and "&lt;script>alert(1)&lt;/script>" in md
+    assert "<script" not in (tmp_path / "r" / "report.html").read_text()

@@ -142,6 +142,12 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -221,7 +227,7 @@ def _seal(stage: Path, owner: str) -> None:
 
 def _swap_in(stage: Path, out: Path) -> None:
     """Put `stage` at `out`; the old `out` (if any) ends up at `stage` and is then removed."""
-    os.chmod(stage, 0o755)  # mkdtemp makes it private; outputs are shared like any folder
+    os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it private; outputs are shared
     if not out.exists() and not out.is_symlink():
         os.rename(stage, out)
         fault_step("renamed")
@@ -252,6 +258,7 @@ def _stage_beside(out: Path, what: str, *, directory: bool) -> Path:
             return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         fd, name = tempfile.mkstemp(prefix=prefix, dir=parent)
         os.close(fd)
+        os.chmod(name, 0o666 & ~_umask())  # mkstemp makes it private; outputs are shared
         return Path(name)
     except OSError as exc:
         raise InputError(f"{what} {out}: cannot write there ({exc.strerror})") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -109,8 +110,20 @@ def render_markdown(result: Any, history: Sequence[Mapping[str, Any]] | None = N
     from upliftlab.report._template import MARKDOWN
 
     report = _as_dict(result, history, model, policy)
-    env = jinja2.Environment(autoescape=False, trim_blocks=False, undefined=jinja2.Undefined)
+    env = jinja2.Environment(autoescape=False, trim_blocks=False, undefined=jinja2.Undefined,
+                             finalize=markdown_text)
     return env.from_string(MARKDOWN).render(**_context(report)).strip() + "\n"
+
+
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def markdown_text(value: Any) -> Any:
+    """A value as inert Markdown text: an arm label such as `<script>` must not become HTML in a
+    Markdown viewer (`&lt;script>`), and a `|` must not split a table cell."""
+    if not isinstance(value, str):
+        return value
+    return _TAG_START.sub("&lt;", value).replace("|", "\\|")
 
 
 def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None, *,
