@@ -137,6 +137,10 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                          f"(cohort.as_of of {spec_path}): no outcomes yet")
     if out is None:
         raise InputError("report: missing --out DIR")
+    from upliftlab._files import claim
+    from upliftlab.report import REPORT_FILES
+
+    claim(out, "report", REPORT_FILES)  # a folder the report may not replace fails first
     # read the folders before the store is touched: a bad one changes nothing
     if model is not None and not isinstance(model, dict):
         model = load_model_section(model)
