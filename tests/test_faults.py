@@ -213,6 +213,8 @@ DATA = ["--data", "exp_good.csv", "--arm", "arm", "--control", "control"]
 FIT_DATA = [*DATA, "--outcome", "reactivated", "--feature", "x1", "--feature", "x2",
             "--folds", "2", "--bootstrap", "10", "--candidates", "s"]
 REPORT_DATA = [*DATA, "--metric", "reactivated", "--metric", "revenue"]
+SCORE = ["model", "score", "--model", "model", "--customers", "cohort.parquet", "--out",
+         "scores.parquet"]
 POLICY = ["policy", "--scores", "model/oof_scores.parquet", "--budget", "2000", *COSTS]
 
 
@@ -244,27 +246,20 @@ CASES = [
     Case("simulate-out-model", ["simulate", "--customers", "100", "--out", "model"],
          "written by `upliftlab model`"),
     # 2 and 6. malformed model folders
-    Case("model-dict-pickle", ["model", "score", "--model", "model", "--customers",
-                               "cohort.parquet", "--out", "scores.parquet"],
+    Case("model-dict-pickle", SCORE,
          "holds a dict, not a fitted upliftlab UpliftModel",
          lambda p: _rehash(p, pickle.dumps({"learner": "s"}))),
-    Case("model-truncated-pickle", ["model", "score", "--model", "model", "--customers",
-                                    "cohort.parquet", "--out", "scores.parquet"],
+    Case("model-truncated-pickle", SCORE,
          "cannot unpickle the model", _truncate),
-    Case("model-pkl-is-a-folder", ["model", "score", "--model", "model", "--customers",
-                                   "cohort.parquet", "--out", "scores.parquet"],
+    Case("model-pkl-is-a-folder", SCORE,
          "model.pkl is not a regular file", _pkl_dir),
-    Case("model-pkl-dev-zero", ["model", "score", "--model", "model", "--customers",
-                                "cohort.parquet", "--out", "scores.parquet"],
+    Case("model-pkl-dev-zero", SCORE,
          "model.pkl is not a regular file", _pkl_dev_zero),
-    Case("model-pkl-fifo", ["model", "score", "--model", "model", "--customers",
-                            "cohort.parquet", "--out", "scores.parquet"],
+    Case("model-pkl-fifo", SCORE,
          "model.pkl is not a regular file", _pkl_fifo),
-    Case("model-json-a-list", ["model", "score", "--model", "model", "--customers",
-                               "cohort.parquet", "--out", "scores.parquet"],
+    Case("model-json-a-list", SCORE,
          "metadata is a JSON list", lambda p: (p / "model" / "model.json").write_text("[1,2,3]")),
-    Case("model-pkl-unreadable", ["model", "score", "--model", "model", "--customers",
-                                  "cohort.parquet", "--out", "scores.parquet"],
+    Case("model-pkl-unreadable", SCORE,
          "cannot read model.pkl", lambda p: (p / "model" / "model.pkl").chmod(0), ROOT_SKIP),
     Case("policy-model-dict-pickle", ["policy", "--model", "model", "--customers",
                                       "cohort.parquet", "--budget", "100", *COSTS, "--out", "p2"],

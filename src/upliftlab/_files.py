@@ -42,8 +42,8 @@ def fault_step(what: str) -> None:
     The process ends with `os._exit` (no cleanup, no `finally`), as a kill -9 would end it.
     """
     global _steps
-    limit = os.environ.get(FAULT_ENV)
-    if not limit:
+    limit = os.environ.get(FAULT_ENV, "")
+    if not limit.isdigit():
         return
     _steps += 1
     if _steps >= int(limit):
@@ -187,7 +187,8 @@ def clean_stale(out: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -197,7 +198,7 @@ def _sha256(path: Path) -> str:
 
 def manifest(folder: Path) -> dict[str, str]:
     """sha256 of every file in `folder` (recursively; names relative to it), marker excluded."""
-    return {p.relative_to(folder).as_posix(): _sha256(p)
+    return {p.relative_to(folder).as_posix(): sha256_file(p)
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARKER}
 
 
@@ -210,7 +211,7 @@ def verify(folder: str | os.PathLike) -> dict | None:
         return None
     for name, digest in (marker.get("files") or {}).items():
         path = folder / name
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             raise InputError(f"{folder}: {name} is missing or differs from the folder's "
                              f"{MARKER} (the folder was changed after `upliftlab "
                              f"{marker['owner']}` wrote it)")

@@ -150,9 +150,10 @@ def _read_sql(con: "duckdb.DuckDBPyConnection", path: str, view: str) -> str:
     raise InputError(f"{path}: unknown file type (expected .parquet, .csv or .csv.gz)")
 
 
-def _same_columns(con: "duckdb.DuckDBPyConnection", pattern: str) -> None:
-    """Refuse a glob whose Parquet files have different columns (DuckDB would read the first
-    file's columns and fail, or read NULLs, later)."""
+def _same_columns(con: "duckdb.DuckDBPyConnection", pattern: str,
+                  reader: str = "read_parquet({})") -> None:
+    """Refuse a glob whose files have different columns (DuckDB would read the first file's
+    columns and fail, or read NULLs, later)."""
     if not any(ch in pattern for ch in "*?["):
         return
     import glob
@@ -161,7 +162,7 @@ def _same_columns(con: "duckdb.DuckDBPyConnection", pattern: str) -> None:
     first = None
     for f in files:
         names = [r[0] for r in con.execute(
-            f"DESCRIBE SELECT * FROM read_parquet({literal(f)})").fetchall()]
+            f"DESCRIBE SELECT * FROM {reader.format(literal(f))}").fetchall()]
         if first is None:
             first = (f, names)
         elif names != first[1]:
@@ -177,6 +178,7 @@ def _csv_sql(con: "duckdb.DuckDBPyConnection", path: str) -> str:
     bad value, not a text column: it is refused naming the file, the line and the column (by
     re-reading it with the sample's type, which makes DuckDB say where it fails).
     """
+    _same_columns(con, path, "read_csv({}, header = true)")
     sample = f"read_csv({literal(path)}, header = true)"
     full = f"read_csv({literal(path)}, header = true, sample_size = -1)"
     sampled = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "

@@ -93,6 +93,11 @@ def scores_from_model(model_dir: str, customers: Any, *, customer_col: str = "cu
     try:
         cols = register(con, customers, "customers")
         require_columns(cols, [customer_col], describe(customers))
+        from upliftlab.uplift.io import check_customers
+
+        check_customers(con, "customers", customer_col,
+                        [str(c) for c in model.feature_names_in_ if str(c) in cols],
+                        describe(customers))
         frame = con.execute("SELECT * FROM customers").df()
     finally:
         con.close()

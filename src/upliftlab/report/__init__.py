@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from upliftlab._files import claim, fault_step, staged_dir
-from upliftlab.errors import InputError
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 

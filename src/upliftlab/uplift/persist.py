@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from upliftlab._files import fault_step, staged_dir
+from upliftlab._files import fault_step, sha256_file, staged_dir
 from upliftlab.errors import InputError
 
 FORMAT_VERSION = 1
@@ -62,14 +62,6 @@ def fingerprint(data: Any) -> str:
         df = part if isinstance(part, pd.DataFrame) else pd.DataFrame({"_": np.asarray(part)})
         h.update(json.dumps([[str(c), str(df[c].dtype)] for c in df.columns]).encode())
         h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
-    return h.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
     return h.hexdigest()
 
 
@@ -123,7 +115,7 @@ def write_model_files(model: Any, folder: Path, evaluation: Any = None,
                                         else training_data))}
                      if training_data is not None else None),
         "versions": library_versions(),
-        "pickle_sha256": _sha256(pkl),
+        "pickle_sha256": sha256_file(pkl),
         "pickle_bytes": pkl.stat().st_size,
         "evaluation": _jsonable(evaluation),
     }

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from upliftlab.errors import InputError
 
 OOF_SCORES = "oof_scores.parquet"
 
