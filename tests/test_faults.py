@@ -238,6 +238,9 @@ CASES = [
          "written by `upliftlab simulate`"),
     Case("export-out-plain-folder", ["export", SPEC, "--store", STORE, "--out", "notes"],
          "did not write (todo.txt)", _plain_folder),
+    Case("export-out-folder-of-csvs", ["export", SPEC, "--store", STORE, "--out", "mine"],
+         "did not write (customers.csv)", lambda p: (p / "mine").mkdir() or shutil.copyfile(
+             p / "exp_good.csv", p / "mine" / "customers.csv")),
     Case("report-out-model", ["report", *REPORT_DATA, "--out", "model"],
          "written by `upliftlab model`"),
     Case("report-spec-out-policy", ["report", SPEC, "--as-of", "2026-01-26", "--store", STORE,

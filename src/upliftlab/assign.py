@@ -801,7 +801,8 @@ def export_contacts(spec: "ExperimentSpec", store: Any, out_dir: str, fmt: str =
 
     if fmt not in ("csv", "parquet"):
         raise InputError(f"--format must be csv or parquet, got {fmt!r}")
-    legacy = ("*.csv", "*.parquet")
+    # a folder from before the marker holds only contact lists of this experiment
+    legacy = (f"{spec.name}_v*.csv", f"{spec.name}_v*.parquet")
     out = claim(out_dir, "export", legacy)
     con = store.con
     counts = store.arm_counts(spec.name, spec.version)
