@@ -433,7 +433,7 @@ def test_killed_at_every_step_the_target_is_old_or_new(target, args, project, tm
     match), never missing or mixed, and a report on disk always has its row in the store."""
     from upliftlab._files import verify
 
-    pd.read_csv(project / "exp_good.csv", nrows=3000).to_csv(project / "exp_small.csv",
+    pd.read_csv(project / "exp_good.csv", nrows=1000).to_csv(project / "exp_small.csv",
                                                              index=False)
     old = _state(project / target)
     assert old is not None

@@ -286,7 +286,6 @@ def staged_dir(out: str | os.PathLike, *, owner: str, legacy: Iterable[str] = ()
         _seal(tmp, owner)
         if before_swap is not None:
             before_swap()
-            fault_step("before swap")
         try:
             _swap_in(tmp, out)
         except OSError as exc:

@@ -796,7 +796,7 @@ def export_contacts(spec: "ExperimentSpec", store: Any, out_dir: str, fmt: str =
     `out_dir`: customer_id, experiment, version, arm, stratum and useful cohort features. The
     folder is staged beside `out_dir` and swapped in whole (`upliftlab._files.staged_dir`); a
     folder that `upliftlab export` did not write is refused."""
-    from upliftlab._files import claim, fault_step, staged_dir
+    from upliftlab._files import claim, staged_dir
     from upliftlab.errors import StoreError
 
     if fmt not in ("csv", "parquet"):
@@ -825,7 +825,6 @@ def export_contacts(spec: "ExperimentSpec", store: Any, out_dir: str, fmt: str =
                     WHERE a.experiment = {literal(spec.name)} AND a.version = {int(spec.version)}
                       AND a.arm = {literal(arm.name)}
                     ORDER BY a.customer_id) TO {literal(str(tmp / name))} {options}""")
-                fault_step(name)
     finally:
         con.execute("DROP TABLE IF EXISTS ul_cohort")
     final = [str(out / name) for name in names]

@@ -328,7 +328,7 @@ def write_folder(out: str | os.PathLike, files: dict[str, Any]) -> None:
     """Write `files` (name -> bytes/str, or a callable(path) that writes it) as the policy
     folder `out`: staged beside it and swapped in whole (`upliftlab._files.staged_dir`), so
     `out` is always the old plan or the new one, never a mix."""
-    from upliftlab._files import fault_step, staged_dir
+    from upliftlab._files import staged_dir
 
     with staged_dir(out, owner="policy", legacy=POLICY_FILES) as tmp:
         for name, content in files.items():
@@ -339,7 +339,6 @@ def write_folder(out: str | os.PathLike, files: dict[str, Any]) -> None:
                 target.write_bytes(content)
             else:
                 target.write_text(content)
-            fault_step(name)
 
 
 def to_json(obj: Any) -> str:

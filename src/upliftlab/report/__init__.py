@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from upliftlab._files import claim, fault_step, staged_dir
+from upliftlab._files import claim, staged_dir
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 
@@ -172,5 +172,4 @@ def write_report(result: Any, out: str | os.PathLike, *,
     with staged_dir(out, owner="report", legacy=REPORT_FILES, before_swap=before_swap) as tmp:
         for name, text in zip(REPORT_FILES, (text_json, text_md, text_html)):
             (tmp / name).write_text(text, encoding="utf-8")
-            fault_step(name)
     return out

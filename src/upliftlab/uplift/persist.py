@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from upliftlab._files import fault_step, sha256_file, staged_dir
+from upliftlab._files import sha256_file, staged_dir
 from upliftlab.errors import InputError
 
 FORMAT_VERSION = 1
@@ -95,7 +95,6 @@ def write_model_files(model: Any, folder: Path, evaluation: Any = None,
     pkl = folder / MODEL_FILE
     with open(pkl, "wb") as fh:
         pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    fault_step(MODEL_FILE)
     meta = {
         "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -120,7 +119,6 @@ def write_model_files(model: Any, folder: Path, evaluation: Any = None,
         "evaluation": _jsonable(evaluation),
     }
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
-    fault_step(META_FILE)
 
 
 # a fitted model of upliftlab is a few MiB to a few hundred; anything larger is not one of ours

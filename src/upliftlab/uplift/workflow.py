@@ -42,7 +42,7 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
     (customer_id = X's index, base, uplift_<arm>), its arm and its outcome, which is what an
     honest off-policy evaluation (`upliftlab policy --experiment`) needs.
     """
-    from upliftlab._files import claim, fault_step, staged_dir
+    from upliftlab._files import claim, staged_dir
     from upliftlab.metrics import uplift_by_decile
     from upliftlab.uplift import LEARNERS, UpliftModel, compare_learners
     from upliftlab.uplift.persist import MODEL_FILES, write_model_files
@@ -80,9 +80,7 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
         table.to_csv(stage / "comparison.csv", index=False)
         table.to_json(stage / "comparison.json", orient="records", indent=2)
         deciles.to_csv(stage / "deciles.csv", index=False)
-        fault_step("comparison")
         oof.to_parquet(stage / OOF_SCORES, index=False)
-        fault_step(OOF_SCORES)
         qini_plots(y, treatment, str(control), comp.predictions, stage)
     return FitSummary(table, chosen, out, folds, n_bootstrap)
 
