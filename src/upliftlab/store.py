@@ -215,9 +215,7 @@ def open_store(path: str | Path = DEFAULT_STORE, *, read_only: bool = False) -> 
     """Open the store. A store that does not exist yet is built in a staging file beside `path`
     and appears at `path` only when the run succeeds: a failed or killed run leaves no store
     file (the leftovers of a killed one are removed by the next run)."""
-    from upliftlab._files import check_target
-
-    from upliftlab._files import clean_stale
+    from upliftlab._files import check_target, clean_stale
 
     p = Path(path)
     if read_only or p.exists():
