@@ -88,7 +88,8 @@ def test_cli_writes_the_report(hillstrom_path, tmp_path):
          "--analysis", "fixed", "--experiment", "Hillstrom", "--out", str(out)],
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".upliftlab.json", "report.html",
+                                                     "report.json", "report.md"]
     d = json.loads((out / "report.json").read_text())
     assert d["method"]["analysis"] == "fixed"
     assert {a["name"]: a["n"] for a in d["arms"]}["Mens E-Mail"] == 21307

@@ -57,7 +57,7 @@ def test_policy_writes_targeting_json_curve_and_report(files, tmp_path, capsys):
     assert "policy:" in stdout
     names = {p.name for p in out.iterdir()}
     assert names == {"targeting.csv", "policy.json", "budget_curve.png", "policy.md",
-                     "policy.html"}
+                     "policy.html", ".upliftlab.json"}
     t = pd.read_csv(out / "targeting.csv")
     assert list(t.columns) == ["customer_id", "arm", "expected_uplift", "expected_cost",
                                "explore"]

@@ -17,7 +17,7 @@ def test_python_quickstart_runs(tmp_path, monkeypatch, capsys):
     exec(compile(blocks[0], "README.md", "exec"), {"__name__": "__readme__"})
     assert "coupon" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "reports" / "api-demo").iterdir()} == {
-        "report.json", "report.md", "report.html"}
+        "report.json", "report.md", "report.html", ".upliftlab.json"}
 
 
 def test_readme_opens_with_the_two_commands():

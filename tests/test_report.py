@@ -31,7 +31,12 @@ def result(data):
 
 def test_writes_three_files_with_report_json(result, tmp_path):
     out = write_report(result, tmp_path / "r")
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
+    # the three reports and the marker that says `report` owns the folder (and their sha256)
+    assert sorted(p.name for p in out.iterdir()) == [".upliftlab.json", "report.html",
+                                                     "report.json", "report.md"]
+    marker = json.loads((out / ".upliftlab.json").read_text())
+    assert marker["owner"] == "report" and sorted(marker["files"]) == ["report.html",
+                                                                      "report.json", "report.md"]
     d = json.loads((out / "report.json").read_text())
     assert d == json.loads(json.dumps(result.to_dict()))
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
@@ -86,7 +91,7 @@ def test_replaces_an_earlier_report_but_not_a_foreign_folder(result, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="holds other files"):
+    with pytest.raises(InputError, match="holds files that `upliftlab report` did not write"):
         write_report(result, foreign)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
 

@@ -263,7 +263,15 @@ def _bad_model_folders(folders, tmp_path):
     bad_oof = tmp_path / "bad_oof"
     shutil.copytree(folders / "model", bad_oof)
     (bad_oof / "oof_scores.parquet").write_bytes(b"not parquet")
+    # the damaged files are read as from a folder of an upliftlab before the marker; with the
+    # marker kept, the changed file is caught first
+    tampered = tmp_path / "tampered"
+    shutil.copytree(folders / "model", tampered)
+    (tampered / "deciles.csv").write_text((tampered / "deciles.csv").read_text() + "\n")
+    for folder in (bad_csv, bad_policy, bad_oof):
+        (folder / ".upliftlab.json").unlink()
     return [
+        (["--model", str(tampered)], "deciles.csv is missing or differs from the folder's"),
         (["--model", str(tmp_path / "nowhere")], "nowhere: no such folder"),
         (["--model", str(bad_oof)], "oof_scores.parquet: not a readable Parquet file"),
         (["--model", str(no_json)], "no_json: missing model.json"),

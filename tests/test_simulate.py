@@ -57,7 +57,8 @@ def test_same_seed_byte_identical_and_different_seed_differs(tmp_path):
     simulate_world(3000, seed=1).write(tmp_path / "b")
     simulate_world(3000, seed=2).write(tmp_path / "c")
     a, b, c = files(tmp_path / "a"), files(tmp_path / "b"), files(tmp_path / "c")
-    assert set(a) == {"customers.parquet", "transactions.parquet", "truth.parquet", "world.json"}
+    assert set(a) == {"customers.parquet", "transactions.parquet", "truth.parquet", "world.json",
+                      ".upliftlab.json"}
     assert a == b
     for name in ("customers.parquet", "transactions.parquet", "truth.parquet"):
         assert a[name] != c[name]

@@ -242,7 +242,7 @@ def test_export_contact_lists(capsys, project):
                              project / "s.duckdb", "--out", out_dir, "--format", fmt)
         assert code == 0, err
         files = sorted(p.name for p in out_dir.iterdir())
-        assert files == [f"exp_v1_advisor.{fmt}", f"exp_v1_assignment.{fmt}",
+        assert files == [".upliftlab.json", f"exp_v1_advisor.{fmt}", f"exp_v1_assignment.{fmt}",
                          f"exp_v1_coupon.{fmt}"]
         for arm in ("coupon", "advisor", "assignment"):
             path = out_dir / f"exp_v1_{arm}.{fmt}"

@@ -105,7 +105,7 @@ def test_fit_bad_input_leaves_output_untouched(capsys, experiment_csv, tmp_path)
     path, df = experiment_csv
     out = tmp_path / "model"
     out.mkdir()
-    (out / "keep.txt").write_text("old")
+    (out / "comparison.csv").write_text("old")  # an earlier model's file: the folder may be replaced
     cases = [
         (["--data", str(path), *FIT[:-4], "--feature", "nope"], "nope"),
         (["--data", str(path), *[a if a != "none" else "ctl" for a in FIT]], "control label 'ctl'"),
@@ -115,7 +115,7 @@ def test_fit_bad_input_leaves_output_untouched(capsys, experiment_csv, tmp_path)
         code, _, err = run(capsys, "model", "fit", *args, "--out", str(out))
         assert code == 2 and err.startswith("error: ") and needle in err, err
         assert len(err.strip().splitlines()) == 1
-        assert (out / "keep.txt").read_text() == "old" and not (out / "model.pkl").exists()
+        assert (out / "comparison.csv").read_text() == "old" and not (out / "model.pkl").exists()
     small = tmp_path / "small.csv"
     df[(df.arm != "call") | (df.index < 200)].to_csv(small, index=False)
     code, _, err = run(capsys, "model", "fit", "--data", str(small), *FIT, "--out", str(out))

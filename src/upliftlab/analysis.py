@@ -150,6 +150,7 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
     from upliftlab.money import check_currency
     from upliftlab.stats.sql import aggregate, needed_pairs
 
+    as_of = _iso(as_of)  # a date or an error before any work
     metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
     covariates = [covariates] if isinstance(covariates, str) else list(covariates or [])
     segments = [segments] if isinstance(segments, str) else list(segments or [])
@@ -584,4 +585,7 @@ def _iso(as_of: Any) -> str | None:
         return as_of.isoformat()
     if hasattr(as_of, "isoformat"):
         return as_of.isoformat()
-    return str(as_of)
+    from upliftlab.sources import parse_date
+
+    # the text goes into report.json as the report's date: it must be one
+    return parse_date(as_of, "as_of").isoformat()

@@ -588,6 +588,9 @@ def cohort_view(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec",
     where = f"cohort of {source}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(view + '_raw')} AS "
                 f"SELECT * FROM {quote(view + '_src')}")
+    if not con.execute(f"SELECT count(*) FROM {quote(view + '_raw')}").fetchone()[0]:
+        raise InputError(f"{where}: no customers (the cohort is empty)")
+    _check_covariates(con, view + "_raw", spec, where)
     if "value_band" in spec.strata:
         add_value_band(con, f"{view}_raw", spec.value_band, f"{view}_banded", where)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(view)} AS "
@@ -597,6 +600,21 @@ def cohort_view(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec",
     else:
         con.execute(f"ALTER TABLE {quote(view + '_raw')} RENAME TO {quote(view)}")
     return validate_cohort(con, view, where, [*spec.strata, *spec.covariates])
+
+
+def _check_covariates(con: "duckdb.DuckDBPyConnection", view: str, spec: "ExperimentSpec",
+                      where: str) -> None:
+    """The spec's covariates must be numeric columns of the cohort: they adjust the outcome
+    (CUPED / Lin) and are checked for balance, which a text column cannot do."""
+    from upliftlab.errors import SpecError
+
+    types = {r[0]: str(r[1]).upper() for r in con.execute(f"DESCRIBE {quote(view)}").fetchall()}
+    for c in spec.covariates:
+        kind = types.get(c)
+        if kind is not None and (kind in _TEXT_TYPES or kind.startswith(("BOOL", "DATE", "TIME"))):
+            raise SpecError(f"{spec.path or spec.name}: covariate {c!r} is a {kind} column of the "
+                            f"{where}, not a number (covariates adjust the outcome; use it as a "
+                            "stratum instead)")
 
 
 # ---- the notebook API ---------------------------------------------------------------------------
@@ -691,11 +709,17 @@ def assign_experiment(spec: "ExperimentSpec", store: Any) -> AssignRun:
         existing = store.arm_counts(name, version)
         n_existing = sum(existing.values())
         r_hash = randomisation_hash(spec)
+        changed = []
         if exp is not None and exp["randomisation_hash"] != r_hash and n_existing:
-            changed = randomisation_diff(exp["randomisation_json"], randomisation_fields(spec))
+            stored = exp["randomisation_json"]
+            fields = randomisation_fields(spec)
+            if "tiers" not in stored:  # recorded before the tiers were part of it: unknown
+                fields.pop("tiers", None)
+            changed = randomisation_diff(stored, fields)
+        if changed:
             raise StoreError(
                 f"experiment '{name}' v{version} already has {n_existing} assignments; its "
-                f"{', '.join(changed) or 'randomisation'} changed — re-randomising a running "
+                f"{', '.join(changed)} changed — re-randomising a running "
                 "experiment destroys it; bump `version` to start a new one")
         cohort_view(con, spec, "ul_cohort")
         con.execute(f"CREATE OR REPLACE TEMP VIEW ul_pool AS {_existing_pool_sql(spec, 'ul_cohort')}")
@@ -803,23 +827,24 @@ _MONEY_PREFIXES = ("revenue_", "avg_order_value")
 
 def export_contacts(spec: "ExperimentSpec", store: Any, out_dir: str, fmt: str = "csv"
                     ) -> list[str]:
-    """Write one contact list per treatment arm into `out_dir`, then the full assignment (every
-    customer: control and the global holdout too) as `<name>_v<version>_assignment.<fmt>`.
+    """Write one contact list per treatment arm, then the full assignment (every customer:
+    control and the global holdout too) as `<name>_v<version>_assignment.<fmt>`, as the folder
+    `out_dir`.
 
     Columns: the customer id under the source's own id column name (the spec's
     `[cohort.columns] customer_col`) and with the cohort's id type, experiment, version, arm,
-    stratum and useful cohort features, money rounded to cents. Files appear only when all are
-    written (temp folder, then rename). Returns the paths, the full assignment last.
+    stratum and useful cohort features, money rounded to cents. The folder is staged beside
+    `out_dir` and swapped in whole (`upliftlab._files.staged_dir`); a folder that `upliftlab
+    export` did not write is refused. Returns the paths, the full assignment last.
     """
-    import os
-    import shutil
-    import tempfile
-    from pathlib import Path
-
+    from upliftlab._files import claim, staged_dir
     from upliftlab.errors import StoreError
 
     if fmt not in ("csv", "parquet"):
         raise InputError(f"--format must be csv or parquet, got {fmt!r}")
+    # a folder from before the marker holds only contact lists of this experiment
+    legacy = (f"{spec.name}_v*.csv", f"{spec.name}_v*.parquet")
+    out = claim(out_dir, "export", legacy)
     con = store.con
     counts = store.arm_counts(spec.name, spec.version)
     if not counts:
@@ -834,30 +859,21 @@ def export_contacts(spec: "ExperimentSpec", store: Any, out_dir: str, fmt: str =
         for f in EXPORT_FEATURES if f in types)
     id_name = spec.cohort.columns.customer_col if spec.cohort.transactions else "customer_id"
     id_sql = f"CAST(a.customer_id AS {types['customer_id']}) AS {quote(id_name)}"
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     lists = [(arm.name, f"a.arm = {literal(arm.name)}") for arm in spec.treatment_arms]
     lists.append(("assignment", "TRUE"))
-    written = []
+    names = [f"{spec.name}_v{spec.version}_{label}.{fmt}" for label, _ in lists]
+    options = "(FORMAT csv, HEADER true)" if fmt == "csv" else "(FORMAT parquet)"
     try:
-        for label, where in lists:
-            target = tmp / f"{spec.name}_v{spec.version}_{label}.{fmt}"
-            options = "(FORMAT csv, HEADER true)" if fmt == "csv" else "(FORMAT parquet)"
-            con.execute(f"""COPY (
-                SELECT {id_sql}, a.experiment, a.version, a.arm, a.stratum
-                       {', ' + feats if feats else ''}
-                FROM assignments a LEFT JOIN ul_cohort c
-                  ON CAST(c.customer_id AS VARCHAR) = a.customer_id
-                WHERE a.experiment = {literal(spec.name)} AND a.version = {int(spec.version)}
-                  AND {where}
-                ORDER BY a.customer_id) TO {literal(str(target))} {options}""")
-            written.append(target)
-        final = []
-        for f in written:
-            os.replace(f, out / f.name)
-            final.append(str(out / f.name))
+        with staged_dir(out, owner="export", legacy=legacy) as tmp:
+            for (_, where), name in zip(lists, names):
+                con.execute(f"""COPY (
+                    SELECT {id_sql}, a.experiment, a.version, a.arm, a.stratum
+                           {', ' + feats if feats else ''}
+                    FROM assignments a LEFT JOIN ul_cohort c
+                      ON CAST(c.customer_id AS VARCHAR) = a.customer_id
+                    WHERE a.experiment = {literal(spec.name)} AND a.version = {int(spec.version)}
+                      AND {where}
+                    ORDER BY a.customer_id) TO {literal(str(tmp / name))} {options}""")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         con.execute("DROP TABLE IF EXISTS ul_cohort")
-    return final
+    return [str(out / name) for name in names]

@@ -527,8 +527,15 @@ def _reading(label: str) -> Iterator[None]:
 
 
 def _drop(con: "duckdb.DuckDBPyConnection", views: tuple[str, ...]) -> None:
+    import duckdb
+
     for v in views:
-        con.execute(f"DROP VIEW IF EXISTS {quote(v)}")
+        try:
+            con.execute(f"DROP VIEW IF EXISTS {quote(v)}")
+        except duckdb.TransactionException:
+            # the caller's transaction failed (the error being raised says why); its rollback
+            # removes these views, and a second error here would hide the first
+            return
         try:
             con.unregister(v)
         except Exception:  # noqa: BLE001 - not a registered object: nothing to undo

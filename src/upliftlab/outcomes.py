@@ -242,6 +242,10 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                          f"(cohort.as_of of {spec_path}): no outcomes yet")
     if out is None:
         raise InputError("report: missing --out DIR")
+    from upliftlab._files import claim
+    from upliftlab.report import REPORT_FILES
+
+    claim(out, "report", REPORT_FILES)  # a folder the report may not replace fails first
     # read the folders before the store is touched: a bad one changes nothing
     if model is not None and not isinstance(model, dict):
         model = load_model_section(model)
@@ -313,12 +317,16 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                     f"This week was reported before with other numbers (revision {revision - 1}, "
                     f"computed {earlier:%Y-%m-%d %H:%M} UTC); both are kept in the store and the "
                     f"trend uses this revision {revision}.")
-            path = write_report(result, out, history=past, model=model, policy=policy)
             if revision is not None:
                 body = result.to_dict()
                 con.execute("INSERT INTO weekly_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                             [spec.name, spec.version, report_day, revision, _now(), analysis,
                              _fingerprint(body), json.dumps(body, allow_nan=False)])
+            # the row is committed when the folder is complete, right before the swap: a run
+            # killed in between leaves the old report and a stored row whose re-run of the same
+            # week adds nothing (same numbers), never a report without its row
+            path = write_report(result, out, history=past, model=model, policy=policy,
+                                before_swap=store.commit)
     return WeeklyReport(path, result, n_holdout, closed, revision or _latest_revision(
         store_path, spec, report_day))
 

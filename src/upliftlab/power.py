@@ -274,6 +274,10 @@ def spec_power(spec: "ExperimentSpec", con: "duckdb.DuckDBPyConnection",
     if spec.baseline.rates is not None:
         baselines = dict(spec.baseline.rates)
         source = "spec"
+        missing = [t for t in tier_counts if t not in baselines]
+        if missing:
+            raise SpecError(f"{spec.path or spec.name}: baseline.rates: no rate for tier "
+                            f"{', '.join(missing)} of the cohort")
     else:
         c = spec.cohort
         measured = measure_baseline(con, spec.resolve(c.transactions), spec.baseline.history_as_of,

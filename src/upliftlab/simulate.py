@@ -176,7 +176,7 @@ class World:
         """
         out = Path(out_dir)
         check_world_target(out, force)
-        with staged_dir(out) as tmp:
+        with staged_dir(out, owner="simulate", legacy=WORLD_FILES, force=force) as tmp:
             _write_parquet(_customers_arrow(self.customers), tmp / "customers.parquet")
             _write_parquet(_transactions_arrow(self.transactions), tmp / "transactions.parquet")
             _write_parquet(_plain_arrow(self.truth), tmp / "truth.parquet")
@@ -592,11 +592,19 @@ def load_world(path: str | os.PathLike) -> World:
     return World(customers, tables["transactions"], tables["truth"], params)
 
 
+# a world folder: what `simulate` writes and what `respond` adds beside it
+WORLD_FILES = ("customers.parquet", "transactions.parquet", "truth.parquet", "world.json",
+               "transactions_*.parquet")
+
+
 def check_world_target(out: Path, force: bool = False) -> None:
     """Refuse to write a world over a file, or over a non-empty directory that holds no world."""
+    from upliftlab._files import read_marker
+
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / "world.json").is_file() and not force:
+    if (out.is_dir() and any(out.iterdir()) and not (out / "world.json").is_file()
+            and read_marker(out) is None and not force):
         raise InputError(f"{out}: directory is not empty and holds no world (use --force)")
 
 

@@ -77,7 +77,7 @@ def register(con: "duckdb.DuckDBPyConnection", source: Source, view: str) -> lis
             con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS {sql}')
             columns = [d[0] for d in con.execute(f'SELECT * FROM "{view}" LIMIT 0').description]
         except duckdb.Error as exc:
-            raise InputError(f"cannot read {source}: {_first_line(exc)}") from None
+            raise InputError(_csv_error(exc, str(source))) from None
         return columns
     if isinstance(source, duckdb.DuckDBPyRelation):
         # a relation belongs to the connection that made it and may not be usable from `con`:
@@ -154,12 +154,117 @@ def _read_sql(con: "duckdb.DuckDBPyConnection", path: str, view: str) -> str:
     _check_file(path)
     lower = path.lower()
     if lower.endswith(_PARQUET):
+        _same_columns(path)
         return f"SELECT * FROM read_parquet({literal(path)})"
     if lower.endswith(_CSV):
-        return f"SELECT * FROM read_csv({literal(path)}, header = true)"
+        return _csv_sql(path)
     if Path(path).is_dir():
         return f"SELECT * FROM read_parquet({literal(str(Path(path) / '*.parquet'))})"
     raise InputError(f"{path}: unknown file type (expected .parquet, .csv or .csv.gz)")
+
+
+def _same_columns(pattern: str, reader: str = "read_parquet({})") -> None:
+    """Refuse a glob whose files have different columns (DuckDB would read the first file's
+    columns and fail, or read NULLs, later)."""
+    if not any(ch in pattern for ch in "*?["):
+        return
+    import glob
+
+    files = sorted(glob.glob(pattern, recursive=True))
+    con = connect()  # its own connection, as in `_csv_sql`
+    try:
+        _compare_columns(con, pattern, files, reader)
+    finally:
+        con.close()
+
+
+def _compare_columns(con: "duckdb.DuckDBPyConnection", pattern: str, files: list[str],
+                     reader: str) -> None:
+    first = None
+    for f in files:
+        names = [r[0] for r in con.execute(
+            f"DESCRIBE SELECT * FROM {reader.format(literal(f))}").fetchall()]
+        if first is None:
+            first = (f, names)
+        elif names != first[1]:
+            raise InputError(f"{pattern}: the files have different columns: {first[0]} "
+                             f"({', '.join(first[1])}) and {f} ({', '.join(names)})")
+
+
+def _csv_sql(path: str) -> str:
+    """The SELECT of a CSV file with types that hold for every row, so that no query fails
+    later on a value beyond DuckDB's type sample (its first 20,480 rows).
+
+    One scan converts every column with the sample's types (cheaper than DuckDB's whole-file
+    sniff, which is taken only when that scan fails). A column that the sample takes for
+    numbers or dates but that holds text further down is a bad value, not a text column: it is
+    refused naming the file, the line and the column; a column that only widens (a decimal after
+    whole numbers) is read with the wider type.
+    """
+    # the checks run on a connection of their own: a failed scan would abort the caller's
+    # transaction (e.g. the store's), and the error raised here must stay the one that is shown
+    check = connect()
+    try:
+        return _checked_csv_sql(check, path)
+    finally:
+        check.close()
+
+
+def _checked_csv_sql(con: "duckdb.DuckDBPyConnection", path: str) -> str:
+    import duckdb
+
+    _same_columns(path, "read_csv({}, header = true)")
+    sampled = _csv_types(con, f"read_csv({literal(path)}, header = true)")
+    try:
+        return _typed_csv(path, _checked_types(con, path, sampled))
+    except duckdb.ConversionException:
+        pass
+    except duckdb.Error as exc:  # a row with too many columns, a broken quote, ...
+        raise InputError(_csv_error(exc, path)) from None
+    whole = _csv_types(con, f"read_csv({literal(path)}, header = true, sample_size = -1)")
+    bad = {n: k for n, k in sampled.items() if whole.get(n) == "VARCHAR" and k != "VARCHAR"}
+    try:
+        types = _checked_types(con, path, {**whole, **bad})
+    except duckdb.Error as exc:
+        raise InputError(_csv_error(exc, path)) from None
+    if bad:  # not reached when DuckDB reports the bad value; kept so a bad file never passes
+        raise InputError(f"{path}: column {next(iter(bad))!r} holds text beyond its first rows")
+    return _typed_csv(path, types)
+
+
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+             "UINTEGER", "UBIGINT")
+
+
+def _checked_types(con: "duckdb.DuckDBPyConnection", path: str,
+                   types: dict[str, str]) -> dict[str, str]:
+    """`types` after one scan that converts every value of every column (duckdb.Error where a
+    value does not fit), with integer columns widened to DOUBLE where a row holds a fraction
+    (DuckDB would round "2.5" to an integer silently)."""
+    scan = {n: ("DOUBLE" if t in _INTEGERS else t) for n, t in types.items()}
+    ints = [n for n, t in types.items() if t in _INTEGERS]
+    # count(column) makes DuckDB convert every value (count(*) would not)
+    parts = [f"count({quote(n)})" for n in types if n not in ints]
+    parts += [f"count(*) FILTER (WHERE {quote(n)} <> trunc({quote(n)}))" for n in ints]
+    got = con.execute(f"SELECT {', '.join(parts) or 'count(*)'} FROM "
+                      f"({_typed_csv(path, scan)})").fetchone()
+    fractions = dict(zip(ints, got[len(parts) - len(ints):]))
+    return {n: ("DOUBLE" if fractions.get(n) else t) for n, t in types.items()}
+
+
+def _csv_types(con: "duckdb.DuckDBPyConnection", reader: str) -> dict[str, str]:
+    return dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
+                            f"{reader})").fetchall())
+
+
+def _typed_csv(path: str, types: dict[str, str]) -> str:
+    spec = "{" + ", ".join(f"{literal(n)}: {literal(t)}" for n, t in types.items()) + "}"
+    return f"SELECT * FROM read_csv({literal(path)}, header = true, types = {spec})"
+
+
+def _csv_error(exc: BaseException, path: str) -> str:
+    message = engine_message(exc)
+    return message if message.startswith(path) else f"cannot read {path}: {message}"
 
 
 def _check_file(path: str) -> None:
@@ -178,6 +283,31 @@ def _check_file(path: str) -> None:
                 fh.read(1)
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def engine_message(exc: BaseException) -> str:
+    """A DuckDB error as one line for the user: for a CSV error the file, the line and the
+    column (`data.csv: line 60002, column "x": Could not convert string "abc" to 'DOUBLE'`),
+    else the error's first line."""
+    import re
+
+    text = str(exc)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    file = re.search(r"^\s*file = (.+)$", text, re.MULTILINE)
+    column = re.search(r'Error when converting column "([^"]*)"\. (.*)$', text, re.MULTILINE)
+    if line or column:
+        where = [file.group(1).strip() if file else "CSV file"]
+        if line:
+            where.append(f"line {line.group(1)}")
+        if column:
+            where.append(f"column {column.group(1)!r}")
+            what = column.group(2).strip()
+        else:
+            rest = [ln.strip() for ln in text.splitlines()[1:] if ln.strip()
+                    and not ln.strip().startswith(("Original Line", "Possible", "*", "file ="))]
+            what = rest[0] if rest else _first_line(exc)
+        return f"{', '.join(where)}: {what}"
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -289,6 +289,12 @@ class ExperimentSpec(_Model):
         if self.mde is not None and self.mde_relative is not None:
             raise _error("give 'mde' (absolute) or 'mde_relative', not both")
         b = self.baseline
+        if b is not None and b.rates is not None and self.cohort.transactions is not None:
+            tiers = self.cohort.tier_names()
+            missing = [t for t in tiers if t not in b.rates]
+            if missing:
+                raise _error(f"baseline.rates: no rate for tier {', '.join(missing)} (the "
+                             f"cohort's tiers are {', '.join(tiers)})")
         if b is not None and b.history_as_of is not None:
             if self.cohort.transactions is None:
                 raise _error("baseline.history_as_of needs cohort.transactions (it measures "
@@ -436,6 +442,9 @@ def randomisation_fields(spec: ExperimentSpec) -> dict[str, Any]:
     }
     if "value_band" in spec.strata:
         fields["value_band"] = spec.value_band.model_dump(mode="json")
+    if "tier" in spec.strata:
+        # the tier bounds decide a customer's stratum as much as the value bands do
+        fields["tiers"] = spec.cohort.tiers
     return fields
 
 

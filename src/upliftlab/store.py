@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,17 +83,22 @@ def _is_lock_error(exc: BaseException) -> bool:
 class Store:
     """An open store. Use `open_store(path)`; `con` is the DuckDB connection."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False,
+                 file: str | Path | None = None) -> None:
+        """`file`: where the database really is while a new store is being built beside
+        `path` (see `open_store`); `path` is the store's name in messages."""
         import duckdb
 
         from upliftlab.sources import connect
 
         self.path = str(path)
         self.read_only = read_only
+        self._open_transaction = False
         if read_only and not Path(self.path).exists():
             raise StoreError(f"store {self.path} does not exist (run `upliftlab assign` first)")
         try:
-            self.con: duckdb.DuckDBPyConnection = connect(self.path, read_only=read_only)
+            self.con: duckdb.DuckDBPyConnection = connect(str(file or self.path),
+                                                          read_only=read_only)
         except duckdb.IOException as exc:
             if _is_lock_error(exc):
                 raise StoreError(f"store {self.path} is locked by another run") from None
@@ -130,12 +136,25 @@ class Store:
     def transaction(self) -> Iterator["Store"]:
         """BEGIN ... COMMIT; ROLLBACK on any exception (the store is then as it was)."""
         self.con.execute("BEGIN TRANSACTION")
+        self._open_transaction = True
         try:
             yield self
         except BaseException:
-            self.con.execute("ROLLBACK")
+            if self._open_transaction:
+                self._open_transaction = False
+                self.con.execute("ROLLBACK")
             raise
+        if self._open_transaction:
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit the open transaction now, before the end of its block: the weekly report
+        commits right before its folder is swapped in, so no report lacks its stored row."""
+        from upliftlab._files import fault_step
+
+        self._open_transaction = False
         self.con.execute("COMMIT")
+        fault_step("store commit")
 
     # ---- reads ----------------------------------------------------------------------------
     def experiment(self, name: str, version: int) -> dict[str, Any] | None:
@@ -193,19 +212,63 @@ class Store:
 
 @contextmanager
 def open_store(path: str | Path = DEFAULT_STORE, *, read_only: bool = False) -> Iterator[Store]:
-    """Open the store; a store file this call created is removed again when the run fails."""
+    """Open the store. A store that does not exist yet is built in a staging file beside `path`
+    and appears at `path` only when the run succeeds: a failed or killed run leaves no store
+    file (the leftovers of a killed one are removed by the next run)."""
+    from upliftlab._files import check_target, clean_stale
+
     p = Path(path)
-    existed = p.exists()
-    store = Store(p, read_only=read_only)
+    if read_only or p.exists():
+        store = Store(p, read_only=read_only)
+        if not read_only:
+            clean_stale(p)  # what a killed first run left beside the store
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    check_target(p, "--store")
+    stage = _new_store_stage(p)
+    store = Store(p, file=stage)
     try:
         yield store
-    except BaseException:
+        store.con.execute("CHECKPOINT")  # everything into the one file that is published
         store.close()
-        if not existed and not read_only:
-            for leftover in (p, Path(str(p) + ".wal")):
-                leftover.unlink(missing_ok=True)
-        raise
-    store.close()
+        _publish_store(stage, p)
+    finally:
+        store.close()
+        for leftover in (stage, Path(str(stage) + ".wal")):
+            leftover.unlink(missing_ok=True)
+
+
+def _new_store_stage(p: Path) -> Path:
+    import secrets
+
+    from upliftlab._files import clean_stale, fault_step
+
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(p)
+    except OSError as exc:
+        raise StoreError(f"--store {p}: cannot create the store there ({exc.strerror})") from None
+    fault_step("store staged")
+    return p.with_name(f".{p.name}.stage-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _publish_store(stage: Path, p: Path) -> None:
+    """Put the finished new store at `p`, unless another run created one there meanwhile (a
+    hard link never replaces a file, unlike a rename)."""
+    from upliftlab._files import fault_step
+
+    fault_step("store closed")
+    try:
+        os.link(stage, p)
+    except FileExistsError:
+        raise StoreError(f"store {p} was created by another run meanwhile; run again to add "
+                         "to it") from None
+    except OSError:  # a file system without hard links
+        os.rename(stage, p)
+    fault_step("store published")
 
 
 def _now() -> dt.datetime:

@@ -47,8 +47,36 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def library_error(exc: BaseException) -> str | None:
+    """The one-line message for an error of a library at the boundary (DuckDB, the OS, pickle),
+    or None for anything else (a bug, which keeps its traceback).
+
+    These are the user's problems the library could not foresee: a disk full, a folder that
+    cannot be written, a file changed while it was read, a damaged file. Modules are looked up
+    in `sys.modules` so that the CLI imports none of them to start.
+    """
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is not None and isinstance(exc, duckdb.Error):
+        from upliftlab.sources import engine_message
+
+        return engine_message(exc)
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else ""
+        what = exc.strerror or str(exc)
+        return f"{where}: {what}" if where else what
+    pickle = sys.modules.get("pickle")
+    if pickle is not None and isinstance(exc, pickle.PickleError):
+        return f"cannot unpickle: {exc}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: maps user errors to exit code 2 and one line."""
+    """Console-script entry point: maps user errors to exit code 2 and one line.
+
+    The one boundary of every command: UpliftlabError and the errors of the libraries the
+    commands use (`library_error`) become `error: ...` and exit 2; the store's transactions and
+    the staged outputs have already rolled back by the time the error gets here.
+    """
     try:
         app.main(args=argv, prog_name="upliftlab", standalone_mode=False)
     except UpliftlabError as exc:
@@ -63,3 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:  # `upliftlab ... | head`
         sys.exit(0)
+    except Exception as exc:  # noqa: BLE001 - filtered by library_error, else re-raised
+        message = library_error(exc)
+        if message is None:
+            raise
+        fail(" ".join(message.split("\n")))

@@ -7,6 +7,7 @@ in `[cohort.columns]` and `[outcomes.columns]`, `--as-of` is `as_of`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
@@ -99,8 +100,11 @@ def parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
             if not sep or not arm.strip():
                 raise ValueError
             out[arm.strip()] = float(w)
+            if not math.isfinite(out[arm.strip()]) or out[arm.strip()] < 0:
+                raise ValueError
         except ValueError:
-            raise InputError(f"--weight {v!r}: expected ARM=WEIGHT, e.g. 'control=0.5'") from None
+            raise InputError(f"--weight {v!r}: expected ARM=WEIGHT with a finite weight >= 0, "
+                             "e.g. 'control=0.5'") from None
     return out
 
 

@@ -71,9 +71,13 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
           --metric visit --feature recency --feature history --feature channel --out m/
       upliftlab model fit experiments/winback.toml --as-of 2026-03-09 --out m/
     """
+    from upliftlab._files import claim
     from upliftlab.errors import InputError
     from upliftlab.progress import status
     from upliftlab.uplift.io import binary_or_continuous, read_experiment_table, spec_training_data
+    from upliftlab.uplift.persist import MODEL_FILES
+
+    claim(out, "model", MODEL_FILES)  # a folder that is not a model fails before any work
 
     if spec is not None:
         if data or arm_col or control or weights:
@@ -119,7 +123,7 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
         X = df[list(features)]
         y = df[outcome_col]
         t = df[arm_col].astype(str).to_numpy()
-        prop = parse_weights(weights)
+        prop = _propensities(weights)
         where = f"{data}, column {outcome_col!r}"
     import pandas as pd
 
@@ -127,6 +131,21 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
     _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs, out,
                    outcome_name=outcome_col or "reactivated",
                    learners=_parse_candidates(candidates) if candidates else None)
+
+
+def _propensities(weights: tuple[str, ...]) -> dict[str, float] | None:
+    """The arms' assignment probabilities from repeated --weight ARM=W (normalised to sum 1)."""
+    from upliftlab.errors import InputError
+
+    parsed = parse_weights(weights)
+    if not parsed:
+        return None
+    bad = [f"{a}={w:g}" for a, w in parsed.items() if not w > 0]  # also refuses nan
+    if bad:
+        raise InputError(f"--weight {', '.join(bad)}: an arm's weight must be > 0 (every "
+                         "arm, control included, was assigned with some probability)")
+    total = sum(parsed.values())
+    return {a: w / total for a, w in parsed.items()}
 
 
 def _parse_candidates(text: str) -> tuple[str, ...]:

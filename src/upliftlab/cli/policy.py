@@ -82,10 +82,21 @@ def policy(scores_path, model_dir, customers, budget, capacity, cost, value_per_
     from upliftlab.policy.io import read_scores, scores_from_model
     from upliftlab.policy.run import run_policy
 
-    if budget < 0:
-        raise InputError(f"--budget must be >= 0 (got {budget:g})")
-    if not 0 <= explore_share <= 1:
+    import math
+
+    from upliftlab._files import claim
+    from upliftlab.policy.io import POLICY_FILES
+
+    if not (math.isfinite(budget) and budget >= 0):
+        raise InputError(f"--budget must be >= 0 and finite (got {budget:g})")
+    if not 0 <= explore_share <= 1:  # also refuses nan
         raise InputError(f"--explore must be a share in [0, 1] (got {explore_share:g})")
+    if value_per_reactivation is not None and not (math.isfinite(value_per_reactivation)
+                                                   and value_per_reactivation >= 0):
+        raise InputError("--value-per-reactivation must be >= 0 and finite (got "
+                         f"{value_per_reactivation:g})")
+    # a folder this command did not write is refused before any work
+    claim(out, "policy", POLICY_FILES)
     if (scores_path is None) == (model_dir is None):
         raise InputError("give either --scores FILE or --model DIR --customers FILE")
     costs = {}
@@ -93,15 +104,18 @@ def policy(scores_path, model_dir, customers, budget, capacity, cost, value_per_
         contact, _, conversion = text.partition(":")
         costs[arm] = (_number(contact, "--cost"), _number(conversion, "--cost") if conversion
                       else 0.0)
-        if min(costs[arm]) < 0:
-            raise InputError(f"--cost {arm}: costs must be >= 0 (got {text})")
+        if not all(math.isfinite(c) and c >= 0 for c in costs[arm]):
+            raise InputError(f"--cost {arm}: costs must be finite numbers >= 0 (got {text})")
     caps = {}
     for arm, text in _pairs(capacity, "--capacity"):
         n = _number(text, "--capacity")
-        if n < 0 or n != int(n):
+        if not math.isfinite(n) or n < 0 or n != int(n):
             raise InputError(f"--capacity {arm}: must be a whole number >= 0 (got {text})")
         caps[arm] = int(n)
     weights = {arm: _number(text, "--weight") for arm, text in _pairs(weights, "--weight")}
+    bad = [f"{a}={w:g}" for a, w in weights.items() if not (math.isfinite(w) and w >= 0)]
+    if bad:
+        raise InputError(f"--weight {', '.join(bad)}: weights must be finite numbers >= 0")
     if model_dir is not None:
         if customers is None:
             raise InputError("--model needs --customers FILE (the customers to score)")

@@ -137,8 +137,13 @@ def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, c
     if missing:
         raise InputError(f"report: missing {', '.join(missing)} (or give an experiment SPEC)")
 
+    from upliftlab._files import claim
     from upliftlab.analysis import analyze
-    from upliftlab.report import load_model_section, load_policy_section, write_report
+    from upliftlab.report import REPORT_FILES, load_model_section, load_policy_section, write_report
+    from upliftlab.sources import parse_date
+
+    as_of = parse_date(as_of, "--as-of").isoformat() if as_of is not None else None
+    claim(out, "report", REPORT_FILES)  # a folder the report may not replace fails first
 
     # read the folders first: a bad one fails before the analysis, and nothing is written
     model = load_model_section(model_dir) if model_dir else None

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +93,11 @@ def scores_from_model(model_dir: str, customers: Any, *, customer_col: str = "cu
     try:
         cols = register(con, customers, "customers")
         require_columns(cols, [customer_col], describe(customers))
+        from upliftlab.uplift.io import check_customers
+
+        check_customers(con, "customers", customer_col,
+                        [str(c) for c in model.feature_names_in_ if str(c) in cols],
+                        describe(customers))
         frame = con.execute("SELECT * FROM customers").df()
     finally:
         con.close()
@@ -317,13 +320,17 @@ def render_html(markdown_text: str, png: Path | None) -> str:
     return tpl.render(body="\n".join(body))
 
 
+POLICY_FILES = ("targeting.csv", "targeting.parquet", "policy.json", "budget_curve.png",
+                "policy.md", "policy.html")
+
+
 def write_folder(out: str | os.PathLike, files: dict[str, Any]) -> None:
-    """Write `files` (name -> bytes/str, or a callable(path) that writes it) into a temporary
-    directory beside `out`, then move them into `out`: nothing half-written on failure."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    """Write `files` (name -> bytes/str, or a callable(path) that writes it) as the policy
+    folder `out`: staged beside it and swapped in whole (`upliftlab._files.staged_dir`), so
+    `out` is always the old plan or the new one, never a mix."""
+    from upliftlab._files import staged_dir
+
+    with staged_dir(out, owner="policy", legacy=POLICY_FILES) as tmp:
         for name, content in files.items():
             target = tmp / name
             if callable(content):
@@ -332,11 +339,6 @@ def write_folder(out: str | os.PathLike, files: dict[str, Any]) -> None:
                 target.write_bytes(content)
             else:
                 target.write_text(content)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            os.replace(tmp / name, out / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def to_json(obj: Any) -> str:

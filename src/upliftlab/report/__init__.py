@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from upliftlab._files import staged_dir
-from upliftlab.errors import InputError
+from upliftlab._files import claim, staged_dir
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 
@@ -119,8 +119,20 @@ def render_markdown(result: Any, history: Sequence[Mapping[str, Any]] | None = N
     from upliftlab.report._template import MARKDOWN
 
     report = _as_dict(result, history, model, policy)
-    env = jinja2.Environment(autoescape=False, trim_blocks=False, undefined=jinja2.Undefined)
+    env = jinja2.Environment(autoescape=False, trim_blocks=False, undefined=jinja2.Undefined,
+                             finalize=markdown_text)
     return env.from_string(MARKDOWN).render(**_context(report)).strip() + "\n"
+
+
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def markdown_text(value: Any) -> Any:
+    """A value as inert Markdown text: an arm label such as `<script>` must not become HTML in a
+    Markdown viewer (`&lt;script>`), and a `|` must not split a table cell."""
+    if not isinstance(value, str):
+        return value
+    return _TAG_START.sub("&lt;", value).replace("|", "\\|")
 
 
 def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None, *,
@@ -146,7 +158,8 @@ def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None,
 
 def write_report(result: Any, out: str | os.PathLike, *,
                  history: Sequence[Mapping[str, Any]] | None = None,
-                 model: Section = None, policy: Section = None) -> Path:
+                 model: Section = None, policy: Section = None,
+                 before_swap: Callable[[], None] | None = None) -> Path:
     """Write report.json, report.md and report.html into `out`, replacing an earlier report.
 
     `result` is an AnalysisResult (or its `.to_dict()`); `history` the earlier weeks'
@@ -157,22 +170,16 @@ def write_report(result: Any, out: str | os.PathLike, *,
     deciles); `policy`: a folder written by `upliftlab policy` (or `load_policy_section`'s
     dict) adds "Next campaign: policy" (plan, budget curve, off-policy estimate vs baselines).
     Only JSON, CSV, Parquet and PNG files are read, never model.pkl. A missing or invalid
-    folder raises InputError before anything is written.
+    folder raises InputError before anything is written. `before_swap` runs when the new
+    folder is complete, just before it replaces `out` (the weekly report commits its store row
+    there, so a report on disk always has its row).
     """
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise InputError(f"{out}: exists and is not a folder")
-        foreign = [p.name for p in out.iterdir() if p.name not in REPORT_FILES]
-        if foreign:
-            raise InputError(f"{out}: folder holds other files ({', '.join(sorted(foreign)[:3])}"
-                             f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new "
-                             "folder for the report")
+    out = claim(out, "report", REPORT_FILES)
     report = _as_dict(result, history, model, policy)
     text_json = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     text_md = render_markdown(report)
     text_html = render_html(report)
-    with staged_dir(out) as tmp:
+    with staged_dir(out, owner="report", legacy=REPORT_FILES, before_swap=before_swap) as tmp:
         for name, text in zip(REPORT_FILES, (text_json, text_md, text_html)):
             (tmp / name).write_text(text, encoding="utf-8")
     return out

@@ -35,6 +35,15 @@ def _folder(path: str | os.PathLike, required: tuple[str, ...], what: str) -> Pa
         if not (folder / name).is_file():
             raise InputError(f"{what} {folder}: missing {name} (not a folder written by "
                              f"`upliftlab {'model fit' if what == '--model' else 'policy'}`?)")
+    from upliftlab._files import verify
+
+    # a folder sealed by upliftlab is read only if every file is the one that was written
+    # (never a mix of two runs); folders from before the marker are read as they are
+    marker = verify(folder)
+    owner = "model" if what == "--model" else "policy"
+    if marker is not None and marker["owner"] != owner:
+        raise InputError(f"{what} {folder}: written by `upliftlab {marker['owner']}`, not by "
+                         f"`upliftlab {'model fit' if owner == 'model' else 'policy'}`")
     return folder
 
 

@@ -37,6 +37,33 @@ def read_experiment_table(path: str, columns: list[str]) -> pd.DataFrame:
     return df
 
 
+def check_customers(con: Any, view: str, id_col: str, features: list[str], where: str) -> None:
+    """Customers to score: every id present and once, no infinite feature value (a model would
+    score them silently, and a plan would count a customer twice)."""
+    from upliftlab.sources import quote
+
+    cid = quote(id_col)
+    missing = con.execute(f"SELECT count(*) FROM {quote(view)} WHERE {cid} IS NULL").fetchone()[0]
+    if missing:
+        raise InputError(f"{where}: {missing:,} rows have no {id_col}")
+    dup = con.execute(f"""SELECT CAST({cid} AS VARCHAR), count(*) OVER () FROM {quote(view)}
+                          GROUP BY {cid} HAVING count(*) > 1 LIMIT 1""").fetchone()
+    if dup:
+        raise InputError(f"{where}: {dup[1]:,} duplicate {id_col} values (e.g. {dup[0]!r}); each "
+                         "customer must appear once")
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {quote(view)})"
+                             ).fetchall())
+    floats = [c for c in features if str(types.get(c, "")).upper() in ("DOUBLE", "FLOAT", "REAL")]
+    if floats:
+        counts = con.execute("SELECT " + ", ".join(
+            f"count(*) FILTER (WHERE isinf({quote(c)}))" for c in floats)
+            + f" FROM {quote(view)}").fetchone()
+        bad = [f"{c!r} ({n:,})" for c, n in zip(floats, counts) if n]
+        if bad:
+            raise InputError(f"{where}: infinite values in {', '.join(bad)}; a model cannot "
+                             "score them")
+
+
 def binary_or_continuous(y: pd.Series, where: str) -> str:
     """'binary' when the outcome takes only 0/1 values (or booleans), else 'continuous'."""
     try:
@@ -143,6 +170,7 @@ def score_file(model: Any, customers: str, out: str, id_col: str = "customer_id"
         with staged_file(out) as tmp:
             have = register(con, customers, "ul_score_src")
             require_columns(have, [id_col] + features, str(customers))
+            check_customers(con, "ul_score_src", id_col, features, str(customers))
             total = con.execute("SELECT count(*) FROM ul_score_src").fetchall()[0][0]
             cols = ", ".join(quote(c) for c in dict.fromkeys([id_col] + features))
             # a relation streams its batches; con.execute(...) would materialise every row first

@@ -24,12 +24,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from upliftlab._files import staged_dir
+from upliftlab._files import sha256_file, staged_dir
 from upliftlab.errors import InputError
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.pkl"
 META_FILE = "model.json"
+# what `upliftlab model fit` writes (a folder holding only these, without a marker, is a model
+# folder of an upliftlab before markers)
+MODEL_FILES = (MODEL_FILE, META_FILE, "comparison.csv", "comparison.json", "deciles.csv",
+               "qini_*.png", "oof_scores.parquet")
 _LIBS = ("upliftlab", "causalml", "lightgbm", "sklearn", "numpy", "pandas")
 
 
@@ -61,14 +65,6 @@ def fingerprint(data: Any) -> str:
     return h.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, pd.DataFrame):
         return json.loads(obj.to_json(orient="records"))
@@ -88,70 +84,130 @@ def save_model(model: Any, path: str | os.PathLike, evaluation: Any = None,
     """
     if not hasattr(model, "estimators_"):
         raise InputError("save_model: the model is not fitted")
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory")
-    with staged_dir(out) as tmp:
-        pkl = tmp / MODEL_FILE
-        with open(pkl, "wb") as fh:
-            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "learner": model.learner_,
-            "outcome": model.outcome,
-            "control": model.control_,
-            "arms": list(model.arms_),
-            "treatment_arms": list(model.treatment_arms_),
-            "propensity": model.propensity_,
-            "features": [{"name": str(c), "kind": model.feature_dtypes_[c],
-                          "categories": model.categories_.get(c)}
-                         for c in model.feature_names_in_],
-            "params": {k: (v if isinstance(v, (str, int, float, bool, type(None), dict)) else repr(v))
-                       for k, v in model.get_params().items()},
-            "training": ({"fingerprint_sha256": fingerprint(training_data),
-                          "n_rows": int(len(training_data[0] if isinstance(training_data, (tuple, list))
-                                            else training_data))}
-                         if training_data is not None else None),
-            "versions": library_versions(),
-            "pickle_sha256": _sha256(pkl),
-            "evaluation": _jsonable(evaluation),
-        }
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
-    return out
+    with staged_dir(path, owner="model", legacy=MODEL_FILES, what="model folder") as tmp:
+        write_model_files(model, tmp, evaluation=evaluation, training_data=training_data)
+    return Path(path)
+
+
+def write_model_files(model: Any, folder: Path, evaluation: Any = None,
+                      training_data: Any = None) -> None:
+    """Write `model.pkl` and `model.json` into the (staging) folder `folder`."""
+    pkl = folder / MODEL_FILE
+    with open(pkl, "wb") as fh:
+        pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "learner": model.learner_,
+        "outcome": model.outcome,
+        "control": model.control_,
+        "arms": list(model.arms_),
+        "treatment_arms": list(model.treatment_arms_),
+        "propensity": model.propensity_,
+        "features": [{"name": str(c), "kind": model.feature_dtypes_[c],
+                      "categories": model.categories_.get(c)}
+                     for c in model.feature_names_in_],
+        "params": {k: (v if isinstance(v, (str, int, float, bool, type(None), dict)) else repr(v))
+                   for k, v in model.get_params().items()},
+        "training": ({"fingerprint_sha256": fingerprint(training_data),
+                      "n_rows": int(len(training_data[0] if isinstance(training_data, (tuple, list))
+                                        else training_data))}
+                     if training_data is not None else None),
+        "versions": library_versions(),
+        "pickle_sha256": sha256_file(pkl),
+        "pickle_bytes": pkl.stat().st_size,
+        "evaluation": _jsonable(evaluation),
+    }
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
+
+
+# a fitted model of upliftlab is a few MiB to a few hundred; anything larger is not one of ours
+# (and reading it whole would exhaust the memory). UPLIFTLAB_MAX_MODEL_BYTES overrides.
+MAX_MODEL_BYTES = 4 << 30
+MAX_META_BYTES = 64 << 20
+
+
+def _read_regular(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of the regular file `path`, read once through one descriptor (a file swapped
+    meanwhile is not re-opened), at most `limit` bytes; InputError for a folder, a device, a
+    pipe, an unreadable or too large file."""
+    import stat
+
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} is missing") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: {what} is not a regular file")
+        if info.st_size > limit:
+            raise InputError(f"{path}: {what} is {info.st_size:,} bytes, more than the limit of "
+                             f"{limit:,}")
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 24, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise InputError(f"{path}: {what} grew beyond the limit of {limit:,} bytes "
+                                 "while it was read")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    finally:
+        os.close(fd)
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The metadata (`model.json`) of a saved model, without unpickling anything."""
-    meta_path = Path(path) / META_FILE
-    if not meta_path.exists():
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputError(f"{path}: not a model folder (no such folder)")
+    meta_path = folder / META_FILE
+    if not meta_path.exists() and not meta_path.is_symlink():
         raise InputError(f"{path}: not a saved model (no {META_FILE})")
+    raw = _read_regular(meta_path, MAX_META_BYTES, META_FILE)
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{meta_path}: unreadable metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{meta_path}: metadata is a JSON {type(meta).__name__}, not an object")
     if meta.get("format_version") != FORMAT_VERSION:
         raise InputError(f"{meta_path}: format version {meta.get('format_version')!r}, "
                          f"this upliftlab reads {FORMAT_VERSION}")
+    digest = meta.get("pickle_sha256")
+    if not isinstance(digest, str) or len(digest) != 64:
+        raise InputError(f"{meta_path}: no valid pickle_sha256")
     return meta
 
 
 def load_model(path: str | os.PathLike, trusted: bool = True) -> Any:
     """Load a model saved by `save_model`, after checking the pickle's sha256 (see the trust model).
 
+    `model.pkl` is read once (a regular file, within a size limit) and the bytes whose sha256
+    was checked are the bytes unpickled, so a file swapped between check and load is never run.
     `trusted=True` states that the directory was written by you or your team (a pickle runs
     code); `trusted=False` refuses. A different major.minor version of a library the model
     depends on gives a warning (predictions may differ or unpickling fail).
     """
+    from upliftlab.uplift.model import UpliftModel
+
     meta = read_metadata(path)
     if not trusted:
         raise InputError(f"{path}: refusing to unpickle a model not marked as trusted (pickles run "
                          "code); inspect it with read_metadata() and load it with trusted=True "
                          "only if you or your team wrote it")
     pkl = Path(path) / MODEL_FILE
-    if not pkl.exists():
-        raise InputError(f"{path}: {MODEL_FILE} is missing")
-    if _sha256(pkl) != meta.get("pickle_sha256"):
+    limit = int(os.environ.get("UPLIFTLAB_MAX_MODEL_BYTES", MAX_MODEL_BYTES))
+    data = _read_regular(pkl, limit, MODEL_FILE)
+    if hashlib.sha256(data).hexdigest() != meta["pickle_sha256"]:
         raise InputError(f"{pkl}: checksum does not match {META_FILE} (the file was changed or "
                          "corrupted); refusing to load it")
     now = library_versions()
@@ -159,7 +215,13 @@ def load_model(path: str | os.PathLike, trusted: bool = True) -> Any:
         if lib != "python" and ".".join(str(saved).split(".")[:2]) != ".".join(now.get(lib, "").split(".")[:2]):
             warnings.warn(f"model {path} was saved with {lib} {saved}, this is {now.get(lib)}: "
                           "predictions may differ", UserWarning, stacklevel=2)
-    with open(pkl, "rb") as fh:
-        model = pickle.load(fh)  # noqa: S301 - checksum verified above; trust model in docstring
+    try:
+        model = pickle.loads(data)  # noqa: S301 - checksum verified above; trust model in docstring
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle raises almost anything
+        raise InputError(f"{pkl}: cannot unpickle the model ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'damaged file'})") from None
+    if not isinstance(model, UpliftModel) or not hasattr(model, "estimators_"):
+        raise InputError(f"{pkl}: holds a {type(model).__name__}, not a fitted upliftlab "
+                         "UpliftModel")
     model.metadata_ = meta
     return model

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from upliftlab.errors import InputError
 
 OOF_SCORES = "oof_scores.parquet"
 
@@ -43,16 +42,16 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
     (customer_id = X's index, base, uplift_<arm>), its arm and its outcome, which is what an
     honest off-policy evaluation (`upliftlab policy --data`) needs.
     """
-    from upliftlab._files import staged_dir
+    from upliftlab._files import claim, staged_dir
     from upliftlab.metrics import uplift_by_decile
-    from upliftlab.uplift import LEARNERS, UpliftModel, compare_learners, save_model
+    from upliftlab.uplift import LEARNERS, UpliftModel, compare_learners
+    from upliftlab.uplift.persist import MODEL_FILES, write_model_files
     from upliftlab.uplift.io import scores_frame
 
     y = np.asarray(y, dtype=float)
     treatment = np.asarray(treatment).astype(str)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
+    # refuse a folder that is not a model (a world, a report) before the long cross-fitting
+    out = claim(out, "model", MODEL_FILES)
     # validate the data (arms, outcome, features) once, before the long cross-fitting
     UpliftModel(control=control, outcome=outcome)._check_y(y, len(y))
     if learner == "auto":
@@ -75,12 +74,9 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
     oof[outcome_name] = y
     oof["fold"] = comp.fold
 
-    with staged_dir(out) as stage:
-        staged = save_model(final, stage / "model", evaluation=table,
-                            training_data=(X, pd.Series(y), pd.Series(treatment)))
-        for item in staged.iterdir():
-            item.rename(stage / item.name)
-        staged.rmdir()
+    with staged_dir(out, owner="model", legacy=MODEL_FILES) as stage:
+        write_model_files(final, stage, evaluation=table,
+                          training_data=(X, pd.Series(y), pd.Series(treatment)))
         table.to_csv(stage / "comparison.csv", index=False)
         table.to_json(stage / "comparison.json", orient="records", indent=2)
         deciles.to_csv(stage / "deciles.csv", index=False)
