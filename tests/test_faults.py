@@ -320,7 +320,7 @@ CASES = [
                                       "none.duckdb"], "mid, long"),
     # 8. accepted today and wrong
     Case("report-as-of-not-a-date", ["report", *REPORT_DATA, "--as-of", "2026-13-45",
-                                      "--out", "r2"], "--as-of '2026-13-45' is not a date"),
+                                      "--out", "r2"], "'2026-13-45' is not a date"),
     Case("report-as-of-injection", ["report", *REPORT_DATA, "--as-of", "garbage'; DROP",
                                     "--out", "r2"], "is not a date"),
     Case("assign-header-only-cohort", ["assign", "experiments/empty_table.toml", "--store",
