@@ -357,7 +357,7 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
 
     breakdown = []
     for (g, dim, value), s in sorted(series.items()):
-        if g != "rest" or dim == "all":
+        if g != "rest" or dim == "all" or (dim == "channel" and channel is None):
             continue
         if dim == "arm":
             ex = value.split(":", 1)[0]

@@ -190,10 +190,11 @@ def _headlines(r: dict[str, Any]) -> list[str]:
     from upliftlab.report._text import money, num
 
     m = r["monthly"][-1]
-    out = [f"By {m['month_end']}, the programme brought back {num(m['incremental_reactivations'], 0)} "
-           f"customers who would not have come back without it (95% CI "
+    out = [f"By {m['month_end']}, against the global holdout, the programme's incremental "
+           f"reactivations are {num(m['incremental_reactivations'], 0)} customers (95% CI "
            f"{num(m['incremental_reactivations_ci_low'], 0)} to "
-           f"{num(m['incremental_reactivations_ci_high'], 0)}), against the global holdout.",
+           f"{num(m['incremental_reactivations_ci_high'], 0)}): customers back who would not "
+           "have come back without it.",
            f"Incremental revenue: {money(m['incremental_revenue'])} (95% CI "
            f"{money(m['incremental_revenue_ci_low'])} to {money(m['incremental_revenue_ci_high'])})."]
     return out
@@ -203,11 +204,16 @@ def _cost_text(r: dict[str, Any]) -> str:
     from upliftlab.report._text import money, pct
 
     c = r["cost"]
-    text = (f"Programme cost {money(c['total_cost'])}; cost per incremental reactivation "
-            f"{money(c['cost_per_incremental_reactivation'], 2)}")
-    text += (f" (Fieller 95% CI {money(c['ci_low'], 2)} to {money(c['ci_high'], 2)})"
-             if c["bounded"] else " (interval unbounded: the incremental reactivations cannot "
-             "be told from zero)")
+    text = f"Programme cost {money(c['total_cost'])}; cost per incremental reactivation "
+    est = c["cost_per_incremental_reactivation"]
+    if est is None or est <= 0:
+        text += "not defined (no positive number of incremental reactivations)"
+    elif c["bounded"]:
+        text += (f"{money(est, 2)} (Fieller 95% CI {money(c['ci_low'], 2)} to "
+                 f"{money(c['ci_high'], 2)})")
+    else:
+        text += (f"{money(est, 2)} (interval unbounded: the incremental reactivations cannot "
+                 "be told from zero)")
     if c.get("roi") is not None:
         text += f"; ROI {pct(c['roi'], 0)}"
     return text + "."
