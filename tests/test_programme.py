@@ -132,6 +132,7 @@ def test_programme_recovers_the_simulated_truth(project):
     assert 0.5 < np.std(errors) < 1.6
 
 
+@pytest.mark.slow
 def test_programme_cli_writes_the_report(project, tmp_path, capsys):
     d = project["dir"]
     out = tmp_path / "prog"
@@ -215,6 +216,7 @@ def _browse(page: Path, tmp: Path) -> tuple[str, list[str], Path]:
     return dom, page_requests, shot
 
 
+@pytest.mark.slow
 def test_report_renders_in_a_browser_without_network(project, tmp_path):
     from matplotlib.image import imread
 

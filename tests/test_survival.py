@@ -95,6 +95,7 @@ def test_rmst_variance_without_censoring_is_the_variance_of_the_mean():
     assert r.se == pytest.approx(math.sqrt(clipped.var() / len(t)), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_rmst_interval_covers_under_censoring():
     """Seeded repetitions with random censoring: the 95% interval of RMST(τ) covers the
     exponential's exact RMST about 95% of the time."""
