@@ -66,17 +66,19 @@ def _ts(day: dt.date) -> str:
 
 
 def longrun_sql(assigned: str, transactions: str, fr: Frame,
-                columns: ColumnMap = ColumnMap()) -> str:
+                columns: ColumnMap = ColumnMap(), pre: str | None = None) -> str:
     """THE long-run query: one row per assigned customer (`assigned`: customer_id text, arm,
     tier). Columns: reactivated (a purchase in the outcome window), pre_revenue_365d (CUPED
     covariate), per covered horizon h revenue_h, orders_h, back_h (a purchase in [start,
     start+h)) and active_h (a purchase in the `dormant_after` days before start+h); t_back /
     back_event (days to the first purchase, censored at the end), t_dormant / dormant_event
     (for those back: days from the first purchase until `dormant_after` days pass without one,
-    censored at the end; NULL for the others)."""
+    censored at the end; NULL for the others). `pre`: a relation with customer_id and
+    pre_revenue_365d computed elsewhere (the programme reads the transactions once), else the
+    365 days before the start are read from `transactions`."""
     cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
     s, e = _ts(fr.start), _ts(fr.end)
-    pre = _ts(fr.start - dt.timedelta(days=365))
+    first = _ts(fr.start - dt.timedelta(days=365)) if pre is None else s
     g = fr.dormant_after
     step = DURATION_STEP
     per_h, out_h = [], []
@@ -89,12 +91,15 @@ def longrun_sql(assigned: str, transactions: str, fr: Frame,
                      f"COALESCE(p.orders_{h}, 0) AS orders_{h}, "
                      f"COALESCE(p.active_{h}, 0) AS active_{h}, COALESCE(p.back_{h}, 0) AS back_{h}")
     follow = fr.follow_up
+    pre_sql = (f"SELECT customer_id, sum(amount) AS pre_revenue_365d FROM t WHERE ts < {s} "
+               "GROUP BY customer_id") if pre is None else \
+        f"SELECT customer_id, pre_revenue_365d FROM {quote(pre)}"
     return f"""
 WITH t AS (
     SELECT CAST(x.{cid} AS VARCHAR) AS customer_id, CAST(x.{ts} AS TIMESTAMP) AS ts,
            CAST(x.{amt} AS DOUBLE) AS amount
     FROM {quote(transactions)} x
-    WHERE CAST(x.{ts} AS TIMESTAMP) >= {pre} AND CAST(x.{ts} AS TIMESTAMP) < {e}
+    WHERE CAST(x.{ts} AS TIMESTAMP) >= {first} AND CAST(x.{ts} AS TIMESTAMP) < {e}
       AND CAST(x.{cid} AS VARCHAR) IN (SELECT customer_id FROM {quote(assigned)})
 ), post AS (
     SELECT customer_id, amount, epoch(ts - {s}) / 86400.0 AS day,
@@ -106,11 +111,9 @@ WITH t AS (
            {', '.join(per_h)},
            min(day) AS first_day, min(CASE WHEN gap >= {g} THEN day + {g} END) AS dormant_day
     FROM post GROUP BY customer_id
-), pre AS (
-    SELECT customer_id, sum(amount) AS pre_revenue FROM t WHERE ts < {s} GROUP BY customer_id
-)
+), pre AS ({pre_sql})
 SELECT a.customer_id, a.arm, a.tier, COALESCE(p.reactivated, 0) AS reactivated,
-       COALESCE(pre.pre_revenue, 0.0) AS pre_revenue_365d,
+       COALESCE(pre.pre_revenue_365d, 0.0) AS pre_revenue_365d,
        {', '.join(out_h)},
        round(COALESCE(p.first_day, {follow}) / {step}) * {step} AS t_back,
        CASE WHEN p.first_day IS NULL THEN 0 ELSE 1 END AS back_event,

@@ -102,41 +102,52 @@ FROM (SELECT a.*, CASE a.experiment {starts} END AS start FROM ({assignments}) a
 GROUP BY customer_id"""
 
 
-def programme_sql(eligible: str, transactions: str, ends: Sequence[dt.date],
-                  columns: ColumnMap = ColumnMap()) -> dict[str, str]:
-    """The programme's three aggregates over `eligible` (from `eligible_sql`) and the
-    transactions, grouped by holdout/rest and by arm, tier and channel (GROUPING SETS):
+def extract_sql(eligible: str, transactions: str, end: dt.date,
+                columns: ColumnMap = ColumnMap()) -> dict[str, str]:
+    """The two reads of the transactions: `pre`, per eligible customer the revenue in the 365
+    days before their first start (the CUPED covariate) and their last purchase before it;
+    `post`, every purchase of an eligible customer from their first start up to `end`
+    (customer_id, ts, amount). Everything after reads these two small tables."""
+    cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
+    src = f"""SELECT e.customer_id, CAST(e.first_start AS TIMESTAMP) AS first_ts,
+           CAST(x.{ts} AS TIMESTAMP) AS ts, CAST(x.{amt} AS DOUBLE) AS amount
+    FROM {quote(transactions)} x JOIN {quote(eligible)} e
+      ON e.customer_id = CAST(x.{cid} AS VARCHAR)
+    WHERE CAST(x.{ts} AS TIMESTAMP) < {_ts(end)}"""
+    pre = f"""SELECT customer_id,
+       COALESCE(sum(amount) FILTER (WHERE ts >= first_ts - INTERVAL 365 DAY), 0.0)
+           AS pre_revenue_365d,
+       max(ts) AS last_pre
+FROM ({src}) WHERE ts < first_ts GROUP BY customer_id"""
+    post = f"SELECT customer_id, ts, amount FROM ({src}) WHERE ts >= first_ts"
+    return {"pre": pre, "post": post}
+
+
+def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -> dict[str, str]:
+    """The programme's three aggregates over `eligible` (from `eligible_sql`) and the tables of
+    `extract_sql`, grouped by holdout/rest and by arm, tier and channel (GROUPING SETS):
 
     - back: customers by the month of their first purchase since their first start;
     - revenue: per month, Σ revenue and Σ (cum² − previous cum²) of each customer's cumulative
       revenue (so that Σ R² at every month end follows by a cumulative sum);
     - status: counts by (day of the last purchase, months in which it is the last one).
     """
-    cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
-    end = _ts(ends[-1])
     k = len(ends)
     groups = ("GROUPING SETS ((g, kk), (g, experiment, arm, kk), (g, tier, kk), "
               "(g, channel, kk))")
-    tx = f"""t AS (
-    SELECT e.customer_id, e.first_start, CAST(x.{ts} AS TIMESTAMP) AS ts,
-           CAST(x.{amt} AS DOUBLE) AS amount
-    FROM {quote(transactions)} x JOIN {quote(eligible)} e
-      ON e.customer_id = CAST(x.{cid} AS VARCHAR)
-    WHERE CAST(x.{ts} AS TIMESTAMP) < {end}
-), post AS (
-    SELECT customer_id, amount, ts, {_bucket_sql('ts', ends)} AS k FROM t
-    WHERE ts >= CAST(first_start AS TIMESTAMP)
+    tx = f"""p AS (
+    SELECT customer_id, amount, ts, {_bucket_sql('ts', ends)} AS k FROM {quote(post)}
 )"""
     labels = ("CASE WHEN e.holdout THEN 'holdout' ELSE 'rest' END AS g, e.experiment, e.arm, "
               "e.tier, e.channel")
     dims = "g, experiment, arm, tier, channel, GROUPING(experiment, arm, tier, channel) AS gid"
-    back = f"""WITH {tx}, first AS (SELECT customer_id, min(k) AS k FROM post GROUP BY customer_id)
+    back = f"""WITH {tx}, first AS (SELECT customer_id, min(k) AS k FROM p GROUP BY customer_id)
 SELECT {dims}, kk AS k, count(*) AS n
 FROM (SELECT {labels}, COALESCE(f.k, {k}) AS kk FROM {quote(eligible)} e
       LEFT JOIN first f USING (customer_id))
 GROUP BY {groups}"""
     revenue = f"""WITH {tx}, m AS (
-    SELECT customer_id, k, sum(amount) AS r FROM post GROUP BY customer_id, k
+    SELECT customer_id, k, sum(amount) AS r FROM p GROUP BY customer_id, k
 ), c AS (
     SELECT customer_id, k, r, sum(r) OVER (PARTITION BY customer_id ORDER BY k) AS cum FROM m
 )
@@ -144,14 +155,11 @@ SELECT {dims}, kk AS k, sum(r) AS r, sum(cum * cum - (cum - r) * (cum - r)) AS d
 FROM (SELECT {labels}, c.k AS kk, c.r, c.cum FROM c JOIN {quote(eligible)} e
       USING (customer_id))
 GROUP BY {groups}"""
-    status = f"""WITH {tx}, pre AS (
-    SELECT customer_id, max(ts) AS last_ts FROM t WHERE ts < CAST(first_start AS TIMESTAMP)
-    GROUP BY customer_id
-), chg AS (
-    SELECT e.customer_id, 0 AS k, 0 AS post, pre.last_ts FROM {quote(eligible)} e
-    LEFT JOIN pre USING (customer_id)
+    status = f"""WITH {tx}, chg AS (
+    SELECT e.customer_id, 0 AS k, 0 AS post, pre.last_pre AS last_ts FROM {quote(eligible)} e
+    LEFT JOIN {quote(pre)} pre USING (customer_id)
     UNION ALL
-    SELECT customer_id, k, 1 AS post, max(ts) AS last_ts FROM post GROUP BY customer_id, k
+    SELECT customer_id, k, 1 AS post, max(ts) AS last_ts FROM p GROUP BY customer_id, k
 ), seq AS (
     SELECT customer_id, k, CAST(last_ts AS DATE) AS last_day,
            lead(k, 1, {k}) OVER (PARTITION BY customer_id ORDER BY k, post) AS k_next
@@ -332,7 +340,10 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
         + ("COALESCE(ch.channel, 'unknown')" if chan else "'all'") + " AS channel FROM ("
         + eligible_sql(f"SELECT * FROM ({assignments_sql}) WHERE {keys}", with_holdout)
         + ") el" + (f" LEFT JOIN {chan} ch USING (customer_id)" if chan else ""))
-    q = programme_sql("ul_prog_eligible", transactions, ends, cols)
+    reads = extract_sql("ul_prog_eligible", transactions, data_end, cols)
+    con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_pre AS " + reads["pre"])
+    con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_post AS " + reads["post"])
+    q = programme_sql("ul_prog_eligible", "ul_prog_pre", "ul_prog_post", ends)
     back = con.execute(q["back"]).fetchall()
     revenue = con.execute(q["revenue"]).fetchall()
     status_rows = con.execute(q["status"]).fetchall()
@@ -376,10 +387,8 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
         for arm, n, conv in con.execute(f"""
             SELECT a.arm, count(*) AS n, count(f.customer_id) AS conv
             FROM ({assignments_sql}) a LEFT JOIN (
-                SELECT DISTINCT CAST({quote(cols.customer_id)} AS VARCHAR) AS customer_id
-                FROM {quote(transactions)}
-                WHERE CAST({quote(cols.timestamp)} AS TIMESTAMP) >= {_ts(e.start)}
-                  AND CAST({quote(cols.timestamp)} AS TIMESTAMP) < {_ts(w_end)}) f
+                SELECT DISTINCT customer_id FROM ul_prog_post
+                WHERE ts >= {_ts(e.start)} AND ts < {_ts(w_end)}) f
               USING (customer_id)
             WHERE a.experiment = '{e.name}' GROUP BY a.arm""").fetchall():
             c0, c1 = e.costs.get(arm, (0.0, 0.0))
@@ -433,7 +442,7 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
                 SELECT customer_id, arm, tier FROM ({assignments_sql})
                 WHERE experiment = '{e.name}' AND arm <> '{HOLDOUT}'""")
             con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_lr AS "
-                        + longrun_sql("ul_prog_assigned", transactions, fr, e.columns))
+                        + longrun_sql("ul_prog_assigned", "ul_prog_post", fr, pre="ul_prog_pre"))
             lr = analyze_long_run(con, "ul_prog_lr", fr, experiment=e.name, control=e.control,
                                   costs=e.costs, alpha=alpha)
             runs.append(lr.to_dict())
@@ -457,8 +466,8 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
                            tuple(notes))
 
 
-__all__ = ["Experiment", "ProgrammeResult", "eligible_sql", "month_ends", "programme",
-           "programme_sql"]
+__all__ = ["Experiment", "ProgrammeResult", "eligible_sql", "extract_sql", "month_ends",
+           "programme", "programme_report", "programme_sql"]
 
 
 def programme_report(store_path: str, *, as_of: Any, out: str | None,
