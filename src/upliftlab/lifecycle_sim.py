@@ -7,7 +7,8 @@ The story, per assigned customer i under arm a (parameters in `LongRunParams`):
 1. **Coming back.** Naturally the customer returns after T_nat ~ Exp(λ_i), λ_i = rate_now/30
    per day, which gives the world's `p_control` for the outcome window. A treatment that helps
    (p_a > p_c) *causes* a return with probability c_a (after Exp(early_days) days); one that
-   harms puts the customer off for the whole horizon with probability h_a. c_a and h_a are set
+   harms puts the customer off with probability h_a: their natural clock starts only after the
+   outcome window (T_nat = W + Exp(λ_i)). c_a and h_a are set
    so that P(return within the outcome window) equals the world's p_a: the first window agrees
    with `World.respond` in distribution. T1 = min(T_nat, T_caused).
 2. **Staying.** A returning customer is active for D ~ Exp(mean `active_days[a]`) days and
@@ -69,12 +70,14 @@ def _u01(key: np.ndarray, salt: np.uint64, stream: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Drivers:
-    """Per customer: natural daily rate, caused share, put-off share, mean active life."""
+    """Per customer: natural daily rate, caused share, put-off share, mean active life, and
+    the outcome window (a put-off customer's natural return starts only after it)."""
 
     lam: np.ndarray
     caused: np.ndarray
     put_off: np.ndarray
     mean_active: np.ndarray
+    window: float
 
 
 def _drivers(world: World, rows: np.ndarray, arm: np.ndarray, lp: LongRunParams) -> _Drivers:
@@ -89,7 +92,7 @@ def _drivers(world: World, rows: np.ndarray, arm: np.ndarray, lp: LongRunParams)
     caused = np.clip(np.maximum(pa - pc, 0) / ((1 - pc) * f_early), 0, 1)
     put_off = np.maximum(pc - pa, 0) / pc
     means = np.array([lp.active_days.get(a, lp.active_days["control"]) for a in ARMS])
-    return _Drivers(lam, caused, put_off, means[arm])
+    return _Drivers(lam, caused, put_off, means[arm], W)
 
 
 def _arm_codes(values: Any) -> np.ndarray:
@@ -136,8 +139,8 @@ def respond_long_run(world: World, assignment: pd.DataFrame, *, start: date | st
                                   ).generate_state(1, np.uint64)[0]
 
     with np.errstate(divide="ignore"):
-        t_nat = np.where(_u01(cid, salt, 1) < dr.put_off, np.inf,
-                         -np.log1p(-_u01(cid, salt, 2)) / dr.lam)
+        t_nat = (-np.log1p(-_u01(cid, salt, 2)) / dr.lam
+                 + np.where(_u01(cid, salt, 1) < dr.put_off, dr.window, 0.0))
         t_cause = np.where(_u01(cid, salt, 3) < dr.caused,
                            -wp.early_days * np.log1p(-_u01(cid, salt, 4)), np.inf)
     t1 = np.minimum(t_nat, t_cause)
@@ -181,19 +184,26 @@ def respond_long_run(world: World, assignment: pd.DataFrame, *, start: date | st
 # truth
 # ---------------------------------------------------------------------------------------------
 
-def _integral(beta: np.ndarray, t: float) -> np.ndarray:
-    """∫₀^t e^{−βu} du, stable for β near 0 and for negative β."""
+def _integral(beta: np.ndarray, lo: Any, hi: Any) -> np.ndarray:
+    """∫_lo^hi e^{−βu} du (0 when hi ≤ lo), stable for β near 0 and for negative β."""
     beta = np.asarray(beta, dtype=float)
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    width = np.maximum(hi - lo, 0.0)
     small = np.abs(beta) < 1e-12
     safe = np.where(small, 1.0, beta)
-    return np.where(small, t, -np.expm1(-safe * t) / safe)
+    return np.exp(-beta * lo) * np.where(small, width, -np.expm1(-safe * width) / safe)
 
 
-def _terms(dr: _Drivers, mu: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """S(t) = Σ w_k e^{−β_k t} of T1 = min(T_nat, T_caused), per customer."""
-    c, h, lam = dr.caused, dr.put_off, dr.lam
-    return [((1 - c) * h, np.zeros_like(lam)), ((1 - c) * (1 - h), lam),
-            (c * h, np.full_like(lam, 1 / mu)), (c * (1 - h), lam + 1 / mu)]
+def _terms(dr: _Drivers, mu: float) -> list[tuple[np.ndarray, np.ndarray, Any, Any]]:
+    """S(u) of T1 = min(T_nat, T_caused) as Σ w·e^{−βu} on [lo, hi), per customer:
+    S = [(1−c) + c·e^{−u/μ}]·[(1−h)·e^{−λu} + h·S_off(u)], S_off = 1 before the window W and
+    e^{−λ(u−W)} after it."""
+    c, h, lam, W = dr.caused, dr.put_off, dr.lam, dr.window
+    inf, e = np.inf, np.exp(lam * W)
+    b_early = np.full_like(lam, 1 / mu)
+    return [((1 - c) * (1 - h), lam, 0.0, inf), (c * (1 - h), lam + b_early, 0.0, inf),
+            ((1 - c) * h, np.zeros_like(lam), 0.0, W), (c * h, b_early, 0.0, W),
+            ((1 - c) * h * e, lam, W, inf), (c * h * e, lam + b_early, W, inf)]
 
 
 def _first_order_amount(world: World, rows: np.ndarray, arm: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -216,12 +226,14 @@ def customer_truth(world: World, customer_ids: Any, arm: str, days: float,
     dr = _drivers(world, rows, codes, lp)
     mu = _world_params(world).early_days
     terms = _terms(dr, mu)
-    surv = sum(w * np.exp(-b * days) for w, b in terms)
-    rmst_t1 = sum(w * _integral(b, days) for w, b in terms)
+    surv = sum(np.where((lo <= days) & (days < hi), w * np.exp(-b * days), 0.0)
+               for w, b, lo, hi in terms)
+    rmst_t1 = sum(w * _integral(b, lo, np.minimum(hi, days)) for w, b, lo, hi in terms)
     m = dr.mean_active
-    # E[min(D, days − T1); T1 < days] = m·[(1 − S(days)) − e^{−days/m} Σ w_k β_k I(β_k − 1/m)]
+    # E[min(D, days − T1); T1 < days] = ∫ f(u)·m·(1 − e^{−(days−u)/m}) du over [0, days),
+    # f = −S' = Σ w·β·e^{−βu} on each piece
     span = m * ((1 - surv) - np.exp(-days / m) * sum(
-        w * b * _integral(b - 1 / m, days) for w, b in terms))
+        w * b * _integral(b - 1 / m, lo, np.minimum(hi, days)) for w, b, lo, hi in terms))
     first, natural = _first_order_amount(world, rows, codes)
     orders = (1 - surv) + lp.active_rate * span
     revenue = (1 - surv) * first + lp.active_rate * span * natural

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     import duckdb
 
 HORIZONS = (90, 180, 365)
-# durations are grouped to a tenth of a day: at most 3,650 distinct times a year per arm, so the
-# life tables stay small however many customers there are
-DURATION_STEP = 0.1
+# durations are rounded to whole days: at most 365 distinct times a year per arm, so the life
+# tables (and the library's fits on them) stay small however many customers there are
+DURATION_STEP = 1.0
 
 
 @dataclass(frozen=True)
@@ -280,7 +280,7 @@ def _survival(con, per_customer, duration, event, control, arms, tau, alpha) -> 
         km = kaplan_meier(tbl, alpha)
         curves[a] = {"times": list(km.times), "survival": list(km.survival),
                      "ci_low": list(km.ci_low), "ci_high": list(km.ci_high), "n": km.n,
-                     "events": int(sum(tbl.events))}
+                     "events": int(sum(tbl.events)), "censored": int(sum(tbl.censored))}
     if control in tables:
         rc = rmst(tables[control], tau)
         for a in arms:

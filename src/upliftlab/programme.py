@@ -130,7 +130,8 @@ def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -
     - back: customers by the month of their first purchase since their first start;
     - revenue: per month, Σ revenue and Σ (cum² − previous cum²) of each customer's cumulative
       revenue (so that Σ R² at every month end follows by a cumulative sum);
-    - status: counts by (day of the last purchase, months in which it is the last one).
+    - status: counts by (day of the last purchase, months in which it is the last one),
+      each customer from the first month end after their first start.
     """
     k = len(ends)
     groups = ("GROUPING SETS ((g, kk), (g, experiment, arm, kk), (g, tier, kk), "
@@ -156,7 +157,9 @@ FROM (SELECT {labels}, c.k AS kk, c.r, c.cum FROM c JOIN {quote(eligible)} e
       USING (customer_id))
 GROUP BY {groups}"""
     status = f"""WITH {tx}, chg AS (
-    SELECT e.customer_id, 0 AS k, 0 AS post, pre.last_pre AS last_ts FROM {quote(eligible)} e
+    SELECT e.customer_id,
+           COALESCE({_bucket_sql('CAST(e.first_start AS TIMESTAMP)', ends)}, {k}) AS k,
+           0 AS post, pre.last_pre AS last_ts FROM {quote(eligible)} e
     LEFT JOIN {quote(pre)} pre USING (customer_id)
     UNION ALL
     SELECT customer_id, k, 1 AS post, max(ts) AS last_ts FROM p GROUP BY customer_id, k
@@ -238,25 +241,32 @@ def _statuses(exp: Experiment) -> list[tuple[str, int]]:
 
 
 def _structure(rows, ends, statuses) -> dict[str, list[dict[str, Any]]]:
+    """Shares per status at every month end, from (group, last purchase day, first and
+    one-past-last month index, count) rows."""
     import numpy as np
 
     bounds = np.array([lo for _, lo in statuses])
     names = [n for n, _ in statuses]
-    counts = {g: np.zeros((len(ends), len(names) + 1)) for g in ("holdout", "rest")}
-    for g, last_day, k, k_next, n in rows:
-        for j in range(int(k), int(k_next)):
-            if last_day is None:
-                col = len(names)  # never bought
-            else:
-                days = (ends[j] - last_day).days
-                col = int(np.searchsorted(bounds, days, side="right")) - 1
-            counts[g][j, col] += n
+    end_days = np.array([e.toordinal() for e in ends])
     out = {}
-    for g, c in counts.items():
-        tot = c.sum(axis=1, keepdims=True)
-        share = np.divide(c, tot, out=np.zeros_like(c), where=tot > 0)
+    for g in ("holdout", "rest"):
+        sel = [r for r in rows if r[0] == g]
+        counts = np.zeros((len(ends), len(names) + 1))
+        if sel:
+            last = np.array([r[1].toordinal() if r[1] is not None else -1 for r in sel])
+            k0 = np.array([int(r[2]) for r in sel])
+            k1 = np.array([int(r[3]) for r in sel])
+            n = np.array([float(r[4]) for r in sel])
+            for j in range(len(ends)):  # a dozen or two month ends: vectorised over rows
+                on = (k0 <= j) & (j < k1)
+                days = end_days[j] - last[on]
+                col = np.where(last[on] < 0, len(names),
+                               np.searchsorted(bounds, days, side="right") - 1)
+                counts[j] += np.bincount(col, weights=n[on], minlength=len(names) + 1)
+        tot = counts.sum(axis=1, keepdims=True)
+        share = np.divide(counts, tot, out=np.zeros_like(counts), where=tot > 0)
         out[g] = [{"month_end": ends[j].isoformat(), "customers": int(tot[j, 0]),
-                   **{n: float(share[j, i]) for i, n in enumerate(names)},
+                   **{nm: float(share[j, i]) for i, nm in enumerate(names)},
                    "never_bought": float(share[j, -1])} for j in range(len(ends))]
     return out
 

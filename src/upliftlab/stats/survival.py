@@ -8,6 +8,7 @@ restricted time itself, not of its estimate.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -84,6 +85,7 @@ class LogRank:
     p_value: float
 
 
+@functools.lru_cache(maxsize=32)  # curve, RMST and test of one arm share one fit
 def _fitter(table: LifeTable, alpha: float = 0.05):
     from lifelines import KaplanMeierFitter
 
@@ -110,7 +112,7 @@ def rmst(table: LifeTable, tau: float) -> RMST:
     A_j = ∫_{t_j}^τ S(u) du (Klein & Moeschberger 2003, §4.5)."""
     from lifelines.utils import restricted_mean_survival_time
 
-    est = float(restricted_mean_survival_time(_fitter(table), t=tau))
+    est = float(restricted_mean_survival_time(_fitter(table, 0.05), t=tau))
     d = np.asarray(table.durations, dtype=float)
     e = np.asarray(table.events, dtype=float)
     c = np.asarray(table.censored, dtype=float)
