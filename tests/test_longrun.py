@@ -94,3 +94,15 @@ def test_long_run_intervals_cover_the_truth(world, cohort):
         hit_rev += c["ci_low_unadjusted"] <= rev_truth <= c["ci_high_unadjusted"]
     assert 0.89 <= hit_rmst / reps <= 0.995
     assert 0.89 <= hit_rev / reps <= 0.995
+
+
+def test_readme_long_run_block_runs(capsys):
+    """The README's long-run Python block runs as written."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                 if "long_run" in b)
+    exec(compile(block, "README.md", "exec"), {"__name__": "__readme__"})
+    assert "advisor stays active" in capsys.readouterr().out
