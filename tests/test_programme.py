@@ -155,6 +155,16 @@ def test_programme_cli_writes_the_report(project, tmp_path, capsys):
     # the advisor's customers stay longer than control's, the coupon's shorter (simulated truth)
     rm = {c["arm"]: c for c in lr["survival"]["dormant_again"]["comparisons"]}
     assert rm["advisor"]["ci_low"] > 0 and rm["coupon"]["ci_high"] < 0
+    # the cost, independently: contacts of every treated customer, a coupon's face value for
+    # each coupon customer who bought in the 60-day window
+    a, after = project["assignments"], pd.read_parquet(d / "world" / "after.parquet")
+    window = after[after["ts"] < pd.Timestamp("2026-03-06")]
+    n = a["arm"].value_counts()
+    conv = a[(a["arm"] == "coupon") & a["customer_id"].isin(window["customer_id"])]
+    expected = 0.1 * n["coupon"] + 4.0 * n["advisor"] + 10.0 * len(conv)
+    assert r["cost"]["total_cost"] == pytest.approx(expected)
+    assert r["monthly"][-1]["cost"] == pytest.approx(expected)
+    assert r["monthly"][0]["cost"] < expected  # conversions are paid as they come
     shares = r["structure"]["holdout"][-1]
     assert sum(shares[s] for s in r["statuses"]) == pytest.approx(1.0)
     assert "Kaplan" in (out / "report.md").read_text() or "RMST" in (out / "report.md").read_text()

@@ -160,3 +160,21 @@ def test_bad_arguments(capsys, project):
                        *tx(project), "--out", busy)
     assert code == 2 and err.startswith("error: ") and "other files" in err
     assert [p.name for p in busy.iterdir()] == ["notes.txt"]
+
+
+def test_respond_long_run_bad_input(capsys, project):
+    store = project / "both.duckdb"
+    for args, match in (
+            (("--experiment", "nope", "--out", project / "lr.parquet"), "is not in"),
+            (("--experiment", "with_holdout", "--out", project / "lr.txt"), "unknown output type"),
+            (("--experiment", "with_holdout", "--days", "0", "--out", project / "lr.parquet"),
+             "--days must be at least 1")):
+        before = dump(store)
+        code, _, err = run(capsys, "respond-long-run", "--world", project / "world", "--store",
+                           store, *args)
+        assert code == 2 and err.startswith("error: ") and match in err, err
+        assert len(err.strip().splitlines()) == 1
+        assert dump(store) == before and not (project / "lr.parquet").exists()
+    code, _, err = run(capsys, "respond-long-run", "--world", project / "nowhere", "--store",
+                       store, "--experiment", "with_holdout", "--out", project / "lr.parquet")
+    assert code == 2 and "no such world directory" in err

@@ -389,20 +389,32 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
             continue
         breakdown.append({"by": dim, "value": value, **_effect(s, hold, len(ends) - 1, alpha)})
 
-    # cost: contact cost of every treated customer, conversion cost per reactivation in the
-    # experiment's outcome window (treated as known: no interval of its own)
-    cost_total = 0.0
+    # cost by month end: contacts when an experiment starts, a conversion's cost in the month
+    # of the customer's first purchase in that experiment's outcome window (treated as known:
+    # no interval of its own)
+    cost_by_month = [0.0] * len(ends)
     for e in with_holdout:
         w_end = min(e.start + dt.timedelta(days=e.window_days), data_end)
-        for arm, n, conv in con.execute(f"""
-            SELECT a.arm, count(*) AS n, count(f.customer_id) AS conv
+        first_k = next((j for j, end in enumerate(ends) if e.start < end), None)
+        if first_k is None:
+            continue
+        for arm, k, n, conv in con.execute(f"""
+            SELECT a.arm, {_bucket_sql('f.ts', ends)} AS k, count(*) AS n,
+                   count(f.customer_id) AS conv
             FROM ({assignments_sql}) a LEFT JOIN (
-                SELECT DISTINCT customer_id FROM ul_prog_post
-                WHERE ts >= {_ts(e.start)} AND ts < {_ts(w_end)}) f
+                SELECT customer_id, min(ts) AS ts FROM ul_prog_post
+                WHERE ts >= {_ts(e.start)} AND ts < {_ts(w_end)} GROUP BY customer_id) f
               USING (customer_id)
-            WHERE a.experiment = '{e.name}' GROUP BY a.arm""").fetchall():
+            WHERE a.experiment = '{e.name}' GROUP BY ALL""").fetchall():
             c0, c1 = e.costs.get(arm, (0.0, 0.0))
-            cost_total += c0 * n + c1 * conv
+            for j in range(first_k, len(ends)):
+                cost_by_month[j] += c0 * n
+            if k is not None:
+                for j in range(int(k), len(ends)):
+                    cost_by_month[j] += c1 * conv
+    for m, c in zip(monthly, cost_by_month):
+        m["cost"] = c
+    cost_total = cost_by_month[-1]
     lastm = monthly[-1]
     z = critical(alpha, None)
     se_b = lastm["incremental_reactivations_se"]

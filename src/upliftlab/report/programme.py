@@ -49,14 +49,15 @@ _HTML = r"""<!DOCTYPE html>
 <table id="monthly">
 <tr><th class="l">month end</th><th>treated</th><th>holdout</th><th>reactivated (treated)</th>
 <th>reactivated (holdout)</th><th>incremental reactivations</th><th>95% CI</th>
-<th>incremental revenue</th><th>95% CI</th></tr>
+<th>incremental revenue</th><th>95% CI</th><th>cost</th></tr>
 {% for m in r.monthly %}
 <tr><td class="l">{{ m.month_end }}</td><td>{{ '{:,}'.format(m.customers) }}</td>
 <td>{{ '{:,}'.format(m.customers_holdout) }}</td><td>{{ pct(m.reactivated_rate) }}</td>
 <td>{{ pct(m.reactivated_rate_holdout) }}</td><td>{{ num(m.incremental_reactivations, 0) }}</td>
 <td>{{ num(m.incremental_reactivations_ci_low, 0) }} to {{ num(m.incremental_reactivations_ci_high, 0) }}</td>
 <td>{{ money(m.incremental_revenue) }}</td>
-<td>{{ money(m.incremental_revenue_ci_low) }} to {{ money(m.incremental_revenue_ci_high) }}</td></tr>
+<td>{{ money(m.incremental_revenue_ci_low) }} to {{ money(m.incremental_revenue_ci_high) }}</td>
+<td>{{ money(m.cost) }}</td></tr>
 {% endfor %}
 </table>
 <p>{{ cost_text }}</p>
@@ -141,9 +142,9 @@ _MARKDOWN = r"""# {{ title }}
 {% endfor %}
 ## The programme against the global holdout
 
-| month end | incremental reactivations | 95% CI | incremental revenue | 95% CI |
-|---|---:|---|---:|---|
-{% for m in r.monthly %}| {{ m.month_end }} | {{ num(m.incremental_reactivations, 0) }} | {{ num(m.incremental_reactivations_ci_low, 0) }} to {{ num(m.incremental_reactivations_ci_high, 0) }} | {{ money(m.incremental_revenue) }} | {{ money(m.incremental_revenue_ci_low) }} to {{ money(m.incremental_revenue_ci_high) }} |
+| month end | incremental reactivations | 95% CI | incremental revenue | 95% CI | cost |
+|---|---:|---|---:|---|---:|
+{% for m in r.monthly %}| {{ m.month_end }} | {{ num(m.incremental_reactivations, 0) }} | {{ num(m.incremental_reactivations_ci_low, 0) }} to {{ num(m.incremental_reactivations_ci_high, 0) }} | {{ money(m.incremental_revenue) }} | {{ money(m.incremental_revenue_ci_low) }} to {{ money(m.incremental_revenue_ci_high) }} | {{ money(m.cost) }} |
 {% endfor %}
 {{ cost_text }}
 
@@ -237,8 +238,8 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
                         color="#1f4e9c", label="95% CI")
         ax.plot(x, est, "o-", color="#1f4e9c", label="estimate")
         if field == "incremental_revenue":
-            ax.axhline(r["cost"]["total_cost"], color="#b03a2e", lw=1, ls="--",
-                       label="programme cost")
+            ax.step(x, [m["cost"] for m in r["monthly"]], where="post", color="#b03a2e",
+                    lw=1, ls="--", label="programme cost")
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(list(x))
         ax.set_xticklabels(months, rotation=30, ha="right", fontsize=8)
