@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import InputError
-from upliftlab.sources import ColumnMap, quote
+from upliftlab.sources import ColumnMap, literal, quote
 
 if TYPE_CHECKING:
     import duckdb
@@ -51,12 +51,10 @@ class Experiment:
     def from_spec(cls, name: str, version: int, spec: dict[str, Any]) -> "Experiment":
         cohort = spec.get("cohort") or {}
         arms = spec.get("arms") or []
-        tiers, last = [], None
+        tiers = []
         for part in str(cohort.get("tiers", "short=180,mid=365,long")).split(","):
             nm, _, bound = part.strip().partition("=")
             tiers.append((nm.strip(), int(bound) if bound.strip() else None))
-            last = tiers[-1]
-        del last
         cols = cohort.get("columns") or {}
         return cls(
             name, int(version), dt.date.fromisoformat(str(cohort["as_of"])),
@@ -93,7 +91,8 @@ def _bucket_sql(ts: str, ends: Sequence[dt.date]) -> str:
 def eligible_sql(assignments: str, experiments: Sequence[Experiment]) -> str:
     """One row per customer ever assigned by `experiments`: first start, holdout flag, and the
     experiment, arm and tier of their first campaign."""
-    starts = " ".join(f"WHEN '{e.name}' THEN DATE '{e.start.isoformat()}'" for e in experiments)
+    starts = " ".join(f"WHEN {literal(e.name)} THEN DATE '{e.start.isoformat()}'"
+                      for e in experiments)
     return f"""
 SELECT customer_id, min(start) AS first_start, bool_or(arm = '{HOLDOUT}') AS holdout,
        arg_min(experiment, start) AS experiment, arg_min(arm, start) AS arm,
@@ -185,7 +184,8 @@ class GroupSeries:
     revenue_sq: tuple[float, ...]
 
 
-def _series(back_rows, revenue_rows, key, n_ends) -> dict[tuple, GroupSeries]:
+def _series(back_rows, revenue_rows, n_ends) -> dict[tuple, GroupSeries]:
+    """GroupSeries per (group, breakdown, value) from the back and revenue aggregates."""
     import numpy as np
 
     n: dict[tuple, int] = {}
@@ -297,16 +297,93 @@ class ProgrammeResult:
                           "long_run": self.long_run, "notes": list(self.notes)})
 
 
+def _cost_by_month(con, assignments_sql: str, experiments: Sequence[Experiment],
+                   ends: Sequence[dt.date], data_end: dt.date) -> list[float]:
+    """Cumulative cost at every month end: contacts when an experiment starts, a conversion's
+    cost in the month of the customer's first purchase in that experiment's outcome window
+    (the cost is incurred, not estimated: no interval of its own)."""
+    cost = [0.0] * len(ends)
+    for e in experiments:
+        w_end = min(e.start + dt.timedelta(days=e.window_days), data_end)
+        first_k = next((j for j, end in enumerate(ends) if e.start < end), None)
+        if first_k is None:
+            continue
+        for arm, k, n, conv in con.execute(f"""
+            SELECT a.arm, {_bucket_sql('f.ts', ends)} AS k, count(*) AS n,
+                   count(f.customer_id) AS conv
+            FROM ({assignments_sql}) a LEFT JOIN (
+                SELECT customer_id, min(ts) AS ts FROM ul_prog_post
+                WHERE ts >= {_ts(e.start)} AND ts < {_ts(w_end)} GROUP BY customer_id) f
+              USING (customer_id)
+            WHERE a.experiment = {literal(e.name)} GROUP BY ALL""").fetchall():
+            c0, c1 = e.costs.get(arm, (0.0, 0.0))
+            for j in range(first_k, len(ends)):
+                cost[j] += c0 * n
+            if k is not None:
+                for j in range(int(k), len(ends)):
+                    cost[j] += c1 * conv
+    return cost
+
+
+def _experiment_rows(experiments: Sequence[Experiment], counts: dict[str, dict[str, int]],
+                     latest: dict[tuple[str, int], dict[str, Any]], as_of: dt.date
+                     ) -> list[dict[str, Any]]:
+    """Each experiment's status as of `as_of`, its customers and its latest stored result."""
+    rows = []
+    for e in experiments:
+        n = counts.get(e.name, {})
+        w_end = e.start + dt.timedelta(days=e.window_days)
+        status = ("not started" if as_of <= e.start else
+                  "outcome window closed" if w_end <= as_of else
+                  f"running (day {(as_of - e.start).days} of {e.window_days})")
+        rep = latest.get((e.name, e.version))
+        primary = []
+        if rep:
+            pm = rep.get("method", {}).get("primary_metric")
+            primary = [{k: c.get(k) for k in ("arm", "metric", "estimate", "ci_low", "ci_high",
+                                               "p_value_adjusted", "significant")}
+                       for c in rep.get("comparisons", []) if c.get("metric") == pm]
+        rows.append({"name": e.name, "version": e.version, "start": e.start.isoformat(),
+                     "window_days": e.window_days, "status": status,
+                     "holdout": int(n.get(HOLDOUT, 0)),
+                     "customers": int(sum(v for k, v in n.items() if k != HOLDOUT)),
+                     "arms": {k: int(v) for k, v in sorted(n.items())},
+                     "latest_report": rep.get("as_of") if rep else None,
+                     "latest_result": primary})
+    return rows
+
+
+def _long_runs(con, assignments_sql: str, experiments: Sequence[Experiment],
+               data_end: dt.date, alpha: float) -> list[dict[str, Any]]:
+    """The long run of every experiment that has started, from the programme's post rows."""
+    from upliftlab.longrun import analyze_long_run, frame, longrun_sql
+
+    runs = []
+    for e in experiments:
+        if data_end <= e.start:
+            continue
+        fr = frame(e.start, data_end, window_days=e.window_days, dormant_after=e.dormant_after)
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_assigned AS
+            SELECT customer_id, arm, tier FROM ({assignments_sql})
+            WHERE experiment = {literal(e.name)} AND arm <> '{HOLDOUT}'""")
+        con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_lr AS "
+                    + longrun_sql("ul_prog_assigned", "ul_prog_post", fr, pre="ul_prog_pre"))
+        runs.append(analyze_long_run(con, "ul_prog_lr", fr, experiment=e.name,
+                                     control=e.control, costs=e.costs, alpha=alpha).to_dict())
+    return runs
+
+
 def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactions: str,
               experiments: Sequence[Experiment], *, as_of: dt.date,
               latest: dict[tuple[str, int], dict[str, Any]] | None = None,
+              counts: dict[str, dict[str, int]] | None = None,
               channel: str | None = None, alpha: float = 0.05,
               long_run: bool = True) -> ProgrammeResult:
     """The programme report's numbers. `assignments_sql`: the store's assignments of
     `experiments`; `transactions`: a view on `con` with the purchases (before and after the
     campaigns); `channel`: a view with customer_id and channel (optional); `latest`: the newest
-    weekly report.json per experiment (status and latest result)."""
-    from upliftlab.longrun import analyze_long_run, frame, longrun_sql
+    weekly report.json per experiment (status and latest result); `counts`: customers per arm
+    per experiment (the store's `arm_counts`)."""
     from upliftlab.stats.cost import fieller
     from upliftlab.stats.tests import critical
 
@@ -342,7 +419,7 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
     ends = month_ends(first_start, data_end)
 
     subset = [(e.name, e.version) for e in with_holdout]
-    keys = " OR ".join(f"(experiment = '{n}')" for n, _ in subset)
+    keys = " OR ".join(f"(experiment = {literal(n)})" for n, _ in subset)
     chan = (f"(SELECT CAST(customer_id AS VARCHAR) AS customer_id, any_value(CAST(channel AS "
             f"VARCHAR)) AS channel FROM {quote(channel)} GROUP BY 1)") if channel else None
     con.execute(
@@ -367,7 +444,7 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
 
     backs = [(*key(r, 2)[0], *key(r, 2)[1]) for r in back]
     revs = [(*key(r, 3)[0], *key(r, 3)[1]) for r in revenue]
-    series = _series(backs, revs, None, len(ends))
+    series = _series(backs, revs, len(ends))
     hold_all = series.get(("holdout", "all", "all"))
     rest_all = series.get(("rest", "all", "all"))
     if hold_all is None or rest_all is None:
@@ -389,29 +466,7 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
             continue
         breakdown.append({"by": dim, "value": value, **_effect(s, hold, len(ends) - 1, alpha)})
 
-    # cost by month end: contacts when an experiment starts, a conversion's cost in the month
-    # of the customer's first purchase in that experiment's outcome window (treated as known:
-    # no interval of its own)
-    cost_by_month = [0.0] * len(ends)
-    for e in with_holdout:
-        w_end = min(e.start + dt.timedelta(days=e.window_days), data_end)
-        first_k = next((j for j, end in enumerate(ends) if e.start < end), None)
-        if first_k is None:
-            continue
-        for arm, k, n, conv in con.execute(f"""
-            SELECT a.arm, {_bucket_sql('f.ts', ends)} AS k, count(*) AS n,
-                   count(f.customer_id) AS conv
-            FROM ({assignments_sql}) a LEFT JOIN (
-                SELECT customer_id, min(ts) AS ts FROM ul_prog_post
-                WHERE ts >= {_ts(e.start)} AND ts < {_ts(w_end)} GROUP BY customer_id) f
-              USING (customer_id)
-            WHERE a.experiment = '{e.name}' GROUP BY ALL""").fetchall():
-            c0, c1 = e.costs.get(arm, (0.0, 0.0))
-            for j in range(first_k, len(ends)):
-                cost_by_month[j] += c0 * n
-            if k is not None:
-                for j in range(int(k), len(ends)):
-                    cost_by_month[j] += c1 * conv
+    cost_by_month = _cost_by_month(con, assignments_sql, with_holdout, ends, data_end)
     for m, c in zip(monthly, cost_by_month):
         m["cost"] = c
     cost_total = cost_by_month[-1]
@@ -429,45 +484,8 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
     statuses = _statuses(with_holdout[0])
     structure = _structure(status_rows, ends, statuses)
 
-    exp_rows = []
-    for e in experiments:
-        counts = dict(con.execute(
-            f"SELECT arm, count(*) FROM ({assignments_sql}) WHERE experiment = '{e.name}' "
-            "GROUP BY arm").fetchall())
-        w_end = e.start + dt.timedelta(days=e.window_days)
-        status = ("not started" if as_of <= e.start else
-                  "outcome window closed" if w_end <= as_of else
-                  f"running (day {(as_of - e.start).days} of {e.window_days})")
-        rep = (latest or {}).get((e.name, e.version))
-        primary = []
-        if rep:
-            pm = rep.get("method", {}).get("primary_metric")
-            primary = [{k: c.get(k) for k in ("arm", "metric", "estimate", "ci_low", "ci_high",
-                                               "p_value_adjusted", "significant")}
-                       for c in rep.get("comparisons", []) if c.get("metric") == pm]
-        exp_rows.append({"name": e.name, "version": e.version, "start": e.start.isoformat(),
-                         "window_days": e.window_days, "status": status,
-                         "holdout": int(counts.get(HOLDOUT, 0)),
-                         "customers": int(sum(v for k, v in counts.items() if k != HOLDOUT)),
-                         "arms": {k: int(v) for k, v in sorted(counts.items())},
-                         "latest_report": rep.get("as_of") if rep else None,
-                         "latest_result": primary})
-
-    runs = []
-    if long_run:
-        for e in experiments:
-            if data_end <= e.start:
-                continue
-            fr = frame(e.start, data_end, window_days=e.window_days,
-                       dormant_after=e.dormant_after)
-            con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_assigned AS
-                SELECT customer_id, arm, tier FROM ({assignments_sql})
-                WHERE experiment = '{e.name}' AND arm <> '{HOLDOUT}'""")
-            con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_lr AS "
-                        + longrun_sql("ul_prog_assigned", "ul_prog_post", fr, pre="ul_prog_pre"))
-            lr = analyze_long_run(con, "ul_prog_lr", fr, experiment=e.name, control=e.control,
-                                  costs=e.costs, alpha=alpha)
-            runs.append(lr.to_dict())
+    exp_rows = _experiment_rows(experiments, counts or {}, latest or {}, as_of)
+    runs = _long_runs(con, assignments_sql, experiments, data_end, alpha) if long_run else []
     notes += [
         "Programme view: every customer ever assigned by an experiment with a global holdout, "
         "from their first campaign start; the holdout was never treated. Effects are totals "
@@ -538,8 +556,10 @@ def programme_report(store_path: str, *, as_of: Any, out: str | None,
             require_columns(have, ["customer_id", "channel"], str(customers))
             channel = "ul_prog_customers"
         assignments = store.programme_assignments_sql([(e.name, e.version) for e in exps])
+        counts = {e.name: store.arm_counts(e.name, e.version) for e in exps}
         result = programme(con, assignments, "ul_prog_tx", exps, as_of=day,
-                           latest=store.latest_results(), channel=channel, alpha=alpha)
+                           latest=store.latest_results(), counts=counts, channel=channel,
+                           alpha=alpha)
     write_programme_report(result.to_dict(), out)
     return result
 
