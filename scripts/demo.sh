@@ -71,7 +71,8 @@ step "10. A year on: the world lives on, and the programme report against the gl
     --days 365 --out "$OUT/longrun/transactions.parquet"
 "$CLI" programme --store "$STORE" --as-of 2027-01-05 \
     --transactions "$OUT/world/transactions.parquet" \
-    --transactions "$OUT/longrun/transactions.parquet" --out "$OUT/programme"
+    --transactions "$OUT/longrun/transactions.parquet" \
+    --customers "$OUT/world/customers.parquet" --out "$OUT/programme"
 
 echo
 echo "Open the reports: $OUT/report-final/report.html (and the weekly $OUT/report-2026-*/)"

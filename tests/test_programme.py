@@ -138,7 +138,8 @@ def test_programme_cli_writes_the_report(project, tmp_path, capsys):
     out = tmp_path / "prog"
     code = run("programme", "--store", d / "s.duckdb", "--as-of", "2027-01-05",
                "--transactions", d / "world" / "transactions.parquet",
-               "--transactions", d / "world" / "after.parquet", "--out", out)
+               "--transactions", d / "world" / "after.parquet",
+               "--customers", d / "world" / "customers.parquet", "--out", out)
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
     r = json.loads((out / "report.json").read_text())
@@ -147,7 +148,11 @@ def test_programme_cli_writes_the_report(project, tmp_path, capsys):
     assert r["experiments"][0]["status"] == "outcome window closed"
     assert r["monthly"][0]["month_end"] == "2026-02-01" and r["monthly"][-1]["month_end"] == \
         "2027-01-05"
-    assert {b["by"] for b in r["breakdown"]} == {"arm", "tier"}
+    assert {b["by"] for b in r["breakdown"]} == {"arm", "tier", "channel"}
+    assert {b["value"] for b in r["breakdown"] if b["by"] == "channel"} == {"web", "app", "store"}
+    # the breakdown adds up: the treated of every channel are all the treated
+    by_channel = [b for b in r["breakdown"] if b["by"] == "channel"]
+    assert sum(b["customers"] for b in by_channel) == r["monthly"][-1]["customers"]
     lr = r["long_run"][0]
     assert lr["horizons"] == [90, 180, 365] and lr["censored_at"] == "2027-01-05"
     assert {c["arm"] for c in lr["survival"]["dormant_again"]["comparisons"]} == \
