@@ -103,27 +103,23 @@ GROUP BY customer_id"""
 
 def extract_sql(eligible: str, transactions: str, end: dt.date,
                 columns: ColumnMap = ColumnMap()) -> dict[str, str]:
-    """The one read of the transactions (`read`), per eligible customer: the revenue in the 365
-    days before their first start (the CUPED covariate), their last purchase before it, and the
-    list of their purchases from their first start up to `end`; then `pre` and `post`
-    (customer_id, ts, amount) from that small table. Everything after reads these."""
+    """The two reads of the transactions: `pre`, per eligible customer the revenue in the 365
+    days before their first start (the CUPED covariate) and their last purchase before it;
+    `post`, every purchase of an eligible customer from their first start up to `end`
+    (customer_id, ts, amount). Everything after reads these two small tables."""
     cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
-    read = f"""SELECT customer_id,
-       COALESCE(sum(amount) FILTER (WHERE ts < first_ts
-                                    AND ts >= first_ts - INTERVAL 365 DAY), 0.0)
+    src = f"""SELECT e.customer_id, CAST(e.first_start AS TIMESTAMP) AS first_ts,
+           CAST(x.{ts} AS TIMESTAMP) AS ts, CAST(x.{amt} AS DOUBLE) AS amount
+    FROM {quote(transactions)} x JOIN {quote(eligible)} e
+      ON e.customer_id = CAST(x.{cid} AS VARCHAR)
+    WHERE CAST(x.{ts} AS TIMESTAMP) < {_ts(end)}"""
+    pre = f"""SELECT customer_id,
+       COALESCE(sum(amount) FILTER (WHERE ts >= first_ts - INTERVAL 365 DAY), 0.0)
            AS pre_revenue_365d,
-       max(ts) FILTER (WHERE ts < first_ts) AS last_pre,
-       list({{'ts': ts, 'amount': amount}}) FILTER (WHERE ts >= first_ts) AS post
-FROM (SELECT e.customer_id, CAST(e.first_start AS TIMESTAMP) AS first_ts,
-             CAST(x.{ts} AS TIMESTAMP) AS ts, CAST(x.{amt} AS DOUBLE) AS amount
-      FROM {quote(transactions)} x JOIN {quote(eligible)} e
-        ON e.customer_id = CAST(x.{cid} AS VARCHAR)
-      WHERE CAST(x.{ts} AS TIMESTAMP) < {_ts(end)})
-GROUP BY customer_id"""
-    return {"read": read,
-            "pre": "SELECT customer_id, pre_revenue_365d, last_pre FROM {read}",
-            "post": "SELECT customer_id, p.ts, p.amount FROM (SELECT customer_id, "
-                    "unnest(post) AS p FROM {read} WHERE len(post) > 0)"}
+       max(ts) AS last_pre
+FROM ({src}) WHERE ts < first_ts GROUP BY customer_id"""
+    post = f"SELECT customer_id, ts, amount FROM ({src}) WHERE ts >= first_ts"
+    return {"pre": pre, "post": post}
 
 
 def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -> dict[str, str]:
@@ -432,12 +428,8 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
         + eligible_sql(f"SELECT * FROM ({assignments_sql}) WHERE {keys}", with_holdout)
         + ") el" + (f" LEFT JOIN {chan} ch USING (customer_id)" if chan else ""))
     reads = extract_sql("ul_prog_eligible", transactions, data_end, cols)
-    con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_read AS " + reads["read"])
-    con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_pre AS "
-                + reads["pre"].format(read="ul_prog_read"))
-    con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_post AS "
-                + reads["post"].format(read="ul_prog_read"))
-    con.execute("DROP TABLE ul_prog_read")
+    con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_pre AS " + reads["pre"])
+    con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_post AS " + reads["post"])
     q = programme_sql("ul_prog_eligible", "ul_prog_pre", "ul_prog_post", ends)
     back = con.execute(q["back"]).fetchall()
     revenue = con.execute(q["revenue"]).fetchall()
