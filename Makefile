@@ -7,7 +7,7 @@ CLI    := $(VENV)/bin/upliftlab
 STAMP  := $(VENV)/.installed
 DEMO   ?= reports/demo
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# the programme report's browser test needs Chromium: the Debian package, installed only when
+# missing and apt-get can (else the test is skipped and says why)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
+	   (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium \
+	    >/dev/null 2>&1)); } || echo "chromium not installed: the browser test will be skipped"
 
 demo: $(STAMP)
 	@bash scripts/demo.sh $(CLI) $(DEMO)

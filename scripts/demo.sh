@@ -3,6 +3,7 @@
 #   simulate a world -> dormant cohort -> power -> assign (+ checks) -> export contact lists
 #   -> the world responds -> four weekly reports (HTML) -> uplift model -> next campaign's policy,
 #   its off-policy estimate and its true value from the simulator -> the final report with all
+#   -> a year on: the long run and the programme against the global holdout
 # Usage: scripts/demo.sh [CLI] [OUT]. The worked spec reads ../reports/demo/world, so OUT must be
 # reports/demo (the default) for the spec's relative path to find the world.
 set -euo pipefail
@@ -77,9 +78,20 @@ step "9. The outcome windows have closed (60 days): the final, fixed-horizon rep
     --model "$OUT/model" --policy "$OUT/policy" --out "$OUT/report-final"
 close_step
 
+step "10. A year on: the world lives on, and the programme report against the global holdout"
+# a fresh draw of the twelve months after the start, in which the arms also change how long a
+# reactivated customer stays active (an advisor's customers stay longer than a coupon's)
+"$CLI" respond-long-run --world "$OUT/world" --store "$STORE" --experiment reactivation_2026q1 \
+    --days 365 --out "$OUT/longrun/transactions.parquet"
+"$CLI" programme --store "$STORE" --as-of 2027-01-05 \
+    --transactions "$OUT/world/transactions.parquet" \
+    --transactions "$OUT/longrun/transactions.parquet" \
+    --customers "$OUT/world/customers.parquet" --out "$OUT/programme"
+
 echo
 echo "Step times (wall clock):"
 printf '%s\n' "${TIMES[@]}"
 printf '%8s s  total\n' "$(secs "$DEMO_START")"
 echo
 echo "Open the reports: $OUT/report-final/report.html (and the weekly $OUT/report-2026-*/)"
+echo "and the programme report: $OUT/programme/report.html"

@@ -35,6 +35,10 @@ _API = {
     "evaluate_policy": "upliftlab.policy",
     "cross_fit_policy": "upliftlab.policy",
     "plan_campaign": "upliftlab.policy",
+    # the long run: the simulator's twelve months on, one experiment's long run, the programme
+    "respond_long_run": "upliftlab.lifecycle_sim",
+    "long_run": "upliftlab.longrun",
+    "programme_report": "upliftlab.programme",
 }
 
 

@@ -195,6 +195,41 @@ class Store:
             "SELECT customer_id, arm, stratum, batch, assigned_at, method_version FROM assignments "
             "WHERE experiment = ? AND version = ? ORDER BY customer_id", [name, version]).df()
 
+    # ---- the programme: every experiment at once --------------------------------------------
+    def experiment_specs(self) -> list[dict[str, Any]]:
+        """name, version, spec (dict) and spec_path of the latest version of every experiment
+        that has assignments, oldest campaign first."""
+        if not (self.has_table("experiments") and self.has_table("assignments")):
+            return []
+        rows = self.con.execute(
+            "SELECT e.name, e.version, e.spec_json, e.spec_path FROM experiments e "
+            "JOIN (SELECT experiment, max(version) AS v FROM assignments GROUP BY experiment) l "
+            "ON l.experiment = e.name AND l.v = e.version ORDER BY e.created_at, e.name").fetchall()
+        return [{"name": n, "version": int(v),
+                 "spec": json.loads(s) if isinstance(s, str) else s, "spec_path": p}
+                for n, v, s, p in rows]
+
+    def programme_assignments_sql(self, experiments: Sequence[tuple[str, int]]) -> str:
+        """SQL of the assignments of `experiments` ((name, version) pairs): experiment,
+        customer_id (text), arm, tier (the stratum's `tier=` part, else 'all')."""
+        from upliftlab.sources import literal, quote
+
+        if not experiments:
+            raise StoreError(f"store {self.path}: no experiments to read")
+        keys = " OR ".join(f"({quote('experiment')} = {literal(n)} AND {quote('version')} = "
+                           f"{int(v)})" for n, v in experiments)
+        return (f"SELECT experiment, customer_id, arm, COALESCE(NULLIF(regexp_extract("
+                f"stratum, 'tier=([^|]+)', 1), ''), 'all') AS tier FROM assignments WHERE {keys}")
+
+    def latest_results(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """The newest stored weekly report.json of every experiment version."""
+        if not self.has_table("weekly_results"):
+            return {}
+        rows = self.con.execute(
+            "SELECT experiment, version, report_json FROM weekly_results QUALIFY row_number() "
+            "OVER (PARTITION BY experiment, version ORDER BY as_of DESC) = 1").fetchall()
+        return {(n, int(v)): json.loads(r) if isinstance(r, str) else r for n, v, r in rows}
+
     def dump(self) -> dict[str, list[tuple]]:
         """Every table's rows, sorted: equal dumps mean equal stores (for tests and audits)."""
         tables = [r[0] for r in self.con.execute(
