@@ -158,7 +158,7 @@ def test_bad_arguments(capsys, project):
     (busy / "notes.txt").write_text("keep me")
     code, _, err = run(capsys, "programme", "--store", store, "--as-of", "2026-06-01",
                        *tx(project), "--out", busy)
-    assert code == 2 and err.startswith("error: ") and "other files" in err
+    assert code == 2 and err.startswith("error: ") and "did not write" in err
     assert [p.name for p in busy.iterdir()] == ["notes.txt"]
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import click
 
+from upliftlab.cli import _options
+
 
 @click.command("respond-long-run")
 @click.option("--world", "world_dir", type=click.Path(), required=True,
               help="World directory written by `upliftlab simulate`.")
-@click.option("--store", "store_path", type=click.Path(dir_okay=False), required=True,
-              help="The store with the experiment's assignments.")
+@_options.store("The store with the experiment's assignments (env UPLIFTLAB_STORE).")
 @click.option("--experiment", required=True, metavar="NAME",
               help="Experiment in --store (its latest version). Holdout customers are "
                    "untreated: they live on as control.")

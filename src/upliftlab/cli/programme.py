@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import click
 
+from upliftlab.cli import _options
+
 
 @click.command()
-@click.option("--store", "store_path", type=click.Path(dir_okay=False), required=True,
-              help="The DuckDB store with the experiments (read only).")
-@click.option("--as-of", "as_of", required=True,
-              help="Report date (YYYY-MM-DD): purchases before this day count.")
+@_options.store("The DuckDB store with the experiments (read only; env UPLIFTLAB_STORE).")
+@_options.as_of("Report date (YYYY-MM-DD): purchases before this day count.", required=True)
 @click.option("--transactions", "transactions", multiple=True, metavar="FILE",
               help="Purchases before and after the campaigns (CSV / Parquet / glob; repeat for "
                    "several files).  [default: each spec's cohort.transactions]")

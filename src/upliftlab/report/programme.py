@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from upliftlab._files import staged_dir
+from upliftlab._files import claim, staged_dir
 from upliftlab.errors import InputError
 from upliftlab.report import REPORT_FILES
 
@@ -168,16 +168,10 @@ _MARKDOWN = r"""# {{ title }}
 KIND_LABEL = {"back": "days to come back", "dormant_again": "days until dormant again"}
 
 
-def check_target(out: str | os.PathLike) -> None:
-    """Refuse a file, or a folder that holds anything but a report (before any work)."""
-    p = Path(out)
-    if p.exists():
-        if not p.is_dir():
-            raise InputError(f"{p}: exists and is not a folder")
-        foreign = sorted(x.name for x in p.iterdir() if x.name not in REPORT_FILES)
-        if foreign:
-            raise InputError(f"{p}: folder holds other files ({', '.join(foreign[:3])}); "
-                             "choose an empty or new folder for the report")
+def check_target(out: str | os.PathLike) -> Path:
+    """Refuse, before any work, an `--out` that is a file or a folder another command (or a
+    person) wrote; the programme report replaces only its own folders."""
+    return claim(out, "programme", REPORT_FILES)
 
 
 def _style() -> str:
@@ -311,10 +305,10 @@ def render_programme_html(report: dict[str, Any]) -> str:
 
 def write_programme_report(report: dict[str, Any], out: str | os.PathLike) -> Path:
     """report.json / report.md / report.html of the programme into `out`, atomically."""
-    check_target(out)
+    out = check_target(out)
     text_json = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     texts = (text_json, render_programme_markdown(report), render_programme_html(report))
-    with staged_dir(Path(out)) as tmp:
+    with staged_dir(out, owner="programme", legacy=REPORT_FILES) as tmp:
         for name, text in zip(REPORT_FILES, texts):
             (tmp / name).write_text(text, encoding="utf-8")
     return Path(out)
