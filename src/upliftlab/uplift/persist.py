@@ -18,6 +18,7 @@ import pickle
 import platform
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,30 @@ def save_model(model: Any, path: str | os.PathLike, evaluation: Any = None,
     """
     if not hasattr(model, "estimators_"):
         raise InputError("save_model: the model is not fitted")
+    fields = {
+        "learner": model.learner_,
+        "outcome": model.outcome,
+        "control": model.control_,
+        "arms": list(model.arms_),
+        "treatment_arms": list(model.treatment_arms_),
+        "propensity": model.propensity_,
+        "features": [{"name": str(c), "kind": model.feature_dtypes_[c],
+                      "categories": model.categories_.get(c)}
+                     for c in model.feature_names_in_],
+    }
+    return save_fitted(model, path, fields, evaluation=evaluation, training_data=training_data)
+
+
+def save_fitted(model: Any, path: str | os.PathLike, fields: dict[str, Any], *,
+                evaluation: Any = None, training_data: Any = None,
+                extra: Callable[[Path], None] | None = None) -> Path:
+    """Write any fitted estimator as `model.pkl` + `model.json` into `path`, atomically.
+
+    `model.json` holds `fields` (what the model is: e.g. its kind and features) beside what every
+    saved model records: format version, creation time, params, training fingerprint, library
+    versions, the pickle's sha256 and the `evaluation`. `extra(folder)` may add files (a report)
+    to the folder before it replaces `path`. `load_model` reads it back with the same checks.
+    """
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory")
@@ -98,15 +123,7 @@ def save_model(model: Any, path: str | os.PathLike, evaluation: Any = None,
         meta = {
             "format_version": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "learner": model.learner_,
-            "outcome": model.outcome,
-            "control": model.control_,
-            "arms": list(model.arms_),
-            "treatment_arms": list(model.treatment_arms_),
-            "propensity": model.propensity_,
-            "features": [{"name": str(c), "kind": model.feature_dtypes_[c],
-                          "categories": model.categories_.get(c)}
-                         for c in model.feature_names_in_],
+            **fields,
             "params": {k: (v if isinstance(v, (str, int, float, bool, type(None), dict)) else repr(v))
                        for k, v in model.get_params().items()},
             "training": ({"fingerprint_sha256": fingerprint(training_data),
@@ -118,6 +135,8 @@ def save_model(model: Any, path: str | os.PathLike, evaluation: Any = None,
             "evaluation": _jsonable(evaluation),
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
+        if extra is not None:
+            extra(tmp)
     return out
 
 
