@@ -63,7 +63,7 @@ def data_range(con: "duckdb.DuckDBPyConnection", transactions: Any,
     names = register(con, transactions, view)
     require_columns(names, [columns.customer_id, columns.timestamp], describe(transactions))
     ts = f"TRY_CAST({quote(columns.timestamp)} AS TIMESTAMP)"
-    first, last = con.execute(f"SELECT min({ts}), max({ts}) FROM {quote(view)}").fetchone()
+    first, last = con.execute(f"SELECT min({ts}), max({ts}) FROM {quote(view)}").fetchall()[0]
     con.execute(f"DROP VIEW IF EXISTS {quote(view)}")
     if first is None:
         raise InputError(f"{describe(transactions)}: no transactions")

@@ -198,7 +198,7 @@ def score_relation(con: "duckdb.DuckDBPyConnection", model: Any, transactions: A
     k = next(_ids)
     feats_view, table = f"upliftlab_risk_scorefeat_{k}", f"upliftlab_risk_scored_{k}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(feats_view)} AS {rel.sql_query()}")
-    n = con.execute(f"SELECT count(*) FROM {quote(feats_view)}").fetchone()[0]
+    n = con.execute(f"SELECT count(*) FROM {quote(feats_view)}").fetchall()[0][0]
     cols = con.sql(f"SELECT * FROM {quote(feats_view)} LIMIT 0").columns
     names = list(model.feature_names_in_)
     check_features(type("F", (), {"columns": cols})(), names, describe(transactions))
@@ -269,7 +269,7 @@ def _levels(con: "duckdb.DuckDBPyConnection", table: str, model: Any, levels: Ri
             raise InputError(f"level shares: need high > 0, medium >= 0 and high + medium < 1, "
                              f"got high={high}, medium={medium}")
         t_high, t_med = con.execute(f"SELECT quantile_cont(risk, {1 - high}), quantile_cont(risk, "
-                                    f"{1 - high - medium}) FROM {quote(table)}").fetchone()
+                                    f"{1 - high - medium}) FROM {quote(table)}").fetchall()[0]
         return RiskLevels(float(t_high), float(t_med))
     saved = (getattr(model, "metadata_", {}) or {}).get("levels")
     if not saved:
@@ -312,7 +312,7 @@ def at_risk_view(con: "duckdb.DuckDBPyConnection", model_dir: str | Path, transa
     if share is not None:
         if not 0 < share <= 1:
             raise InputError(f"share {share}: expected a share of the active customers in (0, 1]")
-        cut = con.execute(f"SELECT quantile_cont(risk, {1 - share}) FROM {quote(table)}").fetchone()[0]
+        cut = con.execute(f"SELECT quantile_cont(risk, {1 - share}) FROM {quote(table)}").fetchall()[0][0]
         where = f"risk >= {float(cut)!r}"
     else:
         if min_level not in LEVELS:
