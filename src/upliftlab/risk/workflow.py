@@ -46,6 +46,7 @@ class RiskFit:
     importance: "pd.DataFrame"        # feature, importance (share of gain)
     level_summary: list[dict[str, Any]]
     n_train: int
+    holdout: "pd.DataFrame"           # the evaluation snapshot: customer_id, dormant, risk
     event_types: tuple[str, ...] | None = None
     bgnbd_params: tuple[float, ...] = field(default=())
 
@@ -118,6 +119,7 @@ def fit_risk(transactions: Any, eval_snapshot: Any, *, horizon: int = 60,
                    lift=lift, importance=imp.sort_values("importance", ascending=False,
                                                          ignore_index=True),
                    level_summary=level_summary(test.assign(risk=risk), levels), n_train=len(train),
+                   holdout=test[["customer_id", "dormant"]].assign(risk=risk),
                    event_types=types or None, bgnbd_params=tuple(map(float, bg.params_)))
 
 
