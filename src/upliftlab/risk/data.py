@@ -74,8 +74,10 @@ def check_snapshot(snapshot: date, first: date, last: date, *, horizon: int | No
                    min_history_days: int, label: str) -> None:
     """Refuse a snapshot with less than `min_history_days` of history before it, or (when a
     `horizon` is given) whose label window [snapshot, snapshot + horizon) runs past the data."""
-    if (snapshot - first).days < min_history_days:
-        raise InputError(f"snapshot {snapshot}: only {(snapshot - first).days} days of history in "
+    history = (snapshot - first).days
+    if history < min_history_days:
+        have = f"only {history} days of history" if history > 0 else "no history"
+        raise InputError(f"snapshot {snapshot}: {have} in "
                          f"{label} (first purchase {first}); the model needs at least "
                          f"{min_history_days}")
     if horizon is not None and snapshot + timedelta(days=horizon) > last + timedelta(days=1):
