@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: the whole flow end to end on the built-in simulator.
-#   simulate a world -> dormant cohort -> power -> assign (+ checks) -> export contact lists
+#   simulate a world -> dormant cohort -> churn early warning (risk model, levels) -> power
 #   -> the world responds -> four weekly reports (HTML) -> uplift model -> next campaign's policy,
 #   its off-policy estimate and its true value from the simulator -> the final report with all
 # Usage: scripts/demo.sh [CLI] [OUT]. The worked spec reads ../reports/demo/world, so OUT must be
@@ -24,6 +24,14 @@ step "1. Simulate a customer world ($CUSTOMERS customers, two years of transacti
 step "2. The dormant cohort as of the campaign date"
 "$CLI" cohort --transactions "$OUT/world/transactions.parquet" --as-of 2026-01-05 \
     --out "$OUT/cohort.parquet"
+
+step "2b. Early warning: who is still active but on the way to dormancy (churn risk)"
+# trained on past snapshots, compared out of time (2025-11-06) with the overdue rule, BG/NBD and
+# the simulator's true probabilities; then the active customers at the campaign date by level
+"$CLI" risk fit --transactions "$OUT/world/transactions.parquet" --as-of 2025-11-06 \
+    --horizon 60 --snapshots 3 --bootstrap 100 --world "$OUT/world" --out "$OUT/risk-model"
+"$CLI" risk score --model "$OUT/risk-model" --transactions "$OUT/world/transactions.parquet" \
+    --as-of 2026-01-05 --out "$OUT/at_risk.parquet"
 
 step "3. Power: can the campaign detect the effects we care about?"
 "$CLI" power "$SPEC" --store "$STORE"
@@ -64,4 +72,5 @@ step "9. The outcome windows have closed (60 days): the final, fixed-horizon rep
     --model "$OUT/model" --policy "$OUT/policy" --out "$OUT/report-final"
 
 echo
-echo "Open the reports: $OUT/report-final/report.html (and the weekly $OUT/report-2026-*/)"
+echo "Open the reports: $OUT/report-final/report.html (and the weekly $OUT/report-2026-*/,"
+echo "the churn-risk report $OUT/risk-model/report.html)"
