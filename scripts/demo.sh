@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the whole flow end to end on the built-in simulator.
 #   simulate a world -> dormant cohort -> churn early warning (risk model, levels) -> power
+#   -> assign (+ checks) -> export contact lists
 #   -> the world responds -> four weekly reports (HTML) -> uplift model -> next campaign's policy,
 #   its off-policy estimate and its true value from the simulator -> the final report with all
 # Usage: scripts/demo.sh [CLI] [OUT]. The worked spec reads ../reports/demo/world, so OUT must be
