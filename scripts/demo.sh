@@ -30,7 +30,7 @@ step "2b. Early warning: who is still active but on the way to dormancy (churn r
 # trained on past snapshots, compared out of time (2025-11-06) with the overdue rule, BG/NBD and
 # the simulator's true probabilities; then the active customers at the campaign date by level
 "$CLI" risk fit --transactions "$OUT/world/transactions.parquet" --as-of 2025-11-06 \
-    --horizon 60 --snapshots 3 --bootstrap 100 --world "$OUT/world" --out "$OUT/risk-model"
+    --horizon 60 --snapshots 2 --bootstrap 100 --world "$OUT/world" --out "$OUT/risk-model"
 "$CLI" risk score --model "$OUT/risk-model" --transactions "$OUT/world/transactions.parquet" \
     --as-of 2026-01-05 --out "$OUT/at_risk.parquet"
 

@@ -21,16 +21,25 @@ def risk() -> None:
     """
 
 
+def _columns(command):
+    """The column options of both commands: events' type, customer, time, amount, discount."""
+    for option in reversed([
+            click.option("--event-type-col", default="event_type", show_default=True,
+                         help="With --events: the event type column."),
+            customer_col, time_col, amount_col,
+            click.option("--discount-col", default="discount_used", show_default=True,
+                         help="Boolean/0-1 discount column for discount_share (pass '' to "
+                              "ignore).")]):
+        command = option(command)
+    return command
+
+
 def _levels_option(text: str | None, flag: str) -> tuple[float, float] | None:
-    from upliftlab.errors import InputError
     from upliftlab.risk.levels import parse_levels
 
     if text is None:
         return None
-    try:
-        got = parse_levels(text, flag)
-    except InputError as exc:
-        raise InputError(str(exc)) from None
+    got = parse_levels(text, flag)
     return got["high"], got["medium"]
 
 
@@ -54,13 +63,7 @@ def _levels_option(text: str | None, flag: str) -> tuple[float, float] | None:
 @click.option("--events", metavar="FILE",
               help="Optional engagement events (customer, ts, event_type): counts per type over "
                    "7/30/90 days and days since the last become features.")
-@click.option("--event-type-col", default="event_type", show_default=True,
-              help="With --events: the event type column.")
-@customer_col
-@time_col
-@amount_col
-@click.option("--discount-col", default="discount_used", show_default=True,
-              help="Boolean/0-1 discount column for discount_share (pass '' to ignore).")
+@_columns
 @click.option("--level-shares", metavar="high=S,medium=S", default="high=0.1,medium=0.2",
               show_default=True, help="Risk levels by shares of the evaluation snapshot's active "
                                       "customers, saved as thresholds with the model.")
@@ -124,13 +127,7 @@ def fit(transactions: str, as_of: str, horizon: int, snapshots: tuple[str, ...],
 @click.option("--as-of", "as_of", required=True, metavar="DATE",
               help="Score the customers active on this date, from transactions before it.")
 @click.option("--events", metavar="FILE", help="Engagement events, when the model uses them.")
-@click.option("--event-type-col", default="event_type", show_default=True,
-              help="With --events: the event type column.")
-@customer_col
-@time_col
-@amount_col
-@click.option("--discount-col", default="discount_used", show_default=True,
-              help="Boolean/0-1 discount column for discount_share (pass '' to ignore).")
+@_columns
 @click.option("--level-shares", metavar="high=S,medium=S",
               help="Levels by shares of these customers (default: the model's thresholds).")
 @click.option("--level-thresholds", metavar="high=P,medium=P",

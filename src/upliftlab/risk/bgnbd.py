@@ -63,7 +63,7 @@ class BetaGeoRisk(BaseEstimator):
     parameters). Learned: ``params_`` = (r, alpha, a, b), alpha in weeks.
     """
 
-    def __init__(self, horizon_days: int = 60, max_rows: int = 200_000, random_state: int = 0):
+    def __init__(self, horizon_days: int = 60, max_rows: int = 30_000, random_state: int = 0):
         self.horizon_days = horizon_days
         self.max_rows = max_rows
         self.random_state = random_state

@@ -40,7 +40,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     ``calibrated_``, ``classes_``, ``feature_importances_`` (share of total gain).
     """
 
-    def __init__(self, n_estimators: int = 150, learning_rate: float = 0.08,
+    def __init__(self, n_estimators: int = 100, learning_rate: float = 0.1,
                  num_leaves: int = 31, min_child_samples: int = 100, method: str = "isotonic",
                  cv: int = 3, random_state: int = 0, n_jobs: int = 1):
         self.n_estimators = n_estimators
