@@ -139,3 +139,27 @@ weight = 0.5
 """)
     _check_fault(capsys, root, ["assign", str(spec), "--store", str(root / "out" / "s.duckdb")],
                  "model")
+
+
+def test_score_writes_levels_by_share_and_by_saved_thresholds(setup, capsys, tmp_path):
+    import json
+
+    root, tx, model, _ = setup
+    out = tmp_path / "scores.parquet"
+    code, err = _run(capsys, "risk", "score", "--model", str(model), "--transactions", str(tx),
+                     "--as-of", "2026-01-05", "--level-shares", "high=0.2,medium=0.3",
+                     "--batch-size", "1000", "--out", str(out))
+    assert code == 0, err
+    s = pd.read_parquet(out)
+    share = s["risk_level"].value_counts(normalize=True)
+    assert share["high"] == pytest.approx(0.2, abs=0.01)
+    assert share["medium"] == pytest.approx(0.3, abs=0.01)
+    assert {"customer_id", "days_since_last", "overdue_ratio", "risk"} <= set(s.columns)
+    assert (s["days_since_last"] < 90).all() and s["customer_id"].is_unique
+    # without shares, the thresholds saved with the model decide
+    saved = json.loads((model / "model.json").read_text())["levels"]
+    code, _ = _run(capsys, "risk", "score", "--model", str(model), "--transactions", str(tx),
+                   "--as-of", "2026-01-05", "--out", str(out))
+    s = pd.read_parquet(out)
+    assert code == 0
+    assert ((s["risk"] >= saved["high"]) == (s["risk_level"] == "high")).all()
