@@ -67,7 +67,7 @@ def _check_fault(capsys, root: Path, args: list[str], needle: str) -> None:
 def test_snapshot_with_too_little_history(setup, capsys):
     root, tx, _, _ = setup
     _check_fault(capsys, root, ["risk", "fit", "--transactions", str(tx), "--as-of",
-                                "2024-04-01", "--out", str(root / "out")], "days of history")
+                                "2024-04-01", "--out", str(root / "out")], "history")
 
 
 def test_label_window_not_observed(setup, capsys):

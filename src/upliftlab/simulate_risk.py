@@ -90,7 +90,8 @@ def rate_path(wp: WorldParams, seed: int, block: int, m: int, H: int
                     np.exp(log_r0[:, None].astype(f32) + walk)).astype(f32)
     lo = np.maximum(k * L, act[:, None])
     hi = np.minimum((k + 1) * L, H)
-    return rate.astype(np.float64), lo.astype(np.float64), np.broadcast_to(hi, lo.shape).astype(np.float64)
+    hi = np.broadcast_to(hi, lo.shape)
+    return rate.astype(np.float64), lo.astype(np.float64), hi.astype(np.float64)
 
 
 __all__ = ["rate_path", "true_dormancy"]

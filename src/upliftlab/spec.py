@@ -283,6 +283,9 @@ class ExperimentSpec(_Model):
         if self.mde is not None and self.mde_relative is not None:
             raise _error("give 'mde' (absolute) or 'mde_relative', not both")
         b = self.baseline
+        if b is not None and b.history_as_of is not None and self.cohort.kind == "at_risk":
+            raise _error("baseline.history_as_of measures a dormant cohort's reactivation; for "
+                         "kind = 'at_risk' give baseline.rates per risk level")
         if b is not None and b.history_as_of is not None:
             if self.cohort.transactions is None:
                 raise _error("baseline.history_as_of needs cohort.transactions (it measures "

@@ -62,7 +62,8 @@ def fit_risk(transactions: Any, eval_snapshot: Any, *, horizon: int = 60,
              train_snapshots: list[Any] | None = None, n_snapshots: int = 4, every: int = 30,
              dormant_after: int = DEFAULT_DORMANT_AFTER, columns: ColumnMap = ColumnMap(),
              discount_col: str | None = DEFAULT_DISCOUNT_COL, events: Any = None,
-             event_columns: EventColumns = EventColumns(), level_shares: tuple[float, float] = (0.1, 0.2),
+             event_columns: EventColumns = EventColumns(),
+             level_shares: tuple[float, float] = (0.1, 0.2),
              level_thresholds: tuple[float, float] | None = None, n_bootstrap: int = 200,
              seed: int = 0, model: Any = None, truth: "pd.DataFrame | None" = None) -> RiskFit:
     """Train `model` (default `RiskModel`) on the training snapshots, evaluate it out of time
@@ -83,11 +84,11 @@ def fit_risk(transactions: Any, eval_snapshot: Any, *, horizon: int = 60,
     if late:
         raise InputError(f"snapshot {late[0]}: its label window ({horizon} days) runs past the "
                          f"evaluation snapshot {ev_day}; training must end before it (out of time)")
+    types = _event_types(events, event_columns) if events is not None else None
     data = training_data(transactions, [*days, ev_day], horizon, dormant_after=dormant_after,
                          columns=columns, discount_col=discount_col, events=events,
-                         event_columns=event_columns)
-    is_eval = data["snapshot"].dt.date.to_numpy() == ev_day if hasattr(data["snapshot"], "dt") \
-        else (pd.to_datetime(data["snapshot"]).dt.date.to_numpy() == ev_day)
+                         event_columns=event_columns, types=types)
+    is_eval = (pd.to_datetime(data["snapshot"]).dt.date == ev_day).to_numpy()
     train, test = data[~is_eval], data[is_eval].reset_index(drop=True)
     if train["dormant"].nunique() < 2 or test["dormant"].nunique() < 2:
         raise InputError("training or evaluation snapshot has only one label value (everyone "
@@ -110,9 +111,8 @@ def fit_risk(transactions: Any, eval_snapshot: Any, *, horizon: int = 60,
                      ignore_index=True)
     levels = (RiskLevels(*level_thresholds) if level_thresholds is not None
               else RiskLevels.from_shares(risk, *level_shares))
-    imp = pd.DataFrame({"feature": feats, "importance": model.feature_importances_}) \
-        if hasattr(model, "feature_importances_") else pd.DataFrame(columns=["feature", "importance"])
-    types = tuple(c[3:-10] for c in feats if c.startswith("ev_") and c.endswith("_days_since"))
+    imp = pd.DataFrame({"feature": feats,
+                        "importance": getattr(model, "feature_importances_", np.nan)})
     return RiskFit(model=model, horizon=horizon, dormant_after=dormant_after,
                    train_snapshots=tuple(sorted(days)), eval_snapshot=ev_day, levels=levels,
                    comparison=pd.DataFrame(rows), calibration=calibration_table(risk, y),
@@ -120,7 +120,26 @@ def fit_risk(transactions: Any, eval_snapshot: Any, *, horizon: int = 60,
                                                          ignore_index=True),
                    level_summary=level_summary(test.assign(risk=risk), levels), n_train=len(train),
                    holdout=test[["customer_id", "dormant"]].assign(risk=risk),
-                   event_types=types or None, bgnbd_params=tuple(map(float, bg.params_)))
+                   event_types=tuple(types) if types else None,
+                   bgnbd_params=tuple(map(float, bg.params_)))
+
+
+def _event_types(events: Any, event_columns: EventColumns) -> list[str]:
+    """The event types of the events table: the model's engagement features, fixed at fit."""
+    from upliftlab.risk.data import event_types
+    from upliftlab.sources import register, require_columns
+
+    con = connect()
+    try:
+        names = register(con, events, "upliftlab_risk_event_types")
+        require_columns(names, [event_columns.customer_id, event_columns.timestamp,
+                                event_columns.event_type], describe(events))
+        types = event_types(con, "upliftlab_risk_event_types", event_columns)
+    finally:
+        con.close()
+    if not types:
+        raise InputError(f"{describe(events)}: no events")
+    return types
 
 
 def level_summary(frame: "pd.DataFrame", levels: RiskLevels) -> list[dict[str, Any]]:
@@ -314,7 +333,8 @@ def at_risk_view(con: "duckdb.DuckDBPyConnection", model_dir: str | Path, transa
     if share is not None:
         if not 0 < share <= 1:
             raise InputError(f"share {share}: expected a share of the active customers in (0, 1]")
-        cut = con.execute(f"SELECT quantile_cont(risk, {1 - share}) FROM {quote(table)}").fetchall()[0][0]
+        cut = con.execute(f"SELECT quantile_cont(risk, {1 - share}) "
+                          f"FROM {quote(table)}").fetchall()[0][0]
         where = f"risk >= {float(cut)!r}"
     else:
         if min_level not in LEVELS:
