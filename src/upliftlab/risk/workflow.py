@@ -84,6 +84,9 @@ def fit_risk(transactions: Any, eval_snapshot: Any, *, horizon: int = 60,
     if late:
         raise InputError(f"snapshot {late[0]}: its label window ({horizon} days) runs past the "
                          f"evaluation snapshot {ev_day}; training must end before it (out of time)")
+    from upliftlab.progress import progress
+
+    bar = progress(total=4, desc="risk fit: features", unit="step")
     types = _event_types(events, event_columns) if events is not None else None
     data = training_data(transactions, [*days, ev_day], horizon, dormant_after=dormant_after,
                          columns=columns, discount_col=discount_col, events=events,
@@ -94,9 +97,13 @@ def fit_risk(transactions: Any, eval_snapshot: Any, *, horizon: int = 60,
         raise InputError("training or evaluation snapshot has only one label value (everyone "
                          "or no one went dormant): choose other snapshots or horizon")
     feats = feature_columns(data)
+    bar.update()
+    bar.set_description("risk fit: model")
     model = (model if model is not None else RiskModel(random_state=seed)).fit(train[feats],
                                                                                 train["dormant"])
     risk = model.predict_risk(test[feats])
+    bar.update()
+    bar.set_description("risk fit: baselines")
     overdue = OverdueRule().fit(train).predict_risk(test)
     bg = BetaGeoRisk(horizon_days=horizon, random_state=seed).fit(train)
     y = test["dormant"].to_numpy()
@@ -105,10 +112,14 @@ def fit_risk(transactions: Any, eval_snapshot: Any, *, horizon: int = 60,
     if truth is not None:
         t = test[["customer_id"]].merge(truth, on="customer_id", how="left")
         scorers.append(("truth (simulator)", t["p_dormant_control"].to_numpy(), True))
+    bar.update()
+    bar.set_description("risk fit: evaluation")
     rows = [evaluate_scores(name, s, y, probability=prob, n_bootstrap=n_bootstrap, seed=seed).row()
             for name, s, prob in scorers]
     lift = pd.concat([lift_curve(s, y).assign(scorer=name) for name, s, _ in scorers],
                      ignore_index=True)
+    bar.update()
+    bar.close()
     levels = (RiskLevels(*level_thresholds) if level_thresholds is not None
               else RiskLevels.from_shares(risk, *level_shares))
     imp = pd.DataFrame({"feature": feats,
