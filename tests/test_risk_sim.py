@@ -1,7 +1,7 @@
 """Churn risk on the simulator, against its truth: the model out of time beats the overdue rule
 and BG/NBD and comes within a stated distance of the true probabilities' own AUC, is calibrated
 by decile, and an at-risk experiment (assign, respond, report) recovers the true preventive
-effect; the uplift model trains on it unchanged."""
+effect; the uplift model and the policy take it unchanged."""
 
 from __future__ import annotations
 
@@ -106,7 +106,10 @@ secondary = ["revenue"]
                   "--transactions", post, "--out", str(tmp_path / "report")],
                  ["model", "fit", str(spec), "--as-of", "2026-03-06", "--store", store,
                   "--transactions", post, "--candidates", "s,t", "--folds", "2",
-                  "--bootstrap", "20", "--out", str(tmp_path / "uplift")]):
+                  "--bootstrap", "20", "--out", str(tmp_path / "uplift")],
+                 ["policy", "--scores", str(tmp_path / "uplift" / "oof_scores.parquet"),
+                  "--experiment", str(tmp_path / "uplift" / "oof_scores.parquet"),
+                  "--budget", "300", "--cost", "coupon=0.10", "--out", str(tmp_path / "policy")]):
         assert _run(capsys, *args) == 0, capsys.readouterr().err
     import duckdb
 
