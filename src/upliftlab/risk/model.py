@@ -42,7 +42,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
     def __init__(self, n_estimators: int = 100, learning_rate: float = 0.1,
                  num_leaves: int = 31, min_child_samples: int = 100, method: str = "isotonic",
-                 cv: int = 3, random_state: int = 0, n_jobs: int = 1):
+                 cv: int = 2, random_state: int = 0, n_jobs: int = 1):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
