@@ -163,3 +163,29 @@ def test_score_writes_levels_by_share_and_by_saved_thresholds(setup, capsys, tmp
     s = pd.read_parquet(out)
     assert code == 0
     assert ((s["risk"] >= saved["high"]) == (s["risk_level"] == "high")).all()
+
+
+def test_at_risk_spec_with_a_dormant_baseline(setup, capsys):
+    root, tx, model, _ = setup
+    spec = root / "out" / "atrisk-baseline.toml"
+    spec.parent.mkdir(exist_ok=True)
+    spec.write_text(f"""
+name = "prevent"
+salt = "prevent"
+[cohort]
+kind = "at_risk"
+transactions = "{tx}"
+model = "{model}"
+as_of = 2026-01-05
+[[arms]]
+name = "control"
+weight = 0.5
+control = true
+[[arms]]
+name = "coupon"
+weight = 0.5
+[baseline]
+history_as_of = 2025-07-05
+""")
+    _check_fault(capsys, root, ["power", str(spec), "--store", str(root / "out" / "s.duckdb")],
+                 "baseline.rates")

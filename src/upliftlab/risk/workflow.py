@@ -87,39 +87,41 @@ def fit_risk(transactions: Any, eval_snapshot: Any, *, horizon: int = 60,
     from upliftlab.progress import progress
 
     bar = progress(total=4, desc="risk fit: features", unit="step")
-    types = _event_types(events, event_columns) if events is not None else None
-    data = training_data(transactions, [*days, ev_day], horizon, dormant_after=dormant_after,
-                         columns=columns, discount_col=discount_col, events=events,
-                         event_columns=event_columns, types=types)
-    is_eval = (pd.to_datetime(data["snapshot"]).dt.date == ev_day).to_numpy()
-    train, test = data[~is_eval], data[is_eval].reset_index(drop=True)
-    if train["dormant"].nunique() < 2 or test["dormant"].nunique() < 2:
-        raise InputError("training or evaluation snapshot has only one label value (everyone "
-                         "or no one went dormant): choose other snapshots or horizon")
-    feats = feature_columns(data)
-    bar.update()
-    bar.set_description("risk fit: model")
-    model = (model if model is not None else RiskModel(random_state=seed)).fit(train[feats],
-                                                                                train["dormant"])
-    risk = model.predict_risk(test[feats])
-    bar.update()
-    bar.set_description("risk fit: baselines")
-    overdue = OverdueRule().fit(train).predict_risk(test)
-    bg = BetaGeoRisk(horizon_days=horizon, random_state=seed).fit(train)
-    y = test["dormant"].to_numpy()
-    scorers = [("model", risk, True), ("overdue rule", overdue, False),
-               ("BG/NBD", bg.predict_risk(test), True)]
-    if truth is not None:
-        t = test[["customer_id"]].merge(truth, on="customer_id", how="left")
-        scorers.append(("truth (simulator)", t["p_dormant_control"].to_numpy(), True))
-    bar.update()
-    bar.set_description("risk fit: evaluation")
-    rows = [evaluate_scores(name, s, y, probability=prob, n_bootstrap=n_bootstrap, seed=seed).row()
-            for name, s, prob in scorers]
-    lift = pd.concat([lift_curve(s, y).assign(scorer=name) for name, s, _ in scorers],
-                     ignore_index=True)
-    bar.update()
-    bar.close()
+    try:
+        types = _event_types(events, event_columns) if events is not None else None
+        data = training_data(transactions, [*days, ev_day], horizon, dormant_after=dormant_after,
+                             columns=columns, discount_col=discount_col, events=events,
+                             event_columns=event_columns, types=types)
+        is_eval = (pd.to_datetime(data["snapshot"]).dt.date == ev_day).to_numpy()
+        train, test = data[~is_eval], data[is_eval].reset_index(drop=True)
+        if train["dormant"].nunique() < 2 or test["dormant"].nunique() < 2:
+            raise InputError("training or evaluation snapshot has only one label value (everyone "
+                             "or no one went dormant): choose other snapshots or horizon")
+        feats = feature_columns(data)
+        bar.update()
+        bar.set_description("risk fit: model")
+        model = model if model is not None else RiskModel(random_state=seed)
+        model.fit(train[feats], train["dormant"])
+        risk = model.predict_risk(test[feats])
+        bar.update()
+        bar.set_description("risk fit: baselines")
+        overdue = OverdueRule().fit(train).predict_risk(test)
+        bg = BetaGeoRisk(horizon_days=horizon, random_state=seed).fit(train)
+        y = test["dormant"].to_numpy()
+        scorers = [("model", risk, True), ("overdue rule", overdue, False),
+                   ("BG/NBD", bg.predict_risk(test), True)]
+        if truth is not None:
+            t = test[["customer_id"]].merge(truth, on="customer_id", how="left")
+            scorers.append(("truth (simulator)", t["p_dormant_control"].to_numpy(), True))
+        bar.update()
+        bar.set_description("risk fit: evaluation")
+        rows = [evaluate_scores(name, s, y, probability=prob, n_bootstrap=n_bootstrap,
+                                seed=seed).row() for name, s, prob in scorers]
+        lift = pd.concat([lift_curve(s, y).assign(scorer=name) for name, s, _ in scorers],
+                         ignore_index=True)
+        bar.update()
+    finally:
+        bar.close()
     levels = (RiskLevels(*level_thresholds) if level_thresholds is not None
               else RiskLevels.from_shares(risk, *level_shares))
     imp = pd.DataFrame({"feature": feats,
