@@ -118,17 +118,16 @@ def test_not_a_risk_model(setup, capsys):
                                 "--out", str(root / "out" / "scores.parquet")], "model")
 
 
-def test_at_risk_spec_without_a_model(setup, capsys):
-    root, tx, _, _ = setup
-    spec = root / "out" / "atrisk.toml"
-    spec.parent.mkdir(exist_ok=True)
-    spec.write_text(f"""
+def _at_risk_spec(path: Path, tx: Path, extra: str = "") -> Path:
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f"""
 name = "prevent"
 salt = "prevent"
 [cohort]
 kind = "at_risk"
 transactions = "{tx}"
 as_of = 2026-01-05
+{extra}
 [[arms]]
 name = "control"
 weight = 0.5
@@ -137,9 +136,14 @@ control = true
 name = "coupon"
 weight = 0.5
 """)
+    return path
+
+
+def test_at_risk_spec_without_a_model(setup, capsys):
+    root, tx, _, _ = setup
+    spec = _at_risk_spec(root / "out" / "atrisk.toml", tx)
     _check_fault(capsys, root, ["assign", str(spec), "--store", str(root / "out" / "s.duckdb")],
                  "model")
-
 
 def test_score_writes_levels_by_share_and_by_saved_thresholds(setup, capsys, tmp_path):
     import json
@@ -167,25 +171,8 @@ def test_score_writes_levels_by_share_and_by_saved_thresholds(setup, capsys, tmp
 
 def test_at_risk_spec_with_a_dormant_baseline(setup, capsys):
     root, tx, model, _ = setup
-    spec = root / "out" / "atrisk-baseline.toml"
-    spec.parent.mkdir(exist_ok=True)
-    spec.write_text(f"""
-name = "prevent"
-salt = "prevent"
-[cohort]
-kind = "at_risk"
-transactions = "{tx}"
-model = "{model}"
-as_of = 2026-01-05
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-[[arms]]
-name = "coupon"
-weight = 0.5
+    spec = _at_risk_spec(root / "out" / "atrisk-baseline.toml", tx, f"""model = "{model}"
 [baseline]
-history_as_of = 2025-07-05
-""")
+history_as_of = 2025-07-05""")
     _check_fault(capsys, root, ["power", str(spec), "--store", str(root / "out" / "s.duckdb")],
                  "baseline.rates")
