@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the whole flow end to end on the built-in simulator.
-#   simulate a world -> dormant cohort -> power -> assign (+ checks) -> export contact lists
+#   simulate a world -> dormant cohort -> churn early warning (risk model, levels) -> power
+#   -> assign (+ checks) -> export contact lists
 #   -> the world responds -> four weekly reports (HTML) -> uplift model -> next campaign's policy,
 #   its off-policy estimate and its true value from the simulator -> the final report with all
 #   -> a year on: the long run and the programme against the global holdout
@@ -39,6 +40,14 @@ step "2. The dormant cohort as of the campaign date"
 "$CLI" cohort --transactions "$OUT/world/transactions.parquet" --as-of 2026-01-05 \
     --out "$OUT/cohort.parquet"
 
+step "2b. Early warning: who is still active but on the way to dormancy (churn risk)"
+# trained on past snapshots, compared out of time (2025-11-06) with the overdue rule, BG/NBD and
+# the simulator's true probabilities; then the active customers at the campaign date by level
+"$CLI" risk fit --transactions "$OUT/world/transactions.parquet" --as-of 2025-11-06 \
+    --horizon 60 --snapshots 2 --bootstrap 100 --world "$OUT/world" --out "$OUT/risk-model"
+"$CLI" risk score --model "$OUT/risk-model" --transactions "$OUT/world/transactions.parquet" \
+    --as-of 2026-01-05 --out "$OUT/at_risk.parquet"
+
 step "3. Power: can the campaign detect the effects we care about?"
 "$CLI" power "$SPEC" --store "$STORE"
 
@@ -76,7 +85,6 @@ step "8. The next campaign: best treatment per customer under a budget and the a
 step "9. The outcome windows have closed (60 days): the final, fixed-horizon report"
 "$CLI" report "$SPEC" --as-of 2026-03-06 --store "$STORE" \
     --model "$OUT/model" --policy "$OUT/policy" --out "$OUT/report-final"
-close_step
 
 step "10. A year on: the world lives on, and the programme report against the global holdout"
 # a fresh draw of the twelve months after the start, in which the arms also change how long a
@@ -87,11 +95,13 @@ step "10. A year on: the world lives on, and the programme report against the gl
     --transactions "$OUT/world/transactions.parquet" \
     --transactions "$OUT/longrun/transactions.parquet" \
     --customers "$OUT/world/customers.parquet" --out "$OUT/programme"
+close_step
 
 echo
 echo "Step times (wall clock):"
 printf '%s\n' "${TIMES[@]}"
 printf '%8s s  total\n' "$(secs "$DEMO_START")"
 echo
-echo "Open the reports: $OUT/report-final/report.html (and the weekly $OUT/report-2026-*/)"
+echo "Open the reports: $OUT/report-final/report.html (and the weekly $OUT/report-2026-*/),"
+echo "the churn-risk report $OUT/risk-model/report.html"
 echo "and the programme report: $OUT/programme/report.html"

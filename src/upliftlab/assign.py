@@ -574,6 +574,14 @@ def cohort_view(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec",
     if c.table is not None:
         source = spec.resolve(c.table)
         register(con, source, f"{view}_src")
+    elif c.kind == "at_risk":
+        from upliftlab.risk.workflow import at_risk_view
+
+        source = spec.resolve(c.transactions)
+        con.execute("SET TimeZone = 'UTC'")
+        at_risk_view(con, spec.resolve(c.model), source, c.as_of, f"{view}_src",
+                     min_level=c.min_level or "high", share=c.share,
+                     columns=c.columns.column_map(), discount_col=c.columns.discount)
     else:
         source = spec.resolve(c.transactions)
         from upliftlab.cohort import build_cohort_relation

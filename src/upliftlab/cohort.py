@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 DEFAULT_DORMANT_AFTER = 90
 DEFAULT_TIERS_TEXT = "short=180,mid=365,long"
 DEFAULT_DISCOUNT_COL = "discount_used"
+# who `cohort_sql` selects: the dormant (the cohort) or the still active (churn-risk features)
+POPULATIONS = ("dormant", "active")
 # the look-back windows (days before D) of the orders_Nd / revenue_Nd features; trend needs 365
 # and 730, so they must stay in the list
 WINDOWS: tuple[int, ...] = (180, 365, 730)
@@ -195,8 +197,12 @@ def _as_date(as_of: Any) -> date:
 
 def cohort_sql(view: str, as_of: date | str, *, dormant_after: int = DEFAULT_DORMANT_AFTER,
                tiers: str | tuple[Tier, ...] | None = None, columns: ColumnMap = ColumnMap(),
-               discount_col: str | None = None) -> str:
+               discount_col: str | None = None, population: str = "dormant") -> str:
     """THE cohort query over `view` (clean, typed columns: see the module docstring).
+
+    `population="active"` selects the customers who are NOT dormant (a purchase in the
+    `dormant_after` days before D) with the same features and ``tier = 'active'``: the
+    point-in-time features of the churn-risk model (`upliftlab.risk`) come from this one query.
 
     `view` must have the customer id, a TIMESTAMP and a numeric amount (names from `columns`)
     and, when `discount_col` is given, a BOOLEAN discount flag. Cut-off dates are inlined as
@@ -206,6 +212,8 @@ def cohort_sql(view: str, as_of: date | str, *, dormant_after: int = DEFAULT_DOR
     """
     d = _as_date(as_of)
     tiers = _resolve_tiers(tiers, dormant_after)
+    if population not in POPULATIONS:
+        raise InputError(f"population {population!r}: expected one of {', '.join(POPULATIONS)}")
     cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
 
     def ts_at(day: date) -> str:
@@ -228,6 +236,10 @@ def cohort_sql(view: str, as_of: date | str, *, dormant_after: int = DEFAULT_DOR
         f"    WHEN days_since_last < {t.upper} THEN {literal(t.name)}" for t in tiers[:-1])
     tier_expr = (f"CASE\n{tier_case}\n    ELSE {literal(tiers[-1].name)}\n  END"
                  if len(tiers) > 1 else literal(tiers[-1].name))
+    dormant_cut = ts_at(d - timedelta(days=dormant_after - 1))
+    having = f"max({ts}) < {dormant_cut}"
+    if population == "active":
+        tier_expr, having = literal("active"), f"max({ts}) >= {dormant_cut}"
     day = f"DATE '{d.isoformat()}'"
     agg_sql = ",\n    ".join(aggs)
     orders_cols = ", ".join(f"orders_{n}d" for n in WINDOWS)
@@ -240,8 +252,8 @@ def cohort_sql(view: str, as_of: date | str, *, dormant_after: int = DEFAULT_DOR
   WHERE {ts} < {ts_at(d)}
   GROUP BY {cid}
   -- dormant: days_since_last >= {dormant_after}, i.e. the last purchase is before the start of
-  -- day D - {dormant_after} + 1
-  HAVING max({ts}) < {ts_at(d - timedelta(days=dormant_after - 1))}
+  -- day D - {dormant_after} + 1 (active: the complement)
+  HAVING {having}
 ),
 dated AS (
   SELECT *,
@@ -453,7 +465,7 @@ def _check(facts: dict[str, Any], as_of: date, label: str, columns: ColumnMap,
 
 def _prepare(con: "duckdb.DuckDBPyConnection", transactions: Any, as_of: Any, *,
              dormant_after: int, tiers: str | tuple[Tier, ...] | None, columns: ColumnMap,
-             discount_col: str | None) -> _Prepared:
+             discount_col: str | None, population: str = "dormant") -> _Prepared:
     """Register `transactions`, check them, and return the cohort query over a clean view."""
     import duckdb
 
@@ -500,7 +512,7 @@ def _prepare(con: "duckdb.DuckDBPyConnection", transactions: Any, as_of: Any, *,
                 raise InputError(f"cannot read {label}: {_duck_message(exc2)}") from None
         _check(facts, d, label, columns, disc)
         sql = cohort_sql(clean, d, dormant_after=dormant_after, tiers=resolved,
-                         discount_col="discount_used" if disc else None)
+                         discount_col="discount_used" if disc else None, population=population)
         return _Prepared(sql, label, resolved, views)
     except BaseException:
         _drop(con, views)  # leave a caller's connection as it was
@@ -556,14 +568,15 @@ def build_cohort_relation(con: "duckdb.DuckDBPyConnection", transactions: Any, a
                           tiers: str | tuple[Tier, ...] | None = None,
                           columns: ColumnMap = ColumnMap(),
                           discount_col: str | None = DEFAULT_DISCOUNT_COL,
-                          ) -> "duckdb.DuckDBPyRelation":
+                          population: str = "dormant") -> "duckdb.DuckDBPyRelation":
     """The cohort as a lazy DuckDB relation on `con`, for callers who stay in DuckDB.
 
     The input is checked now (InputError on bad data); the relation reads temp views that stay
-    registered on `con` for as long as the connection lives.
+    registered on `con` for as long as the connection lives. `population="active"`: the
+    customers still active, with the same features (see `cohort_sql`).
     """
     prep = _prepare(con, transactions, as_of, dormant_after=dormant_after, tiers=tiers,
-                    columns=columns, discount_col=discount_col)
+                    columns=columns, discount_col=discount_col, population=population)
     return con.sql(prep.sql)
 
 

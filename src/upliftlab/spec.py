@@ -75,14 +75,23 @@ class CohortSpec(_Model):
 
     `table` is the alternative for a cohort computed elsewhere (one row per customer, a
     `customer_id` column and the feature columns); exactly one of the two is given.
+
+    `kind = "at_risk"`: instead of the dormant, the customers still active at `as_of` whose
+    churn risk (the `model` folder of `upliftlab risk fit`) is at least `min_level`, or the top
+    `share` by risk; their `tier` is the risk level (high, medium, low). The primary metric
+    "reactivation" (a purchase within the window) then reads as "stays active".
     """
 
+    kind: Literal["dormant", "at_risk"] = "dormant"
     transactions: str | None = None
     table: str | None = None
     as_of: dt.date
     dormant_after: int = Field(90, gt=0)
     tiers: str = "short=180,mid=365,long"
     columns: ColumnsSpec = ColumnsSpec()
+    model: str | None = None
+    min_level: Literal["high", "medium", "low"] | None = None
+    share: float | None = Field(None, gt=0, le=1)
 
     @field_validator("tiers")
     @classmethod
@@ -110,9 +119,21 @@ class CohortSpec(_Model):
         if (self.transactions is None) == (self.table is None):
             raise _error("give exactly one of 'transactions' (a transactions table) or "
                          "'table' (a ready cohort)")
+        if self.kind == "at_risk":
+            if self.model is None:
+                raise _error("kind = 'at_risk' needs 'model' (a folder written by "
+                             "`upliftlab risk fit`)")
+            if self.transactions is None:
+                raise _error("kind = 'at_risk' needs 'transactions' (risk is scored from them)")
+            if self.min_level is not None and self.share is not None:
+                raise _error("give 'min_level' or 'share', not both")
+        elif (self.model, self.min_level, self.share) != (None, None, None):
+            raise _error("'model', 'min_level' and 'share' belong to kind = 'at_risk'")
         return self
 
     def tier_names(self) -> list[str]:
+        if self.kind == "at_risk":
+            return ["high", "medium", "low"]
         return [p.split("=")[0].strip() for p in self.tiers.split(",") if p.strip()]
 
 
@@ -289,12 +310,18 @@ class ExperimentSpec(_Model):
         if self.mde is not None and self.mde_relative is not None:
             raise _error("give 'mde' (absolute) or 'mde_relative', not both")
         b = self.baseline
+<<<<<<< HEAD
         if b is not None and b.rates is not None and self.cohort.transactions is not None:
             tiers = self.cohort.tier_names()
             missing = [t for t in tiers if t not in b.rates]
             if missing:
                 raise _error(f"baseline.rates: no rate for tier {', '.join(missing)} (the "
                              f"cohort's tiers are {', '.join(tiers)})")
+=======
+        if b is not None and b.history_as_of is not None and self.cohort.kind == "at_risk":
+            raise _error("baseline.history_as_of measures a dormant cohort's reactivation; for "
+                         "kind = 'at_risk' give baseline.rates per risk level")
+>>>>>>> issue-14
         if b is not None and b.history_as_of is not None:
             if self.cohort.transactions is None:
                 raise _error("baseline.history_as_of needs cohort.transactions (it measures "
@@ -459,7 +486,12 @@ def spec_hash(spec: ExperimentSpec) -> str:
 
 
 def spec_json(spec: ExperimentSpec) -> dict[str, Any]:
-    return spec.model_dump(mode="json")
+    out = spec.model_dump(mode="json")
+    if spec.cohort.kind == "dormant":
+        # the at-risk keys are left out of a dormant cohort, so its hash is what it was before
+        for key in ("kind", "model", "min_level", "share"):
+            out["cohort"].pop(key)
+    return out
 
 
 def randomisation_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

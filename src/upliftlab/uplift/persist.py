@@ -18,6 +18,7 @@ import pickle
 import platform
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,20 +85,13 @@ def save_model(model: Any, path: str | os.PathLike, evaluation: Any = None,
     """
     if not hasattr(model, "estimators_"):
         raise InputError("save_model: the model is not fitted")
-    with staged_dir(path, owner="model", legacy=MODEL_FILES, what="model folder") as tmp:
-        write_model_files(model, tmp, evaluation=evaluation, training_data=training_data)
-    return Path(path)
+    return save_fitted(model, path, uplift_fields(model), evaluation=evaluation,
+                       training_data=training_data)
 
 
-def write_model_files(model: Any, folder: Path, evaluation: Any = None,
-                      training_data: Any = None) -> None:
-    """Write `model.pkl` and `model.json` into the (staging) folder `folder`."""
-    pkl = folder / MODEL_FILE
-    with open(pkl, "wb") as fh:
-        pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+def uplift_fields(model: Any) -> dict[str, Any]:
+    """What an uplift model is, for `model.json`: learner, outcome, arms, propensities, features."""
+    return {
         "learner": model.learner_,
         "outcome": model.outcome,
         "control": model.control_,
@@ -107,6 +101,38 @@ def write_model_files(model: Any, folder: Path, evaluation: Any = None,
         "features": [{"name": str(c), "kind": model.feature_dtypes_[c],
                       "categories": model.categories_.get(c)}
                      for c in model.feature_names_in_],
+    }
+
+
+def save_fitted(model: Any, path: str | os.PathLike, fields: dict[str, Any], *,
+                owner: str = "model", legacy: tuple[str, ...] = MODEL_FILES,
+                evaluation: Any = None, training_data: Any = None,
+                extra: Callable[[Path], None] | None = None) -> Path:
+    """Write any fitted estimator as `model.pkl` + `model.json` into the folder `path`, staged
+    and swapped in whole (`_files.staged_dir`, owned by the command `owner`).
+
+    `model.json` holds `fields` (what the model is: e.g. its kind and features) beside what every
+    saved model records (`write_model_files`). `extra(folder)` may add files (a report) to the
+    folder before it replaces `path`. `load_model` reads it back with the same checks.
+    """
+    with staged_dir(path, owner=owner, legacy=legacy, what="model folder") as tmp:
+        write_model_files(model, tmp, fields, evaluation=evaluation, training_data=training_data)
+        if extra is not None:
+            extra(tmp)
+    return Path(path)
+
+
+def write_model_files(model: Any, folder: Path, fields: dict[str, Any] | None = None, *,
+                      evaluation: Any = None, training_data: Any = None) -> None:
+    """Write `model.pkl` and `model.json` into the (staging) folder `folder`; `fields` default
+    to an uplift model's (`uplift_fields`)."""
+    pkl = folder / MODEL_FILE
+    with open(pkl, "wb") as fh:
+        pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(uplift_fields(model) if fields is None else fields),
         "params": {k: (v if isinstance(v, (str, int, float, bool, type(None), dict)) else repr(v))
                    for k, v in model.get_params().items()},
         "training": ({"fingerprint_sha256": fingerprint(training_data),
@@ -188,17 +214,31 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return meta
 
 
-def load_model(path: str | os.PathLike, trusted: bool = True) -> Any:
+def _is_fitted(model: Any) -> bool:
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        return False
+    return True
+
+
+def load_model(path: str | os.PathLike, trusted: bool = True, *, expect: type | None = None
+               ) -> Any:
     """Load a model saved by `save_model`, after checking the pickle's sha256 (see the trust model).
 
     `model.pkl` is read once (a regular file, within a size limit) and the bytes whose sha256
     was checked are the bytes unpickled, so a file swapped between check and load is never run.
     `trusted=True` states that the directory was written by you or your team (a pickle runs
-    code); `trusted=False` refuses. A different major.minor version of a library the model
+    code); `trusted=False` refuses. `expect`: the estimator class the pickle must hold (default
+    `UpliftModel`; the risk model passes its own). A different major.minor version of a library the model
     depends on gives a warning (predictions may differ or unpickling fail).
     """
     from upliftlab.uplift.model import UpliftModel
 
+    expect = UpliftModel if expect is None else expect
     meta = read_metadata(path)
     if not trusted:
         raise InputError(f"{path}: refusing to unpickle a model not marked as trusted (pickles run "
@@ -220,8 +260,8 @@ def load_model(path: str | os.PathLike, trusted: bool = True) -> Any:
     except Exception as exc:  # noqa: BLE001 - a damaged pickle raises almost anything
         raise InputError(f"{pkl}: cannot unpickle the model ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else 'damaged file'})") from None
-    if not isinstance(model, UpliftModel) or not hasattr(model, "estimators_"):
+    if not isinstance(model, expect) or not _is_fitted(model):
         raise InputError(f"{pkl}: holds a {type(model).__name__}, not a fitted upliftlab "
-                         "UpliftModel")
+                         f"{expect.__name__}")
     model.metadata_ = meta
     return model
