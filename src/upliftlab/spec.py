@@ -310,18 +310,15 @@ class ExperimentSpec(_Model):
         if self.mde is not None and self.mde_relative is not None:
             raise _error("give 'mde' (absolute) or 'mde_relative', not both")
         b = self.baseline
-<<<<<<< HEAD
         if b is not None and b.rates is not None and self.cohort.transactions is not None:
             tiers = self.cohort.tier_names()
             missing = [t for t in tiers if t not in b.rates]
             if missing:
                 raise _error(f"baseline.rates: no rate for tier {', '.join(missing)} (the "
                              f"cohort's tiers are {', '.join(tiers)})")
-=======
         if b is not None and b.history_as_of is not None and self.cohort.kind == "at_risk":
             raise _error("baseline.history_as_of measures a dormant cohort's reactivation; for "
                          "kind = 'at_risk' give baseline.rates per risk level")
->>>>>>> issue-14
         if b is not None and b.history_as_of is not None:
             if self.cohort.transactions is None:
                 raise _error("baseline.history_as_of needs cohort.transactions (it measures "
