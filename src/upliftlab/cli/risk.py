@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from upliftlab.cli._options import amount_col, customer_col, time_col
+from upliftlab.cli._options import DATE, amount_col, as_of, customer_col, time_col
 
 
 @click.group("risk")
@@ -26,7 +26,7 @@ def _columns(command):
     for option in reversed([
             click.option("--event-type-col", default="event_type", show_default=True,
                          help="With --events: the event type column."),
-            customer_col, time_col, amount_col,
+            customer_col(), time_col(), amount_col(),
             click.option("--discount-col", default="discount_used", show_default=True,
                          help="Boolean/0-1 discount column for discount_share (pass '' to "
                               "ignore).")]):
@@ -46,12 +46,11 @@ def _levels_option(text: str | None, flag: str) -> tuple[float, float] | None:
 @risk.command("fit")
 @click.option("--transactions", required=True, metavar="FILE",
               help="Transactions: .parquet, .csv(.gz) or file.duckdb:table.")
-@click.option("--as-of", "as_of", required=True, metavar="DATE",
-              help="The evaluation snapshot (out of time): later than every training snapshot's "
-                   "label window; its own window must be in the data.")
+@as_of("The evaluation snapshot (out of time): later than every training snapshot's label "
+       "window; its own window must be in the data.", required=True)
 @click.option("--horizon", type=click.IntRange(min=1), default=60, show_default=True,
               metavar="DAYS", help="Label: no purchase in this many days after the snapshot.")
-@click.option("--snapshot", "snapshots", multiple=True, metavar="DATE",
+@click.option("--snapshot", "snapshots", multiple=True, type=DATE,
               help="A training snapshot (repeat). Default: --snapshots dates --every days apart, "
                    "the last one --horizon days before --as-of.")
 @click.option("--snapshots", "n_snapshots", type=click.IntRange(1, 52), default=4,
@@ -124,8 +123,7 @@ def fit(transactions: str, as_of: str, horizon: int, snapshots: tuple[str, ...],
                    "code; the checksum in model.json is verified first).")
 @click.option("--transactions", required=True, metavar="FILE",
               help="Transactions up to --as-of (.parquet, .csv(.gz), file.duckdb:table).")
-@click.option("--as-of", "as_of", required=True, metavar="DATE",
-              help="Score the customers active on this date, from transactions before it.")
+@as_of("Score the customers active on this date, from transactions before it.", required=True)
 @click.option("--events", metavar="FILE", help="Engagement events, when the model uses them.")
 @_columns
 @click.option("--level-shares", metavar="high=S,medium=S",
