@@ -68,4 +68,5 @@ def test_cli_quickstart_runs_as_written(tmp_path, monkeypatch, capsys):
     assert {"simulate", "cohort", "power", "assign", "checks", "export", "respond", "report",
             "model", "policy"} <= set(ran)
     final = tmp_path / "reports" / "demo" / "report-final"
-    assert {p.name for p in final.iterdir()} == {"report.json", "report.md", "report.html"}
+    assert {p.name for p in final.iterdir()} == {".upliftlab.json", "report.json", "report.md",
+                                                "report.html"}
