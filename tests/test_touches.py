@@ -120,6 +120,8 @@ def test_contamination_counted_and_excluded():
     assert {f.arm for f in r.funnel} == {"sms"}
     e = next(e for e in r.effects if e.exposure == "delivered")
     assert e.wald.itt_d == pytest.approx(3 / 5)  # 3 of 5 sms customers, control counts 0
+    # the arm's touch spend over its delivered messages (3 sms + 1 e-mail)
+    assert e.cost.cost_per_delivered == pytest.approx(0.54 / 4)
     # the estimate is the same as with a log that never had the contaminated rows
     clean = HAND_LOG[~HAND_LOG["customer_id"].isin(["2", "10"])]
     e2 = next(e for e in _run(EXPERIMENT, clean).effects if e.exposure == "delivered")

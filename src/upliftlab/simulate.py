@@ -729,6 +729,21 @@ def write_transactions(df: pd.DataFrame, path: str | os.PathLike) -> None:
             df.to_csv(tmp, index=False, compression="gzip" if lower.endswith(".gz") else None)
 
 
+def write_touches(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a touch log (`World.respond_with_touches`) as Parquet or CSV by suffix, atomically."""
+    out = Path(path)
+    lower = out.name.lower()
+    if not lower.endswith((".parquet", ".pq", ".csv", ".csv.gz")):
+        raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
+    with staged_file(out) as tmp:
+        if lower.endswith((".parquet", ".pq")):
+            import pyarrow as pa
+
+            _write_parquet(pa.Table.from_pandas(df, preserve_index=False), tmp)
+        else:
+            df.to_csv(tmp, index=False, compression="gzip" if lower.endswith(".gz") else None)
+
+
 # ---------------------------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------------------------
@@ -755,4 +770,4 @@ def _params_from_json(d: dict) -> dict:
 
 
 __all__ = ["ARMS", "World", "WorldParams", "check_world_target", "load_world", "simulate_world",
-           "write_transactions"]
+           "write_touches", "write_transactions"]

@@ -192,6 +192,35 @@ class HoldoutSpec(_Model):
     salt: str = Field("global-holdout", min_length=1)
 
 
+class TouchColumnsSpec(_Model):
+    """Names of the touch log's columns (see `upliftlab.touches.TouchColumns`)."""
+
+    customer_id: str = "customer_id"
+    channel: str = "channel"
+    sent: str = "sent_at"
+    delivered: str = "delivered_at"
+    opened: str = "opened_at"
+    clicked: str = "clicked_at"
+    redeemed: str = "redeemed_at"
+    arm: str = "arm"
+    cost: str = "cost"
+
+    def column_map(self) -> Any:
+        from upliftlab.touches import TouchColumns
+
+        return TouchColumns(**self.model_dump())
+
+
+class TouchesSpec(_Model):
+    """The campaign's touch log (sent, delivered, opened, clicked, redeemed per channel): the
+    report adds the funnel and the effect on the customers actually reached."""
+
+    source: str = Field(min_length=1)
+    columns: TouchColumnsSpec = TouchColumnsSpec()
+    channels: list[str] | None = None
+    """Known channels; a touch on another is an error. None: any channel."""
+
+
 class ExperimentSpec(_Model):
     """An experiment as written in experiments/NAME.toml."""
 
@@ -213,6 +242,7 @@ class ExperimentSpec(_Model):
     value_band: ValueBandSpec = ValueBandSpec()
     assignment: AssignmentSpec = AssignmentSpec()
     holdout: HoldoutSpec = HoldoutSpec()
+    touches: TouchesSpec | None = None
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _path: Path | None = PrivateAttr(default=None)

@@ -297,7 +297,8 @@ def analyze_touches(con: "duckdb.DuckDBPyConnection", *, log: str, log_columns: 
                 effects.append(ReachedEffect(
                     a, s, wald(plain[a], plain[control], z),
                     tsls(adj[a], adj[control], z) if adj else None, tuple(covariates),
-                    reached_cost(plain[a], plain[control], z) if s == "delivered" else None))
+                    reached_cost(plain[a], plain[control], z, *_spend(funnel, a))
+                    if s == "delivered" else None))
         crow = con.execute(f"SELECT avg(CAST({quote(outcome)} AS DOUBLE)) FROM {quote(outcomes)} "
                            f"WHERE CAST({quote(arm)} AS VARCHAR) = {literal(control)}").fetchone()
     finally:
@@ -306,6 +307,13 @@ def analyze_touches(con: "duckdb.DuckDBPyConnection", *, log: str, log_columns: 
     notes = _notes(checks, cutoff)
     return TouchResult(checks, funnel, tuple(effects), control, float(crow[0] or 0.0), alpha,
                        notes)
+
+
+def _spend(funnel: tuple[FunnelRow, ...], arm: str) -> tuple[float, float]:
+    """An arm's spend on touches (the log's cost) and its delivered messages (one per
+    customer and channel)."""
+    rows = [f for f in funnel if f.arm == arm and f.channel != ALL_CHANNELS]
+    return sum(f.cost for f in rows), sum(f.customers["delivered"] for f in rows)
 
 
 def steps_sql(log: str, columns: TouchColumns, steps: list[str], present: dict[str, bool],
@@ -470,4 +478,38 @@ def _notes(c: TouchChecks, cutoff: dt.date | None) -> tuple[str, ...]:
 
 
 __all__ = ["ALL_CHANNELS", "STEPS", "TouchColumns", "TouchChecks", "FunnelRow", "ReachedEffect",
-           "TouchResult", "analyze_touches", "steps_sql", "wilson"]
+           "TouchResult", "analyze_touches", "experiment_touches", "steps_sql", "wilson"]
+
+
+def experiment_touches(data: Any, log: Any, *, arm: str, control: str, outcome: str,
+                       customer_col: str = "customer_id", covariates: tuple[str, ...] = (),
+                       conversion_costs: dict[str, float] | None = None,
+                       columns: TouchColumns = TouchColumns(),
+                       channels: tuple[str, ...] | None = None, start: Any = None,
+                       cutoff: Any = None, alpha: float = 0.05) -> TouchResult:
+    """`analyze_touches` for an experiment table (DataFrame, file, relation) with one row per
+    customer: `customer_col`, the `arm` column, the 0/1 `outcome` and the covariates. The
+    notebook and `report --data ... --touches LOG` face of the touch analysis."""
+    from upliftlab.sources import connect, parse_date, register, require_columns
+
+    con = connect()
+    try:
+        have = register(con, data, "ul_touch_data")
+        require_columns(have, [customer_col, arm, outcome, *covariates], "data")
+        keep = ", ".join(quote(c) for c in dict.fromkeys([arm, outcome, *covariates]))
+        con.execute(f"CREATE TEMP VIEW ul_touch_exp AS SELECT CAST({quote(customer_col)} AS "
+                    f"VARCHAR) AS customer_id, {keep} FROM ul_touch_data")
+        dup = con.execute("SELECT customer_id, count(*) FROM ul_touch_exp GROUP BY 1 "
+                          "HAVING count(*) > 1 LIMIT 1").fetchone()
+        if dup:
+            raise InputError(f"data: customer {dup[0]} appears {dup[1]} times in column "
+                             f"{customer_col!r}; the touch analysis needs one row per customer")
+        log_cols = register(con, log, "ul_touch_log")
+        return analyze_touches(
+            con, log="ul_touch_log", log_columns=log_cols, columns=columns,
+            assigned="ul_touch_exp", outcomes="ul_touch_exp", arm=arm, control=control,
+            outcome=outcome, covariates=tuple(covariates), conversion_costs=conversion_costs,
+            channels=channels, start=None if start is None else parse_date(start, "start"),
+            cutoff=None if cutoff is None else parse_date(cutoff, "cutoff"), alpha=alpha)
+    finally:
+        con.close()

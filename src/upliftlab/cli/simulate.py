@@ -57,9 +57,12 @@ def simulate(n_customers: int, seed: int, out: str, campaign_date: str, history_
 @click.option("--seed", type=int, default=0, show_default=True, help="Response seed.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True,
               help="Output transactions file (.parquet or .csv).")
+@click.option("--touches", "touches_out", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Also write the campaign's touch log (.parquet or .csv): "
+                                   "sent, delivered, opened, clicked, redeemed per channel.")
 def respond(world_dir: str, assignments: str | None, store_path: str | None,
             experiment: str | None, customer_col: str, arm_col: str,
-            start: str | None, seed: int, out: str) -> None:
+            start: str | None, seed: int, out: str, touches_out: str | None) -> None:
     """Generate the post-campaign transactions of assigned customers under their arms.
 
     The assignments come from a table (--assignments) or from an experiment in the store
@@ -69,8 +72,9 @@ def respond(world_dir: str, assignments: str | None, store_path: str | None,
     from upliftlab.simulate import load_world, write_transactions
     from upliftlab.sources import connect, register, require_columns
 
-    if not out.lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")):
-        raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
+    for path in (out, touches_out):
+        if path is not None and not path.lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")):
+            raise InputError(f"{path}: unknown output type (expected .parquet or .csv)")
     if (assignments is None) == (store_path is None or experiment is None):
         raise InputError("give either --assignments FILE or --store PATH with --experiment NAME")
     world = load_world(world_dir)
@@ -82,8 +86,17 @@ def respond(world_dir: str, assignments: str | None, store_path: str | None,
         columns = register(con, assignments, "assignments")
         require_columns(columns, [customer_col, arm_col], assignments)
         table = con.execute("SELECT * FROM assignments").df()
-    rows = world.respond(table, start=start, seed=seed, customer_col=customer_col,
-                         arm_col=arm_col)
+    if touches_out is None:
+        rows = world.respond(table, start=start, seed=seed, customer_col=customer_col,
+                             arm_col=arm_col)
+    else:
+        from upliftlab.simulate import write_touches
+
+        rows, log = world.respond_with_touches(table, start=start, seed=seed,
+                                               customer_col=customer_col, arm_col=arm_col)
+        write_touches(log, touches_out)
+        delivered = int(log["delivered_at"].notna().sum())
+        click.echo(f"{len(log):,} touches, {delivered:,} delivered -> {touches_out}")
     write_transactions(rows, out)
     click.echo(f"{len(table):,} assigned customers, {rows['customer_id'].nunique():,} reactivated, "
                f"{len(rows):,} transactions -> {out}")

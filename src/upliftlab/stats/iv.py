@@ -158,7 +158,11 @@ class ReachedCost:
     ratio: Ratio
 
 
-def reached_cost(t: IVStats, c: IVStats, z: float) -> ReachedCost:
+def reached_cost(t: IVStats, c: IVStats, z: float, touch_cost: float | None = None,
+                 delivered: float | None = None) -> ReachedCost:
+    """Fieller's set of the cost per incremental reactivation from the per-customer costs in
+    `t`/`c`; `touch_cost` / `delivered` (the arm's spend on touches and its delivered messages,
+    default Σcost and the reached customers) is the cost per delivered message."""
     a = t.sum_cost / t.n - c.sum_cost / c.n
     b = t.mean(Y) - c.mean(Y)
 
@@ -170,8 +174,9 @@ def reached_cost(t: IVStats, c: IVStats, z: float) -> ReachedCost:
 
     var_b = t.cov(Y, Y) / t.n + c.cov(Y, Y) / c.n
     ratio = fieller(a, b, var_cost(t) + var_cost(c), var_b, cov_cy(t) + cov_cy(c), z)
-    delivered = t.s(D)
-    return ReachedCost(t.sum_cost / delivered if delivered > 0 else None, ratio)
+    spend = t.sum_cost if touch_cost is None else touch_cost
+    delivered = t.s(D) if delivered is None else delivered
+    return ReachedCost(spend / delivered if delivered > 0 else None, ratio)
 
 
 def _check_arms(t: IVStats, c: IVStats) -> None:
