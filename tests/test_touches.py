@@ -140,8 +140,13 @@ def test_cutoff_hides_later_steps_and_says_so():
 @pytest.mark.parametrize("change, match", [
     (lambda d: d.assign(opened_at=d["delivered_at"] - pd.Timedelta(minutes=1)), "out of order"),
     (lambda d: pd.concat([d, d.iloc[:1]]), "duplicate touches"),
+    (lambda d: pd.concat([d, d.iloc[[4, 4]]]), "2 duplicate touches"),  # 4 touches, 2 the same
+    (lambda d: pd.concat([d, d.iloc[[4]].assign(sent_at=h(48))] * 1 + [d.iloc[[5]]]),
+     "1 duplicate touches"),  # customer 7: three sms, two with the same sent time
     (lambda d: d.assign(customer_id=d["customer_id"].replace({"5": "99"})), "outside the exp"),
     (lambda d: d.assign(arm=d["arm"].replace({"sms": "sms_v2"})), "unknown arm"),
+    (lambda d: d.assign(arm=np.where(d["customer_id"] == "6", "control", d["arm"])),
+     "another arm than"),
     (lambda d: d.assign(sent_at=d["sent_at"] - pd.Timedelta(days=3)), "before the campaign"),
     (lambda d: d.drop(columns=["delivered_at"]), "missing column 'delivered_at'"),
     (lambda d: d.assign(cost=np.where(d.index == 2, np.nan, d["cost"])), "no value in column"),

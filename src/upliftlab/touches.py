@@ -250,35 +250,36 @@ def analyze_touches(con: "duckdb.DuckDBPyConnection", *, log: str, log_columns: 
     arms = [r[0] for r in con.execute(
         f"SELECT DISTINCT CAST({quote(arm)} AS VARCHAR) FROM {quote(assigned)}").fetchall()]
     untouched = [control] + [a for a in UNTOUCHED_ARMS if a != control]
-    per = f"{_PREFIX}steps"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(per)} AS "
-                + steps_sql(log, columns, steps, present, start, cutoff))
+    joined, cust, src = (f"{_PREFIX}{n}" for n in ("joined", "cust", "iv"))
+    unt = ", ".join(literal(a) for a in untouched)
     try:
-        checks = _check(con, per, columns, present, absent, assigned, arm, arms, untouched,
-                        channels)
-        clean = f"{_PREFIX}clean"
-        unt = ", ".join(literal(a) for a in untouched)
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {quote(clean)} AS
-            SELECT s.*, CAST(a.{quote(arm)} AS VARCHAR) AS arm__ FROM {quote(per)} s
-            JOIN {quote(assigned)} a ON CAST(a.customer_id AS VARCHAR) = s.customer_id
-            WHERE CAST(a.{quote(arm)} AS VARCHAR) NOT IN ({unt})""")
-        funnel = _funnel(con, clean, steps, outcomes, arm, outcome)
-        src = f"{_PREFIX}iv"
+        # each (customer, channel) with the customer's assigned arm (NULL: not in the experiment)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {quote(joined)} AS
+            SELECT s.*, CAST(a.{quote(arm)} AS VARCHAR) AS arm__,
+                   CAST(o.{quote(outcome)} AS DOUBLE) AS y__
+            FROM ({steps_sql(log, columns, steps, present, start, cutoff)}) s
+            LEFT JOIN {quote(assigned)} a ON CAST(a.customer_id AS VARCHAR) = s.customer_id
+            LEFT JOIN {quote(outcomes)} o ON CAST(o.customer_id AS VARCHAR) = s.customer_id""")
+        checks = _check(con, log, joined, columns, present, absent, arms, untouched, channels)
+        # the treated customers' touches only: contamination is left out from here on
+        clean = f"(SELECT * FROM {quote(joined)} WHERE arm__ NOT IN ({unt}))"
+        flag = ", ".join(f"max(CASE WHEN {s} IS NOT NULL THEN 1 ELSE 0 END) AS {s}"
+                         for s in steps)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {quote(cust)} AS
+            SELECT arm__, customer_id, {flag}, sum(touches) AS touches, sum(cost) AS cost,
+                   max(y__) AS y__
+            FROM {clean} GROUP BY arm__, customer_id""")
+        funnel = _funnel(con, clean, cust, steps, outcomes, arm, outcome)
         conv = conversion_costs or {}
         conv_case = " ".join(f"WHEN {literal(a)} THEN {float(v)!r}" for a, v in conv.items())
         conv_sql = f"(CASE CAST(o.{quote(arm)} AS VARCHAR) {conv_case} ELSE 0.0 END)" \
             if conv_case else "0.0"
-        reach_cols = ", ".join(
-            f"COALESCE(max(CASE WHEN {s} IS NOT NULL THEN 1 ELSE 0 END), 0) AS {quote('d_' + s)}"
-            for s in REACH if s in steps)
-        con.execute(f"""CREATE OR REPLACE TEMP VIEW {quote(src)} AS
-            WITH e AS (SELECT customer_id, {reach_cols}, sum(cost) AS cost
-                       FROM {quote(clean)} GROUP BY customer_id)
-            SELECT o.*, {', '.join(f'COALESCE(e.{quote("d_" + s)}, 0) AS {quote("d_" + s)}'
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {quote(src)} AS
+            SELECT o.*, {', '.join(f'COALESCE(e.{s}, 0) AS {quote("d_" + s)}'
                                    for s in REACH if s in steps)},
                    COALESCE(e.cost, 0.0) + {conv_sql} * CAST(o.{quote(outcome)} AS DOUBLE)
                        AS cost__
-            FROM {quote(outcomes)} o LEFT JOIN e
+            FROM {quote(outcomes)} o LEFT JOIN {quote(cust)} e
               ON e.customer_id = CAST(o.customer_id AS VARCHAR)""")
         z = float(st.norm.ppf(1 - alpha / 2))
         effects = []
@@ -302,8 +303,8 @@ def analyze_touches(con: "duckdb.DuckDBPyConnection", *, log: str, log_columns: 
         crow = con.execute(f"SELECT avg(CAST({quote(outcome)} AS DOUBLE)) FROM {quote(outcomes)} "
                            f"WHERE CAST({quote(arm)} AS VARCHAR) = {literal(control)}").fetchone()
     finally:
-        for name, kind in ((f"{_PREFIX}iv", "VIEW"), (f"{_PREFIX}clean", "TABLE"), (per, "TABLE")):
-            con.execute(f"DROP {kind} IF EXISTS {quote(name)}")
+        for name in (src, cust, joined):
+            con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
     notes = _notes(checks, cutoff)
     return TouchResult(checks, funnel, tuple(effects), control, float(crow[0] or 0.0), alpha,
                        notes)
@@ -322,8 +323,9 @@ def steps_sql(log: str, columns: TouchColumns, steps: list[str], present: dict[s
     seen before `cutoff`, touches, cost, and the counts the checks need."""
     ts = {s: f"CAST({quote(getattr(columns, s))} AS TIMESTAMP)" for s in steps}
     cut = f"TIMESTAMP '{cutoff.isoformat()} 00:00:00'" if cutoff else None
-    sel = [f"CAST({quote(columns.customer_id)} AS VARCHAR) AS customer_id",
-           f"CAST({quote(columns.channel)} AS VARCHAR) AS channel", "count(*) AS touches"]
+    # grouped by the ids as they are: the cast to text (the ids' common form) runs per group
+    sel = [f"{quote(columns.customer_id)} AS cid__", f"{quote(columns.channel)} AS ch__",
+           "count(*) AS touches"]
     for s in steps:
         keep = f" FILTER (WHERE {ts[s]} < {cut})" if cut else ""
         sel.append(f"min({ts[s]}){keep} AS {s}")
@@ -333,7 +335,12 @@ def steps_sql(log: str, columns: TouchColumns, steps: list[str], present: dict[s
              ("delivered", "redeemed")]
     bad = [f"{ts[b]} < {ts[a]}" for a, b in order if a in ts and b in ts]
     sel.append(f"count(*) FILTER (WHERE {' OR '.join(bad)}) AS out_of_order")
-    sel.append(f"count({ts['sent']}) - count(DISTINCT {ts['sent']}) AS duplicates")
+    # duplicates (same sent time twice): exact here for up to two touches per customer and
+    # channel; larger groups are checked by `_duplicates` (a count DISTINCT over every group
+    # would double the cost of this aggregate)
+    sel.append(f"CASE WHEN count({ts['sent']}) = 2 AND min({ts['sent']}) = max({ts['sent']}) "
+               "THEN 1 ELSE 0 END AS duplicates")
+    sel.append(f"count({ts['sent']}) > 2 AS many_sent")
     first = f"LEAST({', '.join(ts.values())})"
     sel.append(f"count(*) FILTER (WHERE {first} < TIMESTAMP '{start.isoformat()} 00:00:00')"
                " AS before_start" if start else "0 AS before_start")
@@ -343,59 +350,76 @@ def steps_sql(log: str, columns: TouchColumns, steps: list[str], present: dict[s
                else "0 AS cost_missing")
     if present.get("arm"):
         a = f"CAST({quote(columns.arm)} AS VARCHAR)"
-        sel += [f"min({a}) AS logged_arm", f"max({a}) AS logged_arm_max"]
+        # one logged arm per group and whether the group names more than one (hashes: min/max
+        # of strings cost a third of this aggregate)
+        sel += [f"any_value({a}) AS logged_arm",
+                f"min(hash({a})) <> max(hash({a})) AS arm_varies"]
     else:
-        sel += ["NULL AS logged_arm", "NULL AS logged_arm_max"]
-    return f"SELECT {', '.join(sel)} FROM {quote(log)} GROUP BY ALL"
+        sel += ["NULL AS logged_arm", "FALSE AS arm_varies"]
+    return (f"SELECT CAST(cid__ AS VARCHAR) AS customer_id, CAST(ch__ AS VARCHAR) AS channel, "
+            f"* EXCLUDE (cid__, ch__) FROM (SELECT {', '.join(sel)} FROM {quote(log)} "
+            "GROUP BY cid__, ch__)")
 
 
-def _check(con, per, columns, present, absent, assigned, arm, arms, untouched, channels):
-    a_arm = f"CAST(a.{quote(arm)} AS VARCHAR)"
+def _check(con, log, joined, columns, present, absent, arms, untouched,
+           channels) -> TouchChecks:
+    """Count what is wrong with the log; raise InputError for what cannot be used."""
     known = ", ".join(literal(x) for x in arms)
     unt = ", ".join(literal(x) for x in untouched)
-    chan = (f"count(*) FILTER (WHERE s.channel NOT IN ({', '.join(map(literal, channels))}))"
+    chan = (f"count(*) FILTER (WHERE channel NOT IN ({', '.join(map(literal, channels))}))"
             if channels else "0")
-    mismatch = ("count(*) FILTER (WHERE a.customer_id IS NOT NULL AND "
-                f"{a_arm} NOT IN ({unt}) AND (s.logged_arm <> {a_arm} OR "
-                f"s.logged_arm_max <> {a_arm}))") if present["arm"] else "0"
-    unknown_arm = (f"count(*) FILTER (WHERE s.logged_arm NOT IN ({known}) OR "
-                   f"s.logged_arm_max NOT IN ({known}))") if present["arm"] else "0"
+    mismatch = (f"count(*) FILTER (WHERE arm__ NOT IN ({unt}) AND (logged_arm <> arm__ OR "
+                "arm_varies))") if present["arm"] else "0"
+    unknown_arm = (f"count(*) FILTER (WHERE logged_arm NOT IN ({known}))"
+                   if present["arm"] else "0")
     row = con.execute(f"""SELECT
-        COALESCE(sum(s.touches), 0), count(DISTINCT s.customer_id),
-        COALESCE(sum(s.touches) FILTER (WHERE s.customer_id IS NULL OR s.channel IS NULL), 0),
-        COALESCE(sum(s.touches) FILTER (WHERE a.customer_id IS NULL AND s.customer_id IS NOT NULL), 0),
-        count(DISTINCT s.customer_id) FILTER (WHERE a.customer_id IS NULL),
-        sum(s.out_of_order), sum(s.duplicates), sum(s.before_start), {chan}, {unknown_arm},
-        {mismatch}, sum(s.late), sum(s.cost_missing),
-        count(DISTINCT s.customer_id) FILTER (WHERE {a_arm} IN ({unt}))
-        FROM {quote(per)} s LEFT JOIN {quote(assigned)} a
-          ON CAST(a.customer_id AS VARCHAR) = s.customer_id""").fetchone()
-    (n, n_cust, empty, outside, outside_c, ooo, dup, before, chan_bad, arm_bad, mism, late,
-     cost_missing, contaminated_c) = (int(v or 0) for v in row)
-    example = _example(con, per, assigned, arm)
+        COALESCE(sum(touches), 0), count(DISTINCT customer_id),
+        COALESCE(sum(touches) FILTER (WHERE customer_id IS NULL OR channel IS NULL), 0),
+        COALESCE(sum(touches) FILTER (WHERE arm__ IS NULL AND customer_id IS NOT NULL), 0),
+        sum(out_of_order), sum(duplicates), sum(before_start), {chan}, {unknown_arm},
+        {mismatch}, sum(late), sum(cost_missing)
+        FROM {quote(joined)}""").fetchone()
+    (n, n_cust, empty, outside, ooo, dup, before, chan_bad, arm_bad, mism, late,
+     cost_missing) = (int(v or 0) for v in row)
+
+    def customers(where: str) -> int:
+        return int(con.execute(f"SELECT count(DISTINCT customer_id) FROM {quote(joined)} "
+                               f"WHERE {where}").fetchone()[0])
+
+    dup_example = None
+    if not dup:
+        dup, dup_example = _duplicates(con, log, joined, columns)
+
+    def example(where: str) -> str:
+        row = con.execute(f"SELECT customer_id, channel FROM {quote(joined)} WHERE {where} "
+                          "ORDER BY 1, 2 LIMIT 1").fetchone()
+        return f"{row[0]}, channel {row[1]!r}" if row else "?"
+
     if empty:
         raise InputError(f"touches: {empty:,} touches have an empty "
                          f"{columns.customer_id!r} or {columns.channel!r}")
     if outside:
-        raise InputError(f"touches: {outside:,} touches for {outside_c:,} customers outside the "
-                         f"experiment (e.g. customer {example('a.customer_id IS NULL')}); "
+        raise InputError(f"touches: {outside:,} touches for {customers('arm__ IS NULL'):,} "
+                         "customers outside the "
+                         f"experiment (e.g. customer {example('arm__ IS NULL')}); "
                          "refused: is it the log of another campaign?")
     if before:
         raise InputError(f"touches: {before:,} touches before the campaign start "
-                         "(e.g. customer " + example('s.before_start > 0') + ")")
+                         "(e.g. customer " + example("before_start > 0") + ")")
     if ooo:
         raise InputError(f"touches: {ooo:,} touches with steps out of order (a step before "
                          "the one it follows, e.g. opened before delivered; customer "
-                         + example('s.out_of_order > 0') + ")")
+                         + example("out_of_order > 0") + ")")
     if dup:
         raise InputError(f"touches: {dup:,} duplicate touches (same customer, channel and "
                          f"{columns.sent!r} time; e.g. customer "
-                         + example('s.duplicates > 0') + "): de-duplicate the log first")
+                         + (dup_example or example("duplicates > 0"))
+                         + "): de-duplicate the log first")
     if chan_bad:
         raise InputError(f"touches: {chan_bad:,} touches on a channel not in the spec's "
                          f"[touches] channels ({', '.join(channels)}; e.g. customer "
-                         + example('s.channel NOT IN (' + ', '.join(map(literal, channels))
-                                   + ')') + ")")
+                         + example("channel NOT IN (" + ", ".join(map(literal, channels))
+                                   + ")") + ")")
     if arm_bad:
         raise InputError(f"touches: {arm_bad:,} customers' touches name an unknown arm in "
                          f"column {columns.arm!r} (arms: {', '.join(sorted(arms))})")
@@ -405,40 +429,43 @@ def _check(con, per, columns, present, absent, assigned, arm, arms, untouched, c
     if cost_missing:
         raise InputError(f"touches: {cost_missing:,} touches have no value in column "
                          f"{columns.cost!r}")
-    rows = con.execute(f"""SELECT {a_arm}, sum(s.touches) FROM {quote(per)} s
-        JOIN {quote(assigned)} a ON CAST(a.customer_id AS VARCHAR) = s.customer_id
-        WHERE {a_arm} IN ({unt}) GROUP BY 1 ORDER BY 1""").fetchall()
-    return TouchChecks(n, n_cust, {r[0]: int(r[1]) for r in rows}, contaminated_c, late, absent)
+    rows = con.execute(f"""SELECT arm__, sum(touches) FROM {quote(joined)}
+        WHERE arm__ IN ({unt}) GROUP BY 1 ORDER BY 1""").fetchall()
+    contaminated = customers(f"arm__ IN ({unt})") if rows else 0
+    return TouchChecks(n, n_cust, {r[0]: int(r[1]) for r in rows}, contaminated, late, absent)
 
 
-def _example(con, per, assigned, arm):
-    def first(where: str) -> str:
-        row = con.execute(f"""SELECT s.customer_id, s.channel FROM {quote(per)} s
-            LEFT JOIN {quote(assigned)} a ON CAST(a.customer_id AS VARCHAR) = s.customer_id
-            WHERE {where} ORDER BY 1, 2 LIMIT 1""").fetchone()
-        return f"{row[0]}, channel {row[1]!r}" if row else "?"
-    return first
+def _duplicates(con, log, joined, columns) -> tuple[int, str | None]:
+    """Duplicate sent times within the (customer, channel) groups of more than two touches."""
+    if not con.execute(f"SELECT count(*) FROM {quote(joined)} WHERE many_sent").fetchone()[0]:
+        return 0, None
+    cid = f"CAST({quote(columns.customer_id)} AS VARCHAR)"
+    ch = f"CAST({quote(columns.channel)} AS VARCHAR)"
+    rows = con.execute(f"""SELECT l.customer_id, l.channel, count(*) - count(DISTINCT l.sent)
+        FROM (SELECT {cid} AS customer_id, {ch} AS channel,
+                     CAST({quote(columns.sent)} AS TIMESTAMP) AS sent FROM {quote(log)}) l
+        SEMI JOIN (SELECT customer_id, channel FROM {quote(joined)} WHERE many_sent) g
+          ON g.customer_id = l.customer_id AND g.channel = l.channel
+        WHERE l.sent IS NOT NULL GROUP BY 1, 2 HAVING count(*) > count(DISTINCT l.sent)
+        ORDER BY 1, 2""").fetchall()
+    if not rows:
+        return 0, None
+    return sum(int(r[2]) for r in rows), f"{rows[0][0]}, channel {rows[0][1]!r}"
 
 
-def _funnel(con, clean, steps, outcomes, arm, outcome) -> tuple[FunnelRow, ...]:
-    """Customers at each step and reactivated among them, per arm and channel and per arm
-    over all channels (a customer counts once per step), with the arm's assigned count."""
-    y = f"CAST(o.{quote(outcome)} AS DOUBLE)"
+def _funnel(con, clean, cust, steps, outcomes, arm, outcome) -> tuple[FunnelRow, ...]:
+    """Customers at each step and reactivated among them (`y__`), per arm and channel
+    (`clean`: one row per customer and channel) and per arm over all channels (`cust`: one
+    row per customer, so a customer counts once per step), with the arm's assigned count."""
     flag = ", ".join(f"CASE WHEN {s} IS NOT NULL THEN 1 ELSE 0 END AS {s}" for s in steps)
+    names = ", ".join(steps)
     cnt = ", ".join(f"sum({s})" for s in steps)
     react = ", ".join(f"sum({s} * y)" for s in steps)
     rows = con.execute(f"""
-        WITH c AS (
-            SELECT arm__, customer_id, channel, {flag}, touches, cost FROM {quote(clean)}
-        ), per AS (
-            SELECT * FROM c
+        WITH j AS (
+            SELECT arm__, channel, {flag}, touches, cost, y__ AS y FROM {clean}
             UNION ALL
-            SELECT arm__, customer_id, {literal(ALL_CHANNELS)},
-                   {', '.join(f'max({s})' for s in steps)}, sum(touches), sum(cost)
-            FROM c GROUP BY arm__, customer_id
-        ), j AS (
-            SELECT per.*, {y} AS y FROM per JOIN {quote(outcomes)} o
-              ON CAST(o.customer_id AS VARCHAR) = per.customer_id
+            SELECT arm__, {literal(ALL_CHANNELS)}, {names}, touches, cost, y__ FROM {quote(cust)}
         )
         SELECT arm__, channel, {cnt}, {react}, sum(touches), sum(cost)
         FROM j GROUP BY arm__, channel ORDER BY arm__, channel = {literal(ALL_CHANNELS)} DESC,
@@ -497,7 +524,7 @@ def experiment_touches(data: Any, log: Any, *, arm: str, control: str, outcome: 
         have = register(con, data, "ul_touch_data")
         require_columns(have, [customer_col, arm, outcome, *covariates], "data")
         keep = ", ".join(quote(c) for c in dict.fromkeys([arm, outcome, *covariates]))
-        con.execute(f"CREATE TEMP VIEW ul_touch_exp AS SELECT CAST({quote(customer_col)} AS "
+        con.execute(f"CREATE TEMP TABLE ul_touch_exp AS SELECT CAST({quote(customer_col)} AS "
                     f"VARCHAR) AS customer_id, {keep} FROM ul_touch_data")
         dup = con.execute("SELECT customer_id, count(*) FROM ul_touch_exp GROUP BY 1 "
                           "HAVING count(*) > 1 LIMIT 1").fetchone()
