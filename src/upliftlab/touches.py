@@ -9,7 +9,7 @@ shown and left out; everything else that is wrong with a log is an InputError na
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import InputError
@@ -269,6 +269,9 @@ def analyze_touches(con: "duckdb.DuckDBPyConnection", *, log: str, log_columns: 
             SELECT arm__, customer_id, {flag}, sum(touches) AS touches, sum(cost) AS cost,
                    max(y__) AS y__
             FROM {clean} GROUP BY arm__, customer_id""")
+        # customers in the log: the treated ones touched (one row each) and the contaminated
+        n_cust = con.execute(f"SELECT count(*) FROM {quote(cust)}").fetchone()[0]
+        checks = replace(checks, customers=int(n_cust) + checks.contaminated_customers)
         funnel = _funnel(con, clean, cust, steps, outcomes, arm, outcome)
         conv = conversion_costs or {}
         conv_case = " ".join(f"WHEN {literal(a)} THEN {float(v)!r}" for a, v in conv.items())
@@ -286,9 +289,10 @@ def analyze_touches(con: "duckdb.DuckDBPyConnection", *, log: str, log_columns: 
         for s in REACH:
             if s not in steps:
                 continue
-            plain = iv_aggregate(con, src, arm, "d_" + s, outcome, (), "cost__")
-            adj = iv_aggregate(con, src, arm, "d_" + s, outcome, covariates) if covariates \
-                else None
+            # one aggregate gives both: the plain sums are a subset of the adjusted ones
+            adj = iv_aggregate(con, src, arm, "d_" + s, outcome, covariates, "cost__")
+            plain = {a: st_.without_covariates() for a, st_ in adj.items()}
+            adj = adj if covariates else None
             if control not in plain:
                 raise InputError(f"control: no customer of the control arm {control!r} in the "
                                  "experiment")
@@ -373,7 +377,7 @@ def _check(con, log, joined, columns, present, absent, arms, untouched,
     unknown_arm = (f"count(*) FILTER (WHERE logged_arm NOT IN ({known}))"
                    if present["arm"] else "0")
     row = con.execute(f"""SELECT
-        COALESCE(sum(touches), 0), count(DISTINCT customer_id),
+        COALESCE(sum(touches), 0), 0,
         COALESCE(sum(touches) FILTER (WHERE customer_id IS NULL OR channel IS NULL), 0),
         COALESCE(sum(touches) FILTER (WHERE arm__ IS NULL AND customer_id IS NOT NULL), 0),
         sum(out_of_order), sum(duplicates), sum(before_start), {chan}, {unknown_arm},

@@ -56,6 +56,13 @@ class IVStats:
                        self.sum_cost + other.sum_cost, self.sum_cost_sq + other.sum_cost_sq,
                        self.sum_cost_y + other.sum_cost_y)
 
+    def without_covariates(self) -> "IVStats":
+        """The same arm's sums over (1, D, Y) only: a subset of these sums."""
+        if not self.covariates:
+            return self
+        sums = tuple(self.s(*m) for m in monomials(0))
+        return IVStats(self.n, (), sums, self.sum_cost, self.sum_cost_sq, self.sum_cost_y)
+
     def s(self, *idx: int) -> float:
         """Σ of the product of the variables `idx` (up to four; 0 = the constant)."""
         key = tuple(sorted(idx + (0,) * (DEGREE - len(idx))))
