@@ -295,3 +295,24 @@ def test_cace_interval_covers_true_complier_effect(world):
     for a, k in hits.items():
         assert 0.89 <= k / reps <= 0.995, (a, k / reps)
     assert 0.89 <= hits_f / reps <= 0.995
+
+
+def test_spec_touches_table():
+    import tomllib
+
+    from upliftlab.errors import SpecError
+    from upliftlab.spec import load_spec, parse_spec
+    from upliftlab.touches import TouchColumns
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    spec = load_spec(root / "experiments" / "reactivation_2026q1.toml")
+    assert spec.touches.channels == ["sms", "push", "email", "call"]
+    assert spec.touches.columns.column_map() == TouchColumns()
+    data = tomllib.loads((root / "experiments" / "reactivation_2026q1.toml").read_text())
+    data["touches"]["columns"] = {"delivered": "dlv_ts"}
+    assert parse_spec(data).touches.columns.column_map().delivered == "dlv_ts"
+    data["touches"]["sorce"] = "x.csv"
+    with pytest.raises(SpecError, match="unknown key 'sorce' in touches"):
+        parse_spec(data)
+    with pytest.raises(InputError, match="unknown touch-log key 'sent_time'"):
+        TouchColumns.parse({"sent_time": "s"})
