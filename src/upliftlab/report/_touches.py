@@ -115,7 +115,12 @@ def funnel_figure(x: dict[str, Any]) -> str | None:
     """Horizontal funnel bars per arm and channel: share of the arm at each step."""
     from upliftlab.report._plots import _plt, _svg
 
-    rows = [f for f in x["funnel"] if f["steps"]]
+    # an arm's "(all)" panel only when it used more than one channel (else it repeats one)
+    channels = {}
+    for f in x["funnel"]:
+        channels[f["arm"]] = channels.get(f["arm"], 0) + (f["channel"] != "(all)")
+    rows = [f for f in x["funnel"] if f["steps"]
+            and (f["channel"] != "(all)" or channels[f["arm"]] > 1)]
     if not rows:
         return None
     plt = _plt()
