@@ -55,40 +55,36 @@ con.execute(f'''COPY (
 print('{"touches": %d}' % con.execute(f"SELECT count(*) FROM read_parquet('{log}')").fetchone()[0])
 """
 
-FUNNEL_FLOOR = """
+def _duckdb_step(sql: str) -> str:
+    """A child-process snippet timing one DuckDB query over the two files (argv 1, 2)."""
+    return f"""
 import duckdb, json, sys, time
 con = duckdb.connect()
 con.execute("SET preserve_insertion_order = false")
 con.execute("SET enable_progress_bar = false")
+exp, log = sys.argv[1], sys.argv[2]
 times = []
 for _ in range(2):
     _t0 = time.perf_counter()
-    con.execute(f'''
-        WITH s AS (SELECT customer_id, channel, min(sent_at) AS sent, min(delivered_at) AS d,
-                          min(opened_at) AS o, min(clicked_at) AS c, min(redeemed_at) AS r
-                   FROM read_parquet('{sys.argv[2]}') GROUP BY ALL)
-        SELECT e.arm, s.channel, count(sent), count(d), count(o), count(c), count(r),
-               sum(e.reactivated * (d IS NOT NULL)::INT)
-        FROM s JOIN read_parquet('{sys.argv[1]}') e USING (customer_id) GROUP BY ALL''').fetchall()
+    con.execute({sql!r}.format(exp=exp, log=log)).fetchall()
     times.append(time.perf_counter() - _t0)
-print(json.dumps({"step": min(times), "first": times[0]}))
+print(json.dumps({{"step": min(times), "first": times[0]}}))
 """
 
-FLAT = """
-import duckdb, json, sys, time
-con = duckdb.connect()
-con.execute("SET preserve_insertion_order = false")
-con.execute("SET enable_progress_bar = false")
-times = []
-for _ in range(2):
-    _t0 = time.perf_counter()
-    con.execute(f'''SELECT e.arm, t.channel, count(*), count(delivered_at), count(opened_at),
-                           count(clicked_at), count(redeemed_at), sum(cost)
-        FROM read_parquet('{sys.argv[2]}') t JOIN read_parquet('{sys.argv[1]}') e
-        USING (customer_id) GROUP BY ALL''').fetchall()
-    times.append(time.perf_counter() - _t0)
-print(json.dumps({"step": min(times), "first": times[0]}))
-"""
+
+FUNNEL_FLOOR = _duckdb_step("""
+    WITH s AS (SELECT customer_id, channel, min(sent_at) AS sent, min(delivered_at) AS d,
+                      min(opened_at) AS o, min(clicked_at) AS c, min(redeemed_at) AS r
+               FROM read_parquet('{log}') GROUP BY ALL)
+    SELECT e.arm, s.channel, count(sent), count(d), count(o), count(c), count(r),
+           sum(e.reactivated * (d IS NOT NULL)::INT)
+    FROM s JOIN read_parquet('{exp}') e USING (customer_id) GROUP BY ALL""")
+
+FLAT = _duckdb_step("""
+    SELECT e.arm, t.channel, count(*), count(delivered_at), count(opened_at),
+           count(clicked_at), count(redeemed_at), sum(cost)
+    FROM read_parquet('{log}') t JOIN read_parquet('{exp}') e USING (customer_id)
+    GROUP BY ALL""")
 
 OURS = """
 import json, sys, time

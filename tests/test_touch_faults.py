@@ -11,31 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from test_store import cli, dump, one_error_line  # the CLI helpers of the store's tests
 from upliftlab.cli import main
 from upliftlab.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
-
-
-def dump(path: Path) -> dict:
-    with open_store(path, read_only=True) as store:
-        return store.dump()
 
 
 def tree(folder: Path) -> dict[str, bytes]:

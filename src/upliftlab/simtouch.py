@@ -6,7 +6,7 @@ under control, so the effect on the reached (the complier average causal effect)
 Channels: the coupon goes by SMS (a wrong phone number never receives it), the content by app
 push to customers with the app and by e-mail to the others (bounced addresses never receive it),
 the advisor calls (a wrong number or an unanswered call reaches no one; calls are answered more
-often by engaged customers). Opening (and clicking) rises with engagement and has no effect of
+often by engaged customers; web sign-ups mistype their phone number most). Opening (and clicking) rises with engagement and has no effect of
 its own: the exclusion restriction holds for "delivered" and is broken for "opened".
 """
 
@@ -28,16 +28,17 @@ _DAY = 86_400
 class TouchParams:
     """Delivery, opening and cost of the simulated touches (see the module docstring)."""
 
-    phone_ok: float = 0.88
-    """Share of customers with a working phone number."""
+    phone_ok: tuple[float, float, float] = (0.96, 0.995, 0.985)
+    """Share of customers with a working phone number, by shopping channel (web, app, store):
+    app users confirmed theirs, web sign-ups mistype it most."""
     app_other: float = 0.25
     """Share of web/store customers with the app installed (app customers always have it)."""
-    email_ok: float = 0.9
+    email_ok: float = 0.97
     """Share of customers whose e-mail address does not bounce."""
-    sms_delivery: float = 0.97
-    push_delivery: float = 0.93
-    email_delivery: float = 0.98
-    call_answer_0: float = 0.6
+    sms_delivery: float = 0.99
+    push_delivery: float = 0.97
+    email_delivery: float = 0.99
+    call_answer_0: float = 2.0
     """P(call answered | working number) = expit(call_answer_0 + call_answer_eng·engagement)."""
     call_answer_eng: float = 1.5
     open_0: float = -1.0
@@ -59,7 +60,7 @@ def customer_reach(streams: Callable[[str], np.random.Generator], m: int, channe
     `streams(name)` is the block's generator per variable, so these draws shift nothing else.
     `channel` codes the customer's shopping channel (1 = app).
     """
-    phone_ok = streams("phone_ok").random(m) < tp.phone_ok
+    phone_ok = streams("phone_ok").random(m) < np.asarray(tp.phone_ok)[channel]
     has_app = (channel == 1) | (streams("has_app").random(m) < tp.app_other)
     email_ok = streams("email_ok").random(m) < tp.email_ok
     answer = 1.0 / (1.0 + np.exp(-(tp.call_answer_0 + tp.call_answer_eng * engagement)))

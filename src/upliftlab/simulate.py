@@ -718,28 +718,24 @@ def _plain_arrow(df: pd.DataFrame) -> Any:
 def write_transactions(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a transactions table (e.g. a `respond` result) as Parquet or CSV by suffix,
     atomically."""
-    out = Path(path)
-    lower = out.name.lower()
-    if not lower.endswith((".parquet", ".pq", ".csv", ".csv.gz")):
-        raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
-    with staged_file(out) as tmp:
-        if lower.endswith((".parquet", ".pq")):
-            _write_parquet(_transactions_arrow(df), tmp)
-        else:
-            df.to_csv(tmp, index=False, compression="gzip" if lower.endswith(".gz") else None)
+    _write_table(df, path, _transactions_arrow)
 
 
 def write_touches(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a touch log (`World.respond_with_touches`) as Parquet or CSV by suffix, atomically."""
+    import pyarrow as pa
+
+    _write_table(df, path, lambda d: pa.Table.from_pandas(d, preserve_index=False))
+
+
+def _write_table(df: pd.DataFrame, path: str | os.PathLike, arrow: Any) -> None:
     out = Path(path)
     lower = out.name.lower()
     if not lower.endswith((".parquet", ".pq", ".csv", ".csv.gz")):
         raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
     with staged_file(out) as tmp:
         if lower.endswith((".parquet", ".pq")):
-            import pyarrow as pa
-
-            _write_parquet(pa.Table.from_pandas(df, preserve_index=False), tmp)
+            _write_parquet(arrow(df), tmp)
         else:
             df.to_csv(tmp, index=False, compression="gzip" if lower.endswith(".gz") else None)
 

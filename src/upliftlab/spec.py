@@ -192,23 +192,27 @@ class HoldoutSpec(_Model):
     salt: str = Field("global-holdout", min_length=1)
 
 
-class TouchColumnsSpec(_Model):
-    """Names of the touch log's columns (see `upliftlab.touches.TouchColumns`)."""
-
-    customer_id: str = "customer_id"
-    channel: str = "channel"
-    sent: str = "sent_at"
-    delivered: str = "delivered_at"
-    opened: str = "opened_at"
-    clicked: str = "clicked_at"
-    redeemed: str = "redeemed_at"
-    arm: str = "arm"
-    cost: str = "cost"
-
+class _TouchColumnsBase(_Model):
     def column_map(self) -> Any:
         from upliftlab.touches import TouchColumns
 
         return TouchColumns(**self.model_dump())
+
+
+def _touch_columns_spec() -> type[_TouchColumnsBase]:
+    """[touches.columns]: the keys and defaults of `upliftlab.touches.TouchColumns` (one
+    definition), as a pydantic model that refuses unknown keys."""
+    import dataclasses
+
+    from pydantic import create_model
+
+    from upliftlab.touches import TouchColumns
+
+    fields: dict[str, Any] = {f.name: (str, f.default) for f in dataclasses.fields(TouchColumns)}
+    return create_model("TouchColumnsSpec", __base__=_TouchColumnsBase, **fields)
+
+
+TouchColumnsSpec = _touch_columns_spec()
 
 
 class TouchesSpec(_Model):
