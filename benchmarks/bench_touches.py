@@ -8,7 +8,7 @@ one GROUP BY over the touches and one over its result); (2) a flat scan: touches
 arm and channel without de-duplicating customers (not the same numbers; the I/O floor). Each
 step runs in its own process; its own time is measured inside it (imports excluded).
 
-    python benchmarks/bench_touches.py --customers 10000000     # 30M touches; ~3.5 GB of RAM
+    python benchmarks/bench_touches.py --customers 10000000   # 30M touches; ~8 GiB peak, ~10 min
 Target: within 3x of the funnel floor.
 """
 
