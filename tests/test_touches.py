@@ -316,3 +316,15 @@ def test_spec_touches_table():
         parse_spec(data)
     with pytest.raises(InputError, match="unknown touch-log key 'sent_time'"):
         TouchColumns.parse({"sent_time": "s"})
+
+
+def test_simulate_prints_the_effect_on_the_reached(world):
+    from upliftlab.cli.simulate import format_summary
+
+    s = world.summary()
+    dormant = world.truth.loc[world.truth["recency_days"] >= 90, "customer_id"]
+    want = world.true_complier_effects(dormant).set_index("arm")
+    for r in s["dormant_reached"]:
+        assert r["cace"] == pytest.approx(want.at[r["arm"], "cace"])
+        assert r["reach"] < 1 and r["cace"] * r["reach"] == pytest.approx(r["itt"])
+    assert "effect on the customers reached: coupon" in format_summary(s, "w")

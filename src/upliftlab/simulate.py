@@ -221,6 +221,8 @@ class World:
             "dormant": int(len(dormant)),
             "window_days": int(self.params.get("outcome_window_days", 0)),
             "dormant_effects": None if eff is None else eff.to_dict(orient="records"),
+            "dormant_reached": (None if eff is None else
+                                self.true_complier_effects(dormant).to_dict(orient="records")),
         }
 
     # -- response ------------------------------------------------------------------------------

@@ -156,6 +156,10 @@ def format_summary(s: dict, out: str) -> str:
             ep = "" if r["arm"] == "control" else f"{100 * r['effect_p']:+.2f}pt"
             er = "" if r["arm"] == "control" else f"{r['effect_revenue']:+.2f}"
             lines.append(f"  {r['arm']:<8} {r['p']:>7.2%} {ep:>8} {r['revenue']:>8.2f} {er:>8}")
+    if s.get("dormant_reached"):
+        lines.append("  treatments act only through delivery; effect on the customers reached: "
+                     + ", ".join(f"{r['arm']} {100 * r['cace']:+.2f}pt ({r['reach']:.0%} "
+                                 "delivered)" for r in s["dormant_reached"]))
     return "\n".join(lines)
 
 
