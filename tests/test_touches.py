@@ -328,3 +328,30 @@ def test_simulate_prints_the_effect_on_the_reached(world):
         assert r["cace"] == pytest.approx(want.at[r["arm"], "cace"])
         assert r["reach"] < 1 and r["cace"] * r["reach"] == pytest.approx(r["itt"])
     assert "effect on the customers reached: coupon" in format_summary(s, "w")
+
+
+@pytest.mark.parametrize("kind", ["csv", "duckdb", "parquet"])
+def test_log_from_files(tmp_path, kind):
+    """The same hand-made log read from CSV, a DuckDB table and Parquet gives the same funnel;
+    the experiment table is a file as well."""
+    from upliftlab.touches import experiment_touches
+
+    if kind == "csv":
+        HAND_LOG.to_csv(tmp_path / "log.csv", index=False)
+        source = str(tmp_path / "log.csv")
+    elif kind == "parquet":
+        HAND_LOG.to_parquet(tmp_path / "log.parquet")
+        source = str(tmp_path / "log.parquet")
+    else:
+        import duckdb
+
+        con = duckdb.connect(str(tmp_path / "t.duckdb"))
+        con.register("h", HAND_LOG)
+        con.execute("CREATE TABLE touch_log AS SELECT * FROM h")
+        con.close()
+        source = f"{tmp_path / 't.duckdb'}:touch_log"
+    EXPERIMENT.to_csv(tmp_path / "exp.csv", index=False)
+    got = experiment_touches(str(tmp_path / "exp.csv"), source, arm="arm", control="control",
+                             outcome="reactivated")
+    want = _run(EXPERIMENT, HAND_LOG)
+    assert got.funnel == want.funnel and got.checks == want.checks
