@@ -508,8 +508,6 @@ def _notes(c: TouchChecks, cutoff: dt.date | None) -> tuple[str, ...]:
     return tuple(notes)
 
 
-__all__ = ["ALL_CHANNELS", "STEPS", "TouchColumns", "TouchChecks", "FunnelRow", "ReachedEffect",
-           "TouchResult", "analyze_touches", "experiment_touches", "steps_sql", "wilson"]
 
 
 def experiment_touches(data: Any, log: Any, *, arm: str, control: str, outcome: str,
@@ -544,3 +542,7 @@ def experiment_touches(data: Any, log: Any, *, arm: str, control: str, outcome: 
             cutoff=None if cutoff is None else parse_date(cutoff, "cutoff"), alpha=alpha)
     finally:
         con.close()
+
+
+__all__ = ["ALL_CHANNELS", "STEPS", "TouchColumns", "TouchChecks", "FunnelRow", "ReachedEffect",
+           "TouchResult", "analyze_touches", "experiment_touches", "steps_sql", "wilson"]
