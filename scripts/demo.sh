@@ -59,9 +59,10 @@ step "4. Assign the cohort to control / coupon / content / advisor (deterministi
 
 step "5. The campaign runs: the simulated world responds to the assignment"
 "$CLI" respond --world "$OUT/world" --store "$STORE" --experiment reactivation_2026q1 \
-    --out "$OUT/world/transactions_post.parquet"
+    --out "$OUT/world/transactions_post.parquet" --touches "$OUT/world/touches.parquet"
 
-step "6. Four weekly reports (sequential analysis: valid although we look every week)"
+step "6. Four weekly reports (sequential analysis: valid although we look every week; the touch
+funnel and the effect on the customers reached come from the spec's [touches] log)"
 for day in 2026-01-12 2026-01-19 2026-01-26 2026-02-02; do
     echo "-- week ending $day"
     "$CLI" report "$SPEC" --as-of "$day" --store "$STORE" --out "$OUT/report-$day"

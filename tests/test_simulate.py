@@ -254,8 +254,17 @@ def test_response_schema_window_and_coupon(world, dormant):
     assert (rows["amount"] > 0).all() and set(rows["customer_id"]) <= set(ids)
     key = rows["customer_id"].to_numpy() * 10**10 + rows["ts"].astype("int64").to_numpy()
     assert (np.diff(key) >= 0).all()
-    first = rows.groupby("customer_id").head(1)
-    assert first["discount_used"].all()  # the coupon is redeemed on the first order
+    first = rows.groupby("customer_id").head(1).set_index("customer_id")
+    # a delivered coupon is redeemed on the first order; an undelivered one never is
+    same, touches = world.respond_with_touches(pd.DataFrame({"customer_id": ids, "arm": "coupon"}),
+                                               start=start, seed=3)
+    assert_same(same, rows)
+    got = touches.set_index("customer_id")["delivered_at"].notna()
+    assert 0.5 < got.mean() < 1.0
+    assert first.loc[got.reindex(first.index)].discount_used.all()
+    redeemed = touches.dropna(subset=["redeemed_at"]).set_index("customer_id")["redeemed_at"]
+    assert set(redeemed.index) == set(first.index[got.reindex(first.index).to_numpy()])
+    assert (redeemed == first.loc[redeemed.index, "ts"]).all()
 
 
 def test_treatment_caused_orders_arrive_early(world, dormant):

@@ -214,7 +214,8 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                 transactions: str | None = None, analysis: str | None = None,
                 alpha: float | None = None, correction: str = "holm",
                 history: bool = True, model: Any = None, policy: Any = None,
-                columns: ColumnMap | None = None) -> WeeklyReport:
+                columns: ColumnMap | None = None, touches: str | None = None,
+                touch_columns: Any = None) -> WeeklyReport:
     """The weekly report of the designed experiment `spec_path` as of `as_of` into `out`.
 
     Outcomes from the store's assignments and the outcome source (`transactions`, else the
@@ -226,6 +227,8 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
     revision; equal numbers add nothing); the latest revision of earlier weeks gives the trend.
     `model` and `policy` (folders from `upliftlab model fit` / `upliftlab policy`) add the
     report's model and policy sections (see `upliftlab.report.write_report`); not stored.
+    `touches` (default the spec's [touches] source) adds the funnel and the effects on the
+    reached (`touch_columns`: a `TouchColumns`, default the spec's [touches.columns]).
     """
     from upliftlab.analysis import analyze
     from upliftlab.report import load_model_section, load_policy_section, write_report
@@ -310,6 +313,9 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                 result.method["notes"].append(
                     "All outcome windows are closed: this final report is fixed-horizon; the "
                     "weekly reports before it were sequential.")
+            touch_result = spec_touches(con, spec, rel, touches, touch_columns, covariates,
+                                        start, min(window_end, report_day),
+                                        spec.alpha if alpha is None else alpha)
             revision, earlier = _revision(con, spec, report_day, result)
             if earlier is not None:
                 result.method["revision"] = revision
@@ -326,7 +332,7 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
             # killed in between leaves the old report and a stored row whose re-run of the same
             # week adds nothing (same numbers), never a report without its row
             path = write_report(result, out, history=past, model=model, policy=policy,
-                                before_swap=store.commit)
+                                touches=touch_result, before_swap=store.commit)
     return WeeklyReport(path, result, n_holdout, closed, revision or _latest_revision(
         store_path, spec, report_day))
 
@@ -460,6 +466,37 @@ def outcome_relation(con: "duckdb.DuckDBPyConnection", spec: Any, source: "Outco
         covariates = []
         segments = ["stratum"]
     return con.table("ul_report"), n_holdout, covariates, segments
+
+
+def spec_touches(con: "duckdb.DuckDBPyConnection", spec: Any, outcomes: Any,
+                 source: str | None, columns: Any, covariates: list[str], start: dt.date,
+                 cutoff: dt.date, alpha: float) -> Any:
+    """The touch section of a spec's report (None without a touch log): the log `source`
+    (default the spec's [touches] source) against every assigned customer, holdout included."""
+    from upliftlab.sources import register
+    from upliftlab.touches import TouchColumns, analyze_touches
+
+    cfg = spec.touches
+    if source is None and cfg is None:
+        if columns is not None:
+            raise InputError("touch_columns: given, but there is no touch log (give touches, "
+                             "or a [touches] table in the spec)")
+        return None
+    source = source or spec.resolve(cfg.source)
+    if columns is None:
+        columns = cfg.columns.column_map() if cfg is not None else TouchColumns()
+    have = register(con, source, "ul_touch_log")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_touch_assigned AS
+        SELECT customer_id, arm FROM assignments
+        WHERE experiment = {literal(spec.name)} AND version = {int(spec.version)}""")
+    outcomes.create_view("ul_touch_outcomes", replace=True)
+    return analyze_touches(
+        con, log="ul_touch_log", log_columns=have, columns=columns,
+        assigned="ul_touch_assigned", outcomes="ul_touch_outcomes", arm="arm",
+        control=spec.control_arm.name, covariates=tuple(covariates),
+        conversion_costs={a.name: a.cost_per_conversion for a in spec.arms},
+        channels=tuple(cfg.channels) if cfg is not None and cfg.channels else None,
+        start=start, cutoff=cutoff, alpha=alpha)
 
 
 def design_weights(con: "duckdb.DuckDBPyConnection", spec: Any) -> dict[str, float]:

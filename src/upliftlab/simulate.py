@@ -62,6 +62,8 @@ import pandas as pd
 
 from upliftlab._files import staged_dir, staged_file
 from upliftlab.errors import InputError
+from upliftlab.simtouch import (Touches, customer_reach, draw_touches, reach_matrix,
+                                touch_frame)
 from upliftlab.sources import parse_date
 
 ARMS = ("control", "coupon", "content", "advisor")
@@ -219,6 +221,8 @@ class World:
             "dormant": int(len(dormant)),
             "window_days": int(self.params.get("outcome_window_days", 0)),
             "dormant_effects": None if eff is None else eff.to_dict(orient="records"),
+            "dormant_reached": (None if eff is None else
+                                self.true_complier_effects(dormant).to_dict(orient="records")),
         }
 
     # -- response ------------------------------------------------------------------------------
@@ -237,6 +241,29 @@ class World:
         cid, arm = self._validate_assignment(assignment, customer_col, arm_col)
         t0 = parse_date(start if start is not None else self.params["campaign_date"], "start")
         return _respond(self, cid, arm, t0, 0 if seed is None else int(seed))
+
+    def respond_with_touches(self, assignment: pd.DataFrame, *, start: date | str | None = None,
+                             seed: int | None = None, customer_col: str = "customer_id",
+                             arm_col: str = "arm") -> tuple[pd.DataFrame, pd.DataFrame]:
+        """`respond`'s transactions (the same rows) and the campaign's touch log.
+
+        The log has one touch per treated customer (see `upliftlab.simtouch`): customer_id,
+        arm, channel (coupon: sms; content: push with the app, else email; advisor: call),
+        sent_at, delivered_at, opened_at, clicked_at, redeemed_at (NaT when the step did not
+        happen) and cost. Treatments act only through delivery.
+        """
+        cid, arm = self._validate_assignment(assignment, customer_col, arm_col)
+        t0 = parse_date(start if start is not None else self.params["campaign_date"], "start")
+        return _respond(self, cid, arm, t0, 0 if seed is None else int(seed), touches=True)
+
+    def true_complier_effects(self, customer_ids: Any = None) -> pd.DataFrame:
+        """Per treatment arm: mean P(delivered) (`reach`), the intention-to-treat effect on
+        reactivation (`itt`) and the effect on the customers the message reaches (`cace`),
+        over all customers or over `customer_ids`."""
+        from upliftlab.simtouch import true_complier_effects
+
+        truth = self.truth if customer_ids is None else self.truth.iloc[self._rows(customer_ids)]
+        return true_complier_effects(truth, ARMS)
 
     # -- helpers -------------------------------------------------------------------------------
     def _rows(self, customer_ids: Any) -> np.ndarray:
@@ -404,16 +431,24 @@ def _block(wp: WorldParams, seed: int, b: int, m: int, H: int, W: int) -> dict:
     }
     extra = np.minimum(wp.extra_orders_per_rate * r0, wp.extra_orders_max)
     natural = value * (1 - wp.discount_depth * q)
+    # treatments act only through delivery: an undelivered customer responds as under control
+    reach = customer_reach(rs, m, channel, engagement)
+    reached = {arm: _expit(logit_c + tau[arm]) for arm in ARMS[1:]}
     truth = {"p_control": p_control}
     for arm in ARMS[1:]:
-        truth[f"p_{arm}"] = _expit(logit_c + tau[arm])
-    truth["revenue_control"] = p_control * natural * (1 + extra)
+        truth[f"p_{arm}"] = p_control + reach[f"reach_{arm}"] * (reached[arm] - p_control)
+    rev_c = p_control * natural * (1 + extra)
+    truth["revenue_control"] = rev_c
     coupon_orders = value * (1 - wp.coupon_discount) + natural * extra
-    truth["revenue_coupon"] = truth["p_coupon"] * coupon_orders
-    truth["revenue_content"] = truth["p_content"] * natural * (1 + extra)
-    truth["revenue_advisor"] = truth["p_advisor"] * natural * (1 + extra + wp.advisor_extra_orders)
+    advisor_orders = natural * (1 + extra + wp.advisor_extra_orders)
+    for arm, orders_value in (("coupon", coupon_orders), ("content", natural * (1 + extra)),
+                              ("advisor", advisor_orders)):
+        r = reach[f"reach_{arm}"]
+        truth[f"revenue_{arm}"] = r * reached[arm] * orders_value + (1 - r) * rev_c
     truth.update(price_sensitivity=ps, engagement=engagement, value=value, orders=1 + extra,
                  recency_days=recency, rate_now=rate_now)
+    truth.update(reach)
+    truth.update({f"p_reached_{arm}": reached[arm] for arm in ARMS[1:]})
 
     return {"m": m, "channel": channel, "region": region, "age": age, "signup": signup,
             "opens": opens, "visits": visits, "tx_cust": cust, "tx_sec": sec, "amount": amount,
@@ -462,7 +497,8 @@ def _assemble(parts: list[dict], campaign: date, H: int) -> tuple[pd.DataFrame, 
 # response
 # ---------------------------------------------------------------------------------------------
 
-def _respond(world: World, cid: np.ndarray, arm: np.ndarray, t0: date, seed: int) -> pd.DataFrame:
+def _respond(world: World, cid: np.ndarray, arm: np.ndarray, t0: date, seed: int,
+             *, touches: bool = False) -> Any:
     from scipy.special import ndtri
 
     wp = WorldParams(**_params_from_json(world.params.get("world_params", {})))
@@ -473,15 +509,21 @@ def _respond(world: World, cid: np.ndarray, arm: np.ndarray, t0: date, seed: int
     cid, arm = cid[order], arm[order]
     t = world.truth
     rows = cid - 1
-    pmat = t[[f"p_{a}" for a in ARMS]].to_numpy()[rows]
-    p = pmat[np.arange(len(rows)), arm]
-    pc = pmat[:, 0]
+    # the message of a treated customer is delivered or not; only a delivered one acts
+    touch, delivered, dsec = _touches(t, cid, arm, rows, salt)
+    treated = arm > 0
+    reach, p_reached = reach_matrix(t, rows, ARMS)
+    pc = p_reached[:, 0]
+    p = np.where(delivered, p_reached[np.arange(len(rows)), arm], pc)
     react = _u01(cid, salt, 1) < p
+    react_idx = np.flatnonzero(react)
     cid, arm, rows, p, pc = cid[react], arm[react], rows[react], p[react], pc[react]
+    delivered, dsec = delivered[react], dsec[react]
 
     value = t["value"].to_numpy()[rows]
     ps = t["price_sensitivity"].to_numpy()[rows]
-    extra = t["orders"].to_numpy()[rows] - 1 + np.where(arm == 3, wp.advisor_extra_orders, 0.0)
+    extra = t["orders"].to_numpy()[rows] - 1 + np.where((arm == 3) & delivered,
+                                                        wp.advisor_extra_orders, 0.0)
     theta = extra / (1 + extra)  # geometric on {0, 1, ...} with mean `extra`
     u = _u01(cid, salt, 2)
     log_theta = np.log(np.where(theta > 0, theta, 0.5))
@@ -493,13 +535,16 @@ def _respond(world: World, cid: np.ndarray, arm: np.ndarray, t0: date, seed: int
     u4 = _u01(cid, salt, 4)
     mu = wp.early_days
     first = np.where(caused, -mu * np.log1p(-u4 * (1 - np.exp(-W / mu))), u4 * W)
+    # a delivered coupon is redeemed on the first order, which cannot precede its arrival
+    coupon = (arm == 1) & delivered
+    first = np.where(coupon, np.maximum(first, (np.nan_to_num(dsec) + 1) / _DAY), first)
 
     idx = np.repeat(np.arange(len(cid)), n_orders)
     j = np.arange(len(idx)) - np.repeat(np.cumsum(n_orders) - n_orders, n_orders)
     okey = _mix(_mix(cid[idx].astype(np.uint64) ^ salt) + j.astype(np.uint64))
     day = np.where(j == 0, first[idx], first[idx] + _u01(okey, salt, 5) * (W - first[idx]))
     sec = np.minimum(np.floor(day * _DAY).astype(np.int64), W * _DAY - 1)
-    coupon_first = (arm[idx] == 1) & (j == 0)
+    coupon_first = coupon[idx] & (j == 0)
     q = wp.discount_base + wp.discount_slope * ps[idx]
     disc = coupon_first | (_u01(okey, salt, 6) < q)
     factor = np.where(coupon_first, 1 - wp.coupon_discount,
@@ -514,13 +559,35 @@ def _respond(world: World, cid: np.ndarray, arm: np.ndarray, t0: date, seed: int
     cust = cid[idx].astype(np.int64)
     srt = np.lexsort((sec, cust))
     base = np.datetime64(t0, "s")
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "customer_id": cust[srt],
         "ts": base + sec[srt].astype("timedelta64[s]"),
         "amount": amount[srt],
         "discount_used": disc[srt],
         "category": pd.Categorical.from_codes(cat[srt], CATEGORIES),
     })
+    if not touches:
+        return out
+    redeemed = np.full(len(order), np.nan)
+    redeemed[react_idx[coupon]] = np.minimum(np.floor(first[coupon] * _DAY), W * _DAY - 1)
+    return out, touch_frame(touch, ARMS, t0, redeemed[treated], W)
+
+
+def _touches(t: pd.DataFrame, cid: np.ndarray, arm: np.ndarray, rows: np.ndarray,
+             salt: np.uint64) -> tuple[Touches, np.ndarray, np.ndarray]:
+    """The touches of the treated among (cid, arm), and per customer whether the message was
+    delivered and when (seconds from the window start; NaN if not)."""
+    reach, _ = reach_matrix(t, rows, ARMS)
+    eng = t["engagement"].to_numpy()[rows]
+    has_app = (t["has_app"].to_numpy()[rows] if "has_app" in t.columns
+               else np.zeros(len(rows)))
+    touch = draw_touches(cid, arm, reach[np.arange(len(rows)), arm], eng, has_app,
+                         lambda key, stream: _u01(key, salt, stream))
+    delivered = np.zeros(len(cid), dtype=bool)
+    dsec = np.full(len(cid), np.nan)
+    delivered[arm > 0] = touch.delivered
+    dsec[arm > 0] = touch.delivered_sec
+    return touch, delivered, dsec
 
 
 def _prefs(world: World, cid: np.ndarray, wp: WorldParams) -> np.ndarray:
@@ -661,13 +728,24 @@ def _plain_arrow(df: pd.DataFrame) -> Any:
 def write_transactions(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a transactions table (e.g. a `respond` result) as Parquet or CSV by suffix,
     atomically."""
+    _write_table(df, path, _transactions_arrow)
+
+
+def write_touches(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a touch log (`World.respond_with_touches`) as Parquet or CSV by suffix, atomically."""
+    import pyarrow as pa
+
+    _write_table(df, path, lambda d: pa.Table.from_pandas(d, preserve_index=False))
+
+
+def _write_table(df: pd.DataFrame, path: str | os.PathLike, arrow: Any) -> None:
     out = Path(path)
     lower = out.name.lower()
     if not lower.endswith((".parquet", ".pq", ".csv", ".csv.gz")):
         raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
     with staged_file(out) as tmp:
         if lower.endswith((".parquet", ".pq")):
-            _write_parquet(_transactions_arrow(df), tmp)
+            _write_parquet(arrow(df), tmp)
         else:
             df.to_csv(tmp, index=False, compression="gzip" if lower.endswith(".gz") else None)
 
@@ -698,4 +776,4 @@ def _params_from_json(d: dict) -> dict:
 
 
 __all__ = ["ARMS", "World", "WorldParams", "check_world_target", "load_world", "simulate_world",
-           "write_transactions"]
+           "write_touches", "write_transactions"]

@@ -227,6 +227,39 @@ class HoldoutSpec(_Model):
     salt: str = Field("global-holdout", min_length=1)
 
 
+class _TouchColumnsBase(_Model):
+    def column_map(self) -> Any:
+        from upliftlab.touches import TouchColumns
+
+        return TouchColumns(**self.model_dump())
+
+
+def _touch_columns_spec() -> type[_TouchColumnsBase]:
+    """[touches.columns]: the keys and defaults of `upliftlab.touches.TouchColumns` (one
+    definition), as a pydantic model that refuses unknown keys."""
+    import dataclasses
+
+    from pydantic import create_model
+
+    from upliftlab.touches import TouchColumns
+
+    fields: dict[str, Any] = {f.name: (str, f.default) for f in dataclasses.fields(TouchColumns)}
+    return create_model("TouchColumnsSpec", __base__=_TouchColumnsBase, **fields)
+
+
+TouchColumnsSpec = _touch_columns_spec()
+
+
+class TouchesSpec(_Model):
+    """The campaign's touch log (sent, delivered, opened, clicked, redeemed per channel): the
+    report adds the funnel and the effect on the customers actually reached."""
+
+    source: str = Field(min_length=1)
+    columns: TouchColumnsSpec = TouchColumnsSpec()
+    channels: list[str] | None = None
+    """Known channels; a touch on another is an error. None: any channel."""
+
+
 class ExperimentSpec(_Model):
     """An experiment as written in experiments/NAME.toml."""
 
@@ -251,6 +284,7 @@ class ExperimentSpec(_Model):
     outcomes: OutcomesSpec = OutcomesSpec()
     # an ISO 4217 code (EUR) or a currency symbol (€); every report shows money in it
     currency: str = "USD"
+    touches: TouchesSpec | None = None
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _path: Path | None = PrivateAttr(default=None)

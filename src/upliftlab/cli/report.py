@@ -75,10 +75,18 @@ def _parse_costs(values: tuple[str, ...]) -> dict[str, tuple[float, float]] | No
 @click.option("--policy", "policy_dir", metavar="DIR",
               help="A folder from `upliftlab policy`: adds the next campaign's section (plan, "
                    "budget curve, off-policy estimate against the baselines).")
+@click.option("--touches", "touches", metavar="FILE",
+              help="Touch log (CSV, Parquet, file.duckdb:table; sent/delivered/opened/clicked/"
+                   "redeemed per channel): adds the funnel and the effect on the customers "
+                   "reached. With SPEC, default: the spec's [touches] source.")
+@click.option("--touch-col", "touch_cols", multiple=True, metavar="KEY=COL",
+              help="Touch-log column for KEY (customer_id, channel, sent, delivered, opened, "
+                   "clicked, redeemed, arm, cost); repeat. Default: the spec's "
+                   "[touches.columns], else customer_id, channel, sent_at, ..., cost.")
 @click.option("--out", "out", metavar="DIR", help="Folder for report.json, report.md, report.html.")
 def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, costs, revenue,
            weights, analysis, planned_n, alpha, correction, experiment, currency, transactions,
-           customer_col, time_col, amount_col, store_path, model_dir, policy_dir, out):
+           customer_col, time_col, amount_col, store_path, model_dir, policy_dir, touches, touch_cols, out):
     """Write the uplift report of an experiment into DIR.
 
     \b
@@ -94,6 +102,7 @@ def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, c
     """
     from upliftlab.errors import InputError
 
+    touch_columns = _touch_columns(touch_cols)
     if spec is not None:
         given = [f"--{n}" for n, v in (("data", data), ("arm-col", arm_col),
                                        ("control", control), ("metric", metrics), ("cost", costs),
@@ -119,7 +128,8 @@ def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, c
             week = report_spec(spec, as_of=as_of, out=out, store_path=store_path,
                                transactions=transactions, analysis=analysis, alpha=alpha,
                                correction=correction, model=model_dir, policy=policy_dir,
-                               columns=columns)
+                               columns=columns, touches=touches,
+                               touch_columns=touch_columns)
         from upliftlab.report._text import headlines
 
         for line in headlines(week.result.to_dict()):
@@ -157,12 +167,43 @@ def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, c
                      correction=correction, planned_n=planned_n, experiment=experiment,
                      as_of=as_of, weights=parse_weights(weights), revenue=revenue,
                      currency=currency)
-    path = write_report(result, out, model=model, policy=policy)
+    touch_result = None
+    if touches:
+        from upliftlab.touches import TouchColumns, experiment_touches
+
+        conversion = {a: c[1] for a, c in (_parse_costs(costs) or {}).items()}
+        touch_result = experiment_touches(
+            data, touches, arm=arm_col, control=control, outcome=metrics[0],
+            customer_col=customer_col or "customer_id", covariates=tuple(covariates),
+            conversion_costs=conversion, columns=touch_columns or TouchColumns(),
+            alpha=0.05 if alpha is None else alpha)
+    elif touch_cols:
+        raise InputError("--touch-col goes with --touches FILE")
+    path = write_report(result, out, model=model, policy=policy, touches=touch_result)
     from upliftlab.report._text import headlines
 
     for line in headlines(result.to_dict()):
         click.echo(line)
     click.echo(f"report written to {path}")
+
+
+def _touch_columns(values: tuple[str, ...]):
+    from upliftlab.errors import InputError
+
+    if not values:
+        return None
+    from upliftlab.touches import TouchColumns
+
+    pairs = {}
+    for v in values:
+        key, sep, col = v.partition("=")
+        if not sep or not key or not col:
+            raise InputError(f"--touch-col {v!r}: expected KEY=COL, e.g. 'delivered=dlv_ts'")
+        pairs[key.strip()] = col.strip()
+    try:
+        return TouchColumns.parse(pairs)
+    except InputError as exc:
+        raise InputError(f"--touch-col: {str(exc).partition(': ')[2]}") from None
 
 
 commands = [report]

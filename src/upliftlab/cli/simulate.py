@@ -60,9 +60,12 @@ def simulate(n_customers: int, seed: int, out: str, campaign_date: str, history_
 @click.option("--seed", type=int, default=0, show_default=True, help="Response seed.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True,
               help="Output transactions file (.parquet or .csv).")
+@click.option("--touches", "touches_out", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Also write the campaign's touch log (.parquet or .csv): "
+                                   "sent, delivered, opened, clicked, redeemed per channel.")
 def respond(world_dir: str, assignments: str | None, store_path: str,
             experiment: str | None, customer_col: str, arm_col: str,
-            start: str | None, seed: int, out: str) -> None:
+            start: str | None, seed: int, out: str, touches_out: str | None) -> None:
     """Generate the post-campaign transactions of assigned customers under their arms.
 
     The assignments come from a table (--assignments) or from an experiment in the store
@@ -72,8 +75,9 @@ def respond(world_dir: str, assignments: str | None, store_path: str,
     from upliftlab.simulate import load_world, write_transactions
     from upliftlab.sources import connect, register, require_columns
 
-    if not out.lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")):
-        raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
+    for path in (out, touches_out):
+        if path is not None and not path.lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")):
+            raise InputError(f"{path}: unknown output type (expected .parquet or .csv)")
     if (assignments is None) == (experiment is None):
         raise InputError("give either --assignments FILE or --experiment NAME (with --store)")
     from upliftlab.progress import status
@@ -89,9 +93,19 @@ def respond(world_dir: str, assignments: str | None, store_path: str,
         require_columns(columns, [customer_col, arm_col], assignments)
         table = con.execute("SELECT * FROM assignments").df()
     with status(f"responding ({len(table):,} customers) and writing {out}"):
-        rows = world.respond(table, start=start, seed=seed, customer_col=customer_col,
-                             arm_col=arm_col)
+        if touches_out is None:
+            rows = world.respond(table, start=start, seed=seed, customer_col=customer_col,
+                                 arm_col=arm_col)
+        else:
+            from upliftlab.simulate import write_touches
+
+            rows, log = world.respond_with_touches(table, start=start, seed=seed,
+                                                   customer_col=customer_col, arm_col=arm_col)
+            write_touches(log, touches_out)
         write_transactions(rows, out)
+    if touches_out is not None:
+        delivered = int(log["delivered_at"].notna().sum())
+        click.echo(f"{len(log):,} touches, {delivered:,} delivered -> {touches_out}")
     click.echo(f"{len(table):,} assigned customers, {rows['customer_id'].nunique():,} reactivated, "
                f"{len(rows):,} transactions -> {out}")
 
@@ -150,6 +164,10 @@ def format_summary(s: dict, out: str) -> str:
             ep = "" if r["arm"] == "control" else f"{100 * r['effect_p']:+.2f}pt"
             er = "" if r["arm"] == "control" else f"{r['effect_revenue']:+.2f}"
             lines.append(f"  {r['arm']:<8} {r['p']:>7.2%} {ep:>8} {r['revenue']:>8.2f} {er:>8}")
+    if s.get("dormant_reached"):
+        lines.append("  treatments act only through delivery; effect on the customers reached: "
+                     + ", ".join(f"{r['arm']} {100 * r['cace']:+.2f}pt ({r['reach']:.0%} "
+                                 "delivered)" for r in s["dormant_reached"]))
     return "\n".join(lines)
 
 

@@ -40,7 +40,7 @@ Section = str | os.PathLike | Mapping[str, Any] | None
 
 
 def _as_dict(result: Any, history: Sequence[Mapping[str, Any]] | None,
-             model: Any = None, policy: Any = None) -> dict[str, Any]:
+             model: Any = None, policy: Any = None, touches: Any = None) -> dict[str, Any]:
     from upliftlab.analysis import json_safe
     from upliftlab.report._sections import load_model, load_policy, section
 
@@ -53,6 +53,12 @@ def _as_dict(result: Any, history: Sequence[Mapping[str, Any]] | None,
         report["model"] = json_safe(section(model, load_model))
     if policy is not None:
         report["policy"] = json_safe(section(policy, load_policy))
+    if touches is not None:
+        from upliftlab.touches import ASSUMPTIONS, touches_to_dict
+
+        report["touches"] = touches_to_dict(touches)
+        report["method"]["notes"] = list(report["method"]["notes"]) + [
+            "Touches: " + ASSUMPTIONS]
     return report
 
 
@@ -118,10 +124,13 @@ def render_markdown(result: Any, history: Sequence[Mapping[str, Any]] | None = N
 
     from upliftlab.report._template import MARKDOWN
 
+    from upliftlab.report._touches import render as touch_section
+
     report = _as_dict(result, history, model, policy)
     env = jinja2.Environment(autoescape=False, trim_blocks=False, undefined=jinja2.Undefined,
                              finalize=markdown_text)
-    return env.from_string(MARKDOWN).render(**_context(report)).strip() + "\n"
+    return env.from_string(MARKDOWN).render(**_context(report),
+                                            touches_md=touch_section(report, "md")).strip() + "\n"
 
 
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
@@ -149,6 +158,9 @@ def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None,
     ctx = _context(report)
     ctx.update(qini_figs=model_figures(report["model"]) if report.get("model") else {},
                budget_fig=policy_figure(report["policy"]) if report.get("policy") else None)
+    from upliftlab.report._touches import render as touch_section
+
+    ctx.update(touches_html=touch_section(report, "html"))
     ctx.update(forest=_plots.forest(report),
                trend=_plots.trend(report, report.get("history") or []),
                cost_fig=_plots.cost(report), seg_figs=_plots.segments(report))
@@ -158,7 +170,7 @@ def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None,
 
 def write_report(result: Any, out: str | os.PathLike, *,
                  history: Sequence[Mapping[str, Any]] | None = None,
-                 model: Section = None, policy: Section = None,
+                 model: Section = None, policy: Section = None, touches: Any = None,
                  before_swap: Callable[[], None] | None = None) -> Path:
     """Write report.json, report.md and report.html into `out`, replacing an earlier report.
 
@@ -170,12 +182,14 @@ def write_report(result: Any, out: str | os.PathLike, *,
     deciles); `policy`: a folder written by `upliftlab policy` (or `load_policy_section`'s
     dict) adds "Next campaign: policy" (plan, budget curve, off-policy estimate vs baselines).
     Only JSON, CSV, Parquet and PNG files are read, never model.pkl. A missing or invalid
-    folder raises InputError before anything is written. `before_swap` runs when the new
+    folder raises InputError before anything is written. `touches` (a `TouchResult` from
+    `upliftlab.touches.analyze_touches`, or its dict) adds the funnel and the effects on the
+    reached, and their assumptions to the method section. `before_swap` runs when the new
     folder is complete, just before it replaces `out` (the weekly report commits its store row
     there, so a report on disk always has its row).
     """
     out = claim(out, "report", REPORT_FILES)
-    report = _as_dict(result, history, model, policy)
+    report = _as_dict(result, history, model, policy, touches)
     text_json = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     text_md = render_markdown(report)
     text_html = render_html(report)

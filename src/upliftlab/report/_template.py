@@ -79,7 +79,7 @@ are corrected for {{ r.comparisons | length }} comparisons ({{ r.method.correcti
 <p class="sub">ROI = (incremental revenue − incremental cost) / incremental cost. "Unbounded" means
 the uplift cannot yet be told from zero, so no finite range of costs is supported by the data.</p>
 {% else %}<p class="sub">No costs given.</p>{% endif %}
-
+{{ touches_html }}
 <h2>Segments</h2>
 {% if r.segments %}
 {% for col, fig in seg_figs %}<div class="fig">{{ fig | safe }}</div>{% endfor %}
@@ -230,7 +230,7 @@ Effects of 0/1 metrics are in percentage points.
 {% for c in r.cost %}| {{ c.arm }} | {{ money(c.total_cost) }} | {{ num(c.incremental_reactivations, 1) }} | {{ money(c.cost_per_incremental_reactivation, 2) }} | {% if c.bounded %}{{ money(c.ci_low, 2) }} to {{ money(c.ci_high, 2) }}{% else %}unbounded{% endif %} | {{ money(c.incremental_revenue) }} | {{ pct(c.roi, 0) if c.roi is not none else 'n/a' }} |
 {% endfor %}
 ROI = (incremental revenue − incremental cost) / incremental cost.
-{% endif %}{% if r.segments %}
+{% endif %}{{ touches_md }}{% if r.segments %}
 ## Segments (heterogeneity: Cochran's Q)
 
 | segment | arm | metric | Q | df | p |

@@ -15,6 +15,8 @@ from upliftlab.stats.sufficient import MomentStats
 if TYPE_CHECKING:
     import duckdb
 
+    from upliftlab.stats.iv import IVStats
+
 TOTAL = "__all__"  # the segment column name of the un-segmented (per arm only) rows
 
 
@@ -114,3 +116,63 @@ def aggregate(con: "duckdb.DuckDBPyConnection", view: str, arm: str, columns: Se
 
 def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+def iv_sql(view: str, arm: str, reach: str, outcome: str, covariates: Sequence[str] = (),
+           cost: str | None = None) -> str:
+    """Per arm: n, Σ of every product of up to four of (1, reach, outcome, covariates), Σcost,
+    Σcost², Σcost·outcome, and the NULLs per covariate (`stats.iv.IVStats`), in one pass.
+
+    Covariates are centred and scaled by their pooled mean and sd first (a scalar subquery):
+    the fourth-order sums then stay well conditioned, and the effect of reach and its SE are
+    unchanged by such a shift (the intercept absorbs it).
+    """
+    from upliftlab.stats.iv import monomials
+
+    k = len(covariates)
+    var = ["1", f"CAST({quote(reach)} AS DOUBLE)", f"CAST({quote(outcome)} AS DOUBLE)"]
+    scale = []
+    for j, x in enumerate(covariates):
+        xx = f"CAST({quote(x)} AS DOUBLE)"
+        scale.append(f"avg({xx}) AS m{j}__, stddev_pop({xx}) AS s{j}__")
+        var.append(f"({xx} - sc__.m{j}__) / COALESCE(NULLIF(sc__.s{j}__, 0), 1)")
+    sel = [f"CAST({quote(arm)} AS VARCHAR) AS arm__"]
+    sel += [f"v{i}__" if i else "1.0 AS v0__" for i in range(1, k + 3)]
+    c = f"CAST({quote(cost)} AS DOUBLE)" if cost else "0.0"
+    sums = []
+    for mono in monomials(k):
+        factors = [f"v{i}__" for i in mono if i]
+        sums.append(f"SUM({' * '.join(factors)})" if factors else "CAST(COUNT(*) AS DOUBLE)")
+    inner = ", ".join([sel[0]] + [f"{var[i]} AS v{i}__" for i in range(1, k + 3)]
+                      + [f"{c} AS c__"])
+    src = quote(view)
+    if scale:
+        src += f", (SELECT {', '.join(scale)} FROM {quote(view)}) sc__"
+    missing = [f"COUNT(*) - COUNT(v{3 + j}__)" for j in range(k)]
+    return (f"SELECT arm__, COUNT(*), {', '.join(sums)}, SUM(c__), SUM(c__ * c__), "
+            f"SUM(c__ * v2__){''.join(', ' + m for m in missing)} "
+            f"FROM (SELECT {inner} FROM {src}) GROUP BY arm__")
+
+
+def iv_aggregate(con: "duckdb.DuckDBPyConnection", view: str, arm: str, reach: str,
+                 outcome: str, covariates: Sequence[str] = (),
+                 cost: str | None = None) -> dict[str, "IVStats"]:
+    """Run `iv_sql`; IVStats per arm label. A NULL in a covariate is an InputError."""
+    from upliftlab.errors import InputError
+    from upliftlab.stats.iv import IVStats, monomials
+
+    covariates = tuple(covariates)
+    rows = con.execute(iv_sql(view, arm, reach, outcome, covariates, cost)).fetchall()
+    nm = len(monomials(len(covariates)))
+    out = {}
+    for row in rows:
+        miss = row[2 + nm + 3:]
+        for x, m in zip(covariates, miss):
+            if m:
+                raise InputError(f"covariates: {x!r} is missing for {m:,} customers")
+        if row[0] is None:
+            continue
+        sums = tuple(float(v or 0.0) for v in row[2:2 + nm])
+        c = [float(v or 0.0) for v in row[2 + nm:2 + nm + 3]]
+        out[row[0]] = IVStats(int(row[1]), covariates, sums, *c)
+    return out
