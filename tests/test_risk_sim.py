@@ -108,7 +108,7 @@ secondary = ["revenue"]
                   "--transactions", post, "--candidates", "s,t", "--folds", "2",
                   "--bootstrap", "20", "--out", str(tmp_path / "uplift")],
                  ["policy", "--scores", str(tmp_path / "uplift" / "oof_scores.parquet"),
-                  "--experiment", str(tmp_path / "uplift" / "oof_scores.parquet"),
+                  "--data", str(tmp_path / "uplift" / "oof_scores.parquet"),
                   "--budget", "300", "--cost", "coupon=0.10", "--out", str(tmp_path / "policy")]):
         assert _run(capsys, *args) == 0, capsys.readouterr().err
     import duckdb

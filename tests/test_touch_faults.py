@@ -28,7 +28,7 @@ def campaign(tmp_path_factory):
     """simulate -> assign (spec with [touches]) -> respond --touches, once for the module."""
 
     root = tmp_path_factory.mktemp("touch")
-    main_args = [["simulate", "--customers", "4000", "--seed", "3", "--out", root / "world"]]
+    main_args = [["simulate", "--n-customers", "4000", "--seed", "3", "--out", root / "world"]]
     spec = (ROOT / "experiments" / "reactivation_2026q1.toml").read_text()
     spec = (spec.replace("../reports/demo/world/transactions.parquet", "world/transactions.parquet")
             .replace("../reports/demo/world/touches.parquet", "world/touches.parquet")
@@ -171,7 +171,7 @@ def data_experiment(campaign, tmp_path):
 
 
 def test_data_form_with_touches(capsys, campaign, data_experiment, tmp_path):
-    base = ["report", "--data", data_experiment, "--arm", "arm", "--control", "control",
+    base = ["report", "--data", data_experiment, "--arm-col", "arm", "--control", "control",
             "--metric", "reactivated", "--analysis", "fixed"]
     log = campaign / "world" / "touches.parquet"
     code, _, err = cli(capsys, *base, "--touches", log, "--out", tmp_path / "r")
