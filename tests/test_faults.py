@@ -49,6 +49,7 @@ def spec_text(**changes: str) -> str:
     """The worked spec, pointed at the project's world, with text replacements."""
     text = (ROOT / "experiments" / "reactivation_2026q1.toml").read_text()
     text = text.replace("../reports/demo/world/transactions.parquet", "../world/transactions.parquet")
+    text = text.replace("../reports/demo/world/touches.parquet", "../world/touches.parquet")
     text = text.replace("capacity = 5000", "capacity = 200")
     for old, new in changes.items():
         assert old in text, old
@@ -87,7 +88,8 @@ def project(tmp_path_factory) -> Path:
              "--out", "cohort.parquet"],
             ["assign", SPEC, "--store", STORE],
             ["respond", "--world", "world", "--store", STORE, "--experiment",
-             "reactivation_2026q1", "--out", "world/transactions_post.parquet"],
+             "reactivation_2026q1", "--out", "world/transactions_post.parquet", "--touches",
+             "world/touches.parquet"],
             ["report", SPEC, "--as-of", "2026-01-19", "--store", STORE, "--transactions",
              TX_GLOB, "--out", "rep"],
             ["model", "fit", SPEC, "--as-of", "2026-03-06", "--store", STORE, "--transactions",
@@ -222,7 +224,14 @@ def bad_data(args: list[str], name: str) -> list[str]:
     return [name if a == "exp_good.csv" else a for a in args]
 
 
-ROOT_SKIP = (pytest.mark.skipif(IS_ROOT, reason="root writes into read-only folders"),)
+# Root ignores file permissions (CAP_DAC_OVERRIDE), and CI runs as root: these cases then run the
+# CLI in a child process whose capability bounding set lacks the permission overrides
+# (`setpriv`, util-linux), so that a read-only folder is read-only for it as for any user.
+SETPRIV = shutil.which("setpriv")
+UNPRIVILEGED = (pytest.mark.unprivileged,
+                pytest.mark.skipif(IS_ROOT and SETPRIV is None,
+                                   reason="running as root without setpriv to drop the "
+                                          "permission overrides"))
 
 CASES = [
     # 1. a command refuses an existing --out it did not write
@@ -263,7 +272,7 @@ CASES = [
     Case("model-json-a-list", SCORE,
          "metadata is a JSON list", lambda p: (p / "model" / "model.json").write_text("[1,2,3]")),
     Case("model-pkl-unreadable", SCORE,
-         "cannot read model.pkl", lambda p: (p / "model" / "model.pkl").chmod(0), ROOT_SKIP),
+         "cannot read model.pkl", lambda p: (p / "model" / "model.pkl").chmod(0), UNPRIVILEGED),
     Case("policy-model-dict-pickle", ["policy", "--model", "model", "--customers",
                                       "cohort.parquet", "--budget", "100", *COSTS, "--out", "p2"],
          "holds a dict", lambda p: _rehash(p, pickle.dumps({"learner": "s"}))),
@@ -310,11 +319,11 @@ CASES = [
     Case("assign-store-under-a-file", ["assign", SPEC, "--store", "cohort.parquet/s.duckdb"],
          "cohort.parquet"),
     Case("export-out-read-only", ["export", SPEC, "--store", STORE, "--out", "ro/contacts"],
-         "ro/contacts", _read_only_dir, ROOT_SKIP),
+         "ro/contacts", _read_only_dir, UNPRIVILEGED),
     Case("policy-out-read-only", [*POLICY, "--out", "ro/policy"], "ro/policy", _read_only_dir,
-         ROOT_SKIP),
+         UNPRIVILEGED),
     Case("assign-store-read-only", ["assign", SPEC, "--store", "ro/s.duckdb"], "ro/s.duckdb",
-         _read_only_dir, ROOT_SKIP),
+         _read_only_dir, UNPRIVILEGED),
     # 7. a spec with a tier missing from the baseline rates
     Case("power-rates-missing-tier", ["power", "experiments/rates_missing.toml", "--store",
                                       "none.duckdb"], "mid, long"),
@@ -379,7 +388,10 @@ def test_bad_input_exit_2_one_line_nothing_changed(case, project, tmp_path, caps
         case.setup(work)
     monkeypatch.chdir(work)
     before = snapshot(work)
-    code, _, err = cli(capsys, *case.args)
+    if IS_ROOT and any(m.name == "unprivileged" for m in case.marks):
+        code, err = _run_without_dac_override(work, case.args)
+    else:
+        code, _, err = cli(capsys, *case.args)
     lines = err.strip().splitlines()
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -387,6 +399,19 @@ def test_bad_input_exit_2_one_line_nothing_changed(case, project, tmp_path, caps
     assert case.message in lines[0], lines[0]
     (work / "ro").chmod(0o755) if (work / "ro").exists() else None
     assert snapshot(work) == before
+
+
+def _run_without_dac_override(work: Path, args: list[str]) -> tuple[int, str]:
+    """Run the CLI as root without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH: file modes apply."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]), "UPLIFTLAB_QUIET": "1"}
+    proc = subprocess.run([SETPRIV, "--bounding-set=-dac_override,-dac_read_search", "--",
+                           sys.executable, "-c", "from upliftlab.cli import main; main()",
+                           *map(str, args)], cwd=work, env=env, capture_output=True, text=True)
+    return proc.returncode, proc.stderr
 
 
 # ---- kill -9 at every file-system step: the target is the old one or the new one ---------------
