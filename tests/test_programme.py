@@ -141,7 +141,8 @@ def test_programme_cli_writes_the_report(project, tmp_path, capsys):
                "--transactions", d / "world" / "after.parquet",
                "--customers", d / "world" / "customers.parquet", "--out", out)
     assert code == 0, capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".upliftlab.json", "report.html", "report.json",
+                                                          "report.md"]
     r = json.loads((out / "report.json").read_text())
     assert r["kind"] == "programme" and r["data_end"] == "2027-01-05"
     assert [e["name"] for e in r["experiments"]] == ["winback"]
