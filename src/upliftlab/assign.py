@@ -581,7 +581,7 @@ def cohort_view(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec",
         con.execute("SET TimeZone = 'UTC'")
         at_risk_view(con, spec.resolve(c.model), source, c.as_of, f"{view}_src",
                      min_level=c.min_level or "high", share=c.share,
-                     columns=c.columns.column_map(), discount_col=c.columns.discount)
+                     columns=c.columns.column_map(), discount_col=c.columns.discount_col)
     else:
         source = spec.resolve(c.transactions)
         from upliftlab.cohort import build_cohort_relation

@@ -132,8 +132,9 @@ class CohortSpec(_Model):
         return self
 
     def tier_names(self) -> list[str]:
-        if self.kind == "at_risk":
-            return ["high", "medium", "low"]
+        if self.kind == "at_risk":  # the risk levels the cohort can hold, highest first
+            levels = ["high", "medium", "low"]
+            return levels[:levels.index(self.min_level) + 1] if self.min_level else levels
         return [p.split("=")[0].strip() for p in self.tiers.split(",") if p.strip()]
 
 
