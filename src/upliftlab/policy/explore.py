@@ -276,12 +276,6 @@ def _check_every_arm(problem: Problem, hashes: Hashes, explore: np.ndarray, w: n
     got = np.bincount(hashes.arm[explore] + 1, minlength=problem.k + 1)
     if (got > 0).all():
         return
-    for a in range(problem.k):
-        cap = problem.capacity[a]
-        if np.isfinite(cap) and np.floor(cap_share * cap + 1e-9) < 1:
-            raise InputError(f"--capacity {problem.arms[a]}={cap:.0f} cannot hold the exploration "
-                             f"share ({cap_share:.0%} of it is less than one customer): raise the "
-                             "capacity or the --explore-budget, or use --explore-budget 0")
     # the cheapest exploration: the shortest prefix in u order holding one customer per arm
     order = np.argsort(hashes.u, kind="stable")
     arm = hashes.arm[order]
@@ -290,6 +284,14 @@ def _check_every_arm(problem: Problem, hashes: Hashes, explore: np.ndarray, w: n
                for a in range(problem.k))
     mean = float((w[1:] @ problem.cost[:, order[:first + 1]]).sum())
     need = max(real, mean)
+    if need <= money:  # the money suffices: a capacity share is what stops the exploration
+        limits = [(np.floor(cap_share * c + 1e-9), a) for a, c in enumerate(problem.capacity)
+                  if np.isfinite(c)]
+        held, a = min(limits)
+        raise InputError(f"--capacity {problem.arms[a]}={problem.capacity[a]:.0f} cannot hold the "
+                         f"exploration share ({cap_share:.2%} of it holds {held:.0f} customers, "
+                         "too few to reach every arm): raise the capacity or the "
+                         "--explore-budget, or use --explore-budget 0")
     raise InputError(f"the exploration budget {money:,.2f} ({eb.describe()}) is smaller than the "
                      f"cheapest exploration that reaches every arm ({need:,.2f} for "
                      f"{first + 1:,} customers): raise --explore-budget or --budget, or use "
