@@ -145,10 +145,12 @@ def test_markdown_has_both_sections_with_the_numbers(folders, report):
     assert re.search(r"top 20% of customers by predicted coupon uplift captures \d+% of the "
                      r"coupon's incremental reactivations", md)
     a = j["policy"]["allocation"]
-    for arm, n in a["counts"].items():
-        assert f"| {arm} | {n:,} |" in md
-    assert f"| nothing | {a['n_customers'] - a['n_treated']:,} |" in md
-    assert f"Expected: {num(a['expected_incremental_reactivations'], 1)} incremental" in md
+    for arm, n in a["counts"].items():  # the profile: who gets what
+        assert f"| {arm} | {n:,} | " in md
+    assert f"| none | {a['n_customers'] - a['n_treated']:,} | " in md
+    pv = j["policy"]["plan_value"]  # one reconciled value of the written plan
+    assert f"| expected (uplift model) | {pv['expected']:,.1f} | " in md
+    assert f"| off-policy, doubly robust (95% CI) | {pv['off_policy']['estimate']:,.1f} | " in md
     for b in j["policy"]["off_policy"]["baselines"]:
         assert b["statement"] in md
         assert f"| {b['name']} | " in md

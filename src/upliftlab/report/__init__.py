@@ -94,10 +94,23 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
         "cpir": lambda c: t.cpir_text(report, c), "version": __version__,
         "history_rows": history_rows if report.get("history") else [],
         "pts": t.points, "signed": t.signed, "model_text": t.model_text,
-        "targeting_text": t.targeting_text, "dval": t.decile_value, "plan_text": t.plan_text,
-        "expected_text": t.expected_text, "total_ci": t.total_ci, "ope_text": t.ope_text,
+        "targeting_text": t.targeting_text, "dval": t.decile_value,
+        "total_ci": t.total_ci, "ope_text": t.ope_text,
         "truth_text": t.truth_text, "model": report.get("model"), "policy": report.get("policy"),
+        "policy_html": _policy_html, "policy_md": _policy_md,
     }
+
+
+def _policy_html(policy: dict[str, Any]) -> str:
+    from upliftlab.policy.render import section_html
+
+    return section_html(policy)
+
+
+def _policy_md(policy: dict[str, Any]) -> str:
+    from upliftlab.policy.render import section_markdown
+
+    return section_markdown(policy)
 
 
 def render_markdown(result: Any, history: Sequence[Mapping[str, Any]] | None = None, *,

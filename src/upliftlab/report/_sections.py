@@ -165,8 +165,10 @@ def load_policy(path: str | os.PathLike) -> dict[str, Any]:
         "costs": p.get("costs"),
         "capacity": p.get("capacity"),
         "allocation": {k: p["allocation"][k] for k in ALLOCATION_KEYS},
-        "exploration": ({k: p["exploration"].get(k) for k in ("share", "customers", "counts")}
-                        if p.get("exploration") else None),
+        "exploration": p.get("exploration"),
+        "plan_value": p.get("plan_value"),
+        "profile": p.get("profile"),
+        "currency": p.get("currency"),
         "budget_curve": {k: p["budget_curve"].get(k) for k in ("budget", "cost",
                                                                "reactivations")},
         "off_policy": None,

@@ -145,32 +145,17 @@ falls as the decile rises and its intervals cover the predicted values. Model fo
 
 {% if policy %}
 <h2>Next campaign: policy</h2>
-<p class="headline">{{ plan_text(policy) }}</p>
-<p class="headline">{{ expected_text(policy) }}</p>
+{{ policy_html(policy) | safe }}
 {% if budget_fig %}<figure class="png"><img alt="Incremental reactivations against budget" src="{{ budget_fig }}"></figure>
-{% endif %}{% if policy.exploration and policy.exploration.customers %}<p class="sub">The curve is the
-best allocation at each budget without the exploration share; the chosen budget's point lies below
-it because {{ pct(policy.exploration.share, 0) }} of the customers are assigned at random.</p>{% endif %}
-<table>
-<tr><th class="l">arm</th><th>customers</th>{% if policy.exploration %}<th>of which exploration</th>{% endif %}
-<th>cost per contact</th><th>cost per conversion</th><th>capacity</th></tr>
-{% for arm, n in policy.allocation.counts.items() %}
-<tr><td class="l">{{ arm }}</td><td>{{ '{:,}'.format(n) }}</td>
-{% if policy.exploration %}<td>{{ '{:,}'.format(policy.exploration.counts.get(arm, 0)) }}</td>{% endif %}
-<td>{{ money((policy.costs or {}).get(arm, {}).get('per_contact'), 2) }}</td>
-<td>{{ money((policy.costs or {}).get(arm, {}).get('per_conversion'), 2) }}</td>
-<td>{{ '{:,}'.format((policy.capacity or {}).get(arm)) if (policy.capacity or {}).get(arm) is not none else 'none' }}</td></tr>
-{% endfor %}
-<tr><td class="l">nothing</td><td>{{ '{:,}'.format(policy.allocation.n_customers - policy.allocation.n_treated) }}</td>
-{% if policy.exploration %}<td></td>{% endif %}<td></td><td></td><td></td></tr>
-</table>
+<p class="sub">The curve is the written plan at each budget: the same exploration reserve, then the
+optimised allocation; the marked point is this plan.</p>{% endif %}
 {% if policy.off_policy %}{% set ope = policy.off_policy %}
 <h3>How much better than the alternatives (off-policy, on the last experiment)</h3>
 <p>{{ ope_text(policy) }}</p>
 <table>
 <tr><th class="l">policy or baseline</th><th>reactivations (95% CI)</th><th>cost</th>
 <th>policy minus baseline (95% CI)</th><th>p</th><th class="l">significant</th></tr>
-<tr><td class="l"><b>this policy</b></td><td>{{ total_ci(ope.reactivation) }}</td><td>{{ money(ope.cost.total) }}</td><td></td><td></td><td></td></tr>
+<tr><td class="l"><b>the written plan</b></td><td>{{ total_ci(ope.reactivation) }}</td><td>{{ money(ope.cost.total) }}</td><td></td><td></td><td></td></tr>
 {% for b in ope.baselines %}
 <tr><td class="l">{{ b.name }}</td><td>{{ total_ci(b.reactivation) }}</td><td>{{ money(b.cost.total) }}</td>
 <td>{{ total_ci(b.difference, 1, True) }}</td><td>{{ pv(b.p_value) }}</td>
@@ -259,14 +244,7 @@ Decile 1 = the highest predicted uplift; out of fold. Model folder: {{ model.fol
 {% endif %}{% if policy %}
 ## Next campaign: policy
 
-{{ plan_text(policy) }}
-
-{{ expected_text(policy) }}
-
-| arm | customers |
-|---|---:|
-{% for arm, n in policy.allocation.counts.items() %}| {{ arm }} | {{ '{:,}'.format(n) }} |
-{% endfor %}| nothing | {{ '{:,}'.format(policy.allocation.n_customers - policy.allocation.n_treated) }} |
+{{ policy_md(policy) }}
 {% if policy.off_policy %}{% set ope = policy.off_policy %}
 ### How much better than the alternatives (off-policy, on the last experiment)
 
@@ -274,7 +252,7 @@ Decile 1 = the highest predicted uplift; out of fold. Model folder: {{ model.fol
 
 | policy or baseline | reactivations (95% CI) | cost | policy minus baseline (95% CI) | p | significant |
 |---|---:|---:|---:|---:|---|
-| this policy | {{ total_ci(ope.reactivation) }} | {{ money(ope.cost.total) }} | | | |
+| the written plan | {{ total_ci(ope.reactivation) }} | {{ money(ope.cost.total) }} | | | |
 {% for b in ope.baselines %}| {{ b.name }} | {{ total_ci(b.reactivation) }} | {{ money(b.cost.total) }} | {{ total_ci(b.difference, 1, True) }} | {{ pv(b.p_value) }} | {{ 'yes' if b.significant else 'no' }} |
 {% endfor %}
 {% for b in ope.baselines %}{% if b.statement %}- {{ b.statement }}
@@ -289,7 +267,7 @@ No off-policy estimate: the policy was run without --experiment.
 |---:|---:|---:|
 {% for b in policy.budget_curve.budget %}| {{ money(b) }} | {{ money(policy.budget_curve.cost[loop.index0]) if policy.budget_curve.cost else 'n/a' }} | {{ num(policy.budget_curve.reactivations[loop.index0], 1) }} |
 {% endfor %}
-Each point is the best allocation at that budget, without the exploration share. Policy folder: {{ policy.folder }}.
+Each point is the written plan at that budget (the same exploration reserve, then the optimised allocation). Policy folder: {{ policy.folder }}.
 {% endif %}
 ## Method
 

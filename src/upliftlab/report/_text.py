@@ -172,39 +172,6 @@ def decile_value(model: dict[str, Any], x: float | None) -> str:
     return points(x, 2) if model.get("outcome") == "binary" else signed(x, 3)
 
 
-def plan_text(policy: dict[str, Any]) -> str:
-    a = policy["allocation"]
-    counts = sorted(a["counts"].items(), key=lambda kv: -kv[1])
-    parts = [f"{arm} to {c:,}" for arm, c in counts]
-    none = (a["n_customers"] - a["n_treated"]) if a.get("n_customers") is not None else None
-    if none is not None:
-        parts.append(f"nothing to {none:,}")
-    s = f"Plan: {', '.join(parts)}"
-    if a.get("n_customers") is not None:
-        s += f" (of {a['n_customers']:,} customers)"
-    ex = policy.get("exploration")
-    if ex and ex.get("customers"):
-        s += (f", including {ex['customers']:,} assigned at random as the "
-              f"{100 * ex['share']:.0f}% exploration share")
-    return s + "."
-
-
-def expected_text(policy: dict[str, Any]) -> str:
-    a = policy["allocation"]
-    used = f"{100 * a['budget_used']:.1f}%" if a.get("budget_used") is not None else "n/a"
-    gap = a.get("optimality_gap")
-    if gap is None:
-        gap_s = "n/a"
-    else:
-        gap_s = "below 0.001%" if 100 * gap < 1e-3 else f"{100 * gap:.3f}%"
-    return (f"Expected: {num(a['expected_incremental_reactivations'], 1)} incremental "
-            f"reactivations at a cost of {money(a['expected_cost'])} "
-            f"({money(a['cost_per_incremental_reactivation'], 2)} per incremental reactivation); "
-            f"{used} of the {money(a['budget'])} budget used; marginal cost of the last "
-            f"reactivation bought {money(a.get('marginal_cost_per_reactivation'), 2)}; "
-            f"optimality gap {gap_s} ({a['method']}).")
-
-
 def total_ci(e: dict[str, Any] | None, digits: int = 1, sign: bool = False,
              label: str = "") -> str:
     """'693.0 (413.9 to 972.2)' from an estimate dict with total/total_ci_* ('label' goes
@@ -241,17 +208,14 @@ def truth_text(policy: dict[str, Any]) -> str | None:
     tv = policy.get("truth")
     if not tv:
         return None
-    rule = tv.get("price_rule") or {}
-    plan = tv.get("targeting") or {}
-    s = (f"True value (from {tv.get('source')}): the learned price rule gives "
-         f"{num(rule.get('incremental_reactivations'), 1)} incremental reactivations")
+    plan = tv.get("plan") or {}
+    s = (f"True value (from {tv.get('source')}): the written plan, exploration included, "
+         f"delivers {num(plan.get('incremental_reactivations'), 1)} incremental reactivations "
+         f"at a cost of {money(plan.get('cost'))}")
     inc = (policy.get("off_policy") or {}).get("incremental_reactivations")
-    if inc and inc.get("total_ci_low") is not None and rule.get("incremental_reactivations") \
+    if inc and inc.get("total_ci_low") is not None and plan.get("incremental_reactivations") \
             is not None:
-        covered = inc["total_ci_low"] <= rule["incremental_reactivations"] <= inc["total_ci_high"]
+        covered = inc["total_ci_low"] <= plan["incremental_reactivations"] <= inc["total_ci_high"]
         s += (f" (off-policy estimate {total_ci(inc, label='95% CI ')}: "
               f"{'covered' if covered else 'NOT covered'} by the interval)")
-    s += (f"; the written plan, exploration included, "
-          f"{num(plan.get('incremental_reactivations'), 1)} at a cost of "
-          f"{money(plan.get('cost'))}.")
-    return s
+    return s + "."
