@@ -114,19 +114,28 @@ the uplift cannot yet be told from zero, so no finite range of costs is supporte
 predicted uplift, out of fold (every score comes from a model not fitted on that customer);
 the dashed line is random targeting.</p>
 <h3>Learner comparison (out of fold)</h3>
+{% if model.selection %}<ul class="notes">{% for arm, why in model.selection.reasons.items() %}<li><b>{{ arm }}</b>: {{ why }}</li>{% endfor %}</ul>{% endif %}
 <table>
-<tr><th class="l">learner</th><th class="l">arm</th><th>Qini</th><th>Qini CI</th><th>AUUC</th>
-<th>AUUC CI</th><th>fit (s)</th><th>peak memory (MiB)</th><th class="l">chosen</th></tr>
+<tr><th class="l">learner</th><th class="l">arm</th><th>policy value (pts per customer)</th><th>95% CI</th>
+<th>Qini area (pts per customer)</th><th>Qini (causalml)</th><th>Qini CI</th><th>AUUC</th>
+<th>fit (s)</th><th>peak memory (MiB)</th><th class="l">chosen</th></tr>
 {% for c in model.comparison %}
-<tr><td class="l">{{ c.learner }}</td><td class="l">{{ c.arm }}</td><td>{{ num(c.qini, 3) }}</td>
+<tr><td class="l">{{ c.learner }}</td><td class="l">{{ c.arm }}</td>
+<td>{{ pts(c.policy_value, 3) if c.policy_value is defined and c.policy_value is not none else 'n/a' }}</td>
+<td>{% if c.policy_value_low is defined and c.policy_value_low is not none %}{{ pts(c.policy_value_low, 3) }} to {{ pts(c.policy_value_high, 3) }}{% endif %}</td>
+<td>{{ pts(c.qini_area, 3) if c.qini_area is defined and c.qini_area is not none else 'n/a' }}</td>
+<td>{{ num(c.qini, 3) }}</td>
 <td>{{ num(c.qini_low, 3) }} to {{ num(c.qini_high, 3) }}</td><td>{{ num(c.auuc, 3) }}</td>
-<td>{{ num(c.auuc_low, 3) }} to {{ num(c.auuc_high, 3) }}</td><td>{{ num(c.fit_seconds, 1) }}</td>
+<td>{{ num(c.fit_seconds, 1) }}</td>
 <td>{{ num(c.peak_rss_mib, 0) }}</td><td class="l {{ 'sig' if c.chosen else '' }}">{{ 'yes' if c.chosen else '' }}</td></tr>
 {% endfor %}
 </table>
-<p class="sub">Scores as causalml computes them: the curve divided by the absolute value of its
-end; Qini = area between the curve and random (random ≈ 0, higher is better), AUUC = area under
-the gain curve (random ≈ 0.5). Intervals by bootstrap.</p>
+<p class="sub">Policy value: what treating with the arm exactly the customers the candidate predicts
+to gain earns over treating nobody, cross-fitted doubly robust, per customer; it chooses the
+learner per arm. Qini area: the area between the Qini curve and random, in incremental
+outcomes per customer, unnormalised. Qini and AUUC as causalml computes them (the curve divided
+by the arm's overall effect |Q(N)|; random Qini ≈ 0, AUUC ≈ 0.5) are shown only where that effect
+can be told from zero (n/a otherwise: dividing by it would explode). Intervals by bootstrap.</p>
 <h3>Calibration: predicted against observed uplift by decile</h3>
 <div class="row">{% for arm in model.arms %}<div>
 <p><b>{{ arm }}</b> vs {{ model.control }}{{ ' (percentage points)' if model.outcome == 'binary' else '' }}</p>
@@ -230,10 +239,14 @@ ROI = (incremental revenue − incremental cost) / incremental cost.
 {% endfor %}
 The Qini curves per arm are in report.html.
 
-| learner | arm | Qini | Qini CI | AUUC | AUUC CI | fit (s) | peak memory (MiB) | chosen |
-|---|---|---:|---|---:|---|---:|---:|---|
-{% for c in model.comparison %}| {{ c.learner }} | {{ c.arm }} | {{ num(c.qini, 3) }} | {{ num(c.qini_low, 3) }} to {{ num(c.qini_high, 3) }} | {{ num(c.auuc, 3) }} | {{ num(c.auuc_low, 3) }} to {{ num(c.auuc_high, 3) }} | {{ num(c.fit_seconds, 1) }} | {{ num(c.peak_rss_mib, 0) }} | {{ 'yes' if c.chosen else '' }} |
+{% if model.selection %}{% for arm, why in model.selection.reasons.items() %}- {{ arm }}: {{ why }}
 {% endfor %}
+{% endif %}| learner | arm | policy value (pts per customer) | 95% CI | Qini area (pts per customer) | Qini (causalml) | Qini CI | AUUC | fit (s) | peak memory (MiB) | chosen |
+|---|---|---:|---|---:|---:|---|---:|---:|---:|---|
+{% for c in model.comparison %}| {{ c.learner }} | {{ c.arm }} | {{ pts(c.policy_value, 3) if c.policy_value is defined and c.policy_value is not none else 'n/a' }} | {% if c.policy_value_low is defined and c.policy_value_low is not none %}{{ pts(c.policy_value_low, 3) }} to {{ pts(c.policy_value_high, 3) }}{% endif %} | {{ pts(c.qini_area, 3) if c.qini_area is defined and c.qini_area is not none else 'n/a' }} | {{ num(c.qini, 3) }} | {{ num(c.qini_low, 3) }} to {{ num(c.qini_high, 3) }} | {{ num(c.auuc, 3) }} | {{ num(c.fit_seconds, 1) }} | {{ num(c.peak_rss_mib, 0) }} | {{ 'yes' if c.chosen else '' }} |
+{% endfor %}
+Policy value chooses the learner per arm (cross-fitted doubly robust, over treating nobody); Qini (causalml's normalisation) only where the arm's effect can be told from zero.
+
 ### Calibration: predicted against observed uplift by decile{{ ' (percentage points)' if model.outcome == 'binary' else '' }}
 
 | arm | decile | treated | control | predicted | observed | 95% CI |

@@ -142,7 +142,8 @@ def unit(model: dict[str, Any]) -> str:
 
 def model_text(model: dict[str, Any]) -> str:
     learners = sorted({str(r["learner"]) for r in model["comparison"]})
-    how = (f"chosen by mean out-of-fold Qini among {', '.join(learners)}" if len(learners) > 1
+    how = (f"per arm, the candidate whose policy earns the most out of fold (cross-fitted "
+           f"doubly robust value) among {', '.join(learners)}" if len(learners) > 1
            else "the learner asked for; no other was compared")
     n = f" on {model['n_rows']:,} customers" if model.get("n_rows") else ""
     return (f"Learner: {model['learner']} ({how}), fitted{n} for the arms "
@@ -154,6 +155,11 @@ def targeting_text(model: dict[str, Any], t: dict[str, Any]) -> str:
     arm, what = t["arm"], unit(model)
     share = t.get("share_captured")
     top = f"the top {100 * t['fraction']:.0f}% of customers by predicted {arm} uplift"
+    if t.get("distinguishable") is False:
+        return (f"Out of fold, {arm}'s overall effect against {model['control']} cannot be told "
+                f"from zero ({num(t['incremental_all'], 1)} incremental {what} in the "
+                f"experiment), so no share of it is shown; treating {top} gives "
+                f"{num(t['incremental_top'], 1)}.")
     if share is None:
         return (f"Out of fold, {arm} produced no incremental {what} overall against "
                 f"{model['control']} ({num(t['incremental_all'], 1)}), so there is nothing for "
