@@ -113,9 +113,9 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
 
     kind = binary_or_continuous(pd.Series(y), where) if outcome_type == "auto" else outcome_type
     if learner != "auto":
-        from upliftlab.uplift.model import parse_learner
+        from upliftlab.uplift.model import members
 
-        parse_learner(learner)
+        members(learner)
     _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs, out,
                    outcome_name=outcome_col or "reactivated",
                    learners=_parse_candidates(candidates) if candidates else None,
@@ -140,14 +140,14 @@ def _parse_propensity(text: str) -> dict[str, float]:
 def _parse_candidates(text: str) -> tuple[str, ...]:
     from upliftlab.errors import InputError
     from upliftlab.uplift import LEARNERS
-    from upliftlab.uplift.model import parse_learner
+    from upliftlab.uplift.model import members
 
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
         raise InputError(f"--candidates {text!r}: expected learners from {', '.join(LEARNERS)}")
     for n in names:
         try:
-            parse_learner(n)
+            members(n)
         except InputError as exc:
             raise InputError(f"--candidates {text!r}: {exc}") from None
     return names

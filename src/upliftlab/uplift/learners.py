@@ -226,6 +226,25 @@ class UpliftForest(_Base):
         return self._full(X)["0"].to_numpy()
 
 
+class MeanLearner:
+    """An ensemble: the mean of its members' uplift and control outcome (each member an
+    adapter above, all fitted on the same rows)."""
+
+    def __init__(self, members: list[Any]):
+        self.members = members
+
+    def fit(self, X, y, t, prop):
+        for m in self.members:
+            m.fit(X, y, t, prop)
+        return self
+
+    def uplift(self, X):
+        return np.mean([m.uplift(X) for m in self.members], axis=0)
+
+    def base(self, X):
+        return np.mean([m.base(X) for m in self.members], axis=0)
+
+
 class ArmwiseLearner:
     """Per treatment arm its own learner (and base models): `parts` are (fitted adapter, arm
     codes 1..k it predicts, in its own column order); the control outcome comes from

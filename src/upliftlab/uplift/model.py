@@ -14,7 +14,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from upliftlab.errors import InputError
-from upliftlab.uplift.learners import BASE_MODELS, LEARNERS, ArmwiseLearner, make_learner
+from upliftlab.uplift.learners import (BASE_MODELS, LEARNERS, ArmwiseLearner, MeanLearner,
+                                       make_learner)
 
 # Chosen by measurement on the simulated dormant cohort (benchmarks/bench_uplift.py, section
 # `uplift` of benchmarks/RESULTS.md; 82,625 customers, 3-fold cross-fitted): the S-learner's
@@ -23,6 +24,31 @@ from upliftlab.uplift.learners import BASE_MODELS, LEARNERS, ArmwiseLearner, mak
 # mean normalised Qini (0.35 vs 0.31, overlapping intervals). The policy value is the goal, so S.
 DEFAULT_LEARNER = "s"
 MIN_ARM_SIZE = 50
+
+
+def members(text: Any) -> list[str]:
+    """The simple learners of a spec: 'mean(s/small,t/large)' -> ['s/small', 't/large'] (an
+    ensemble: the mean of their predictions); 's' -> ['s']. Each is validated."""
+    text = str(text)
+    if text.startswith("mean(") and text.endswith(")"):
+        out = [m.strip() for m in text[5:-1].split(",") if m.strip()]
+        if not out:
+            raise InputError(f"learner {text!r}: an ensemble needs members")
+    else:
+        out = [text]
+    for m in out:
+        parse_learner(m)
+    return out
+
+
+def make_adapter(text: str, binary: bool, base_learner: Any, random_state: int,
+                 n_jobs: int) -> Any:
+    """The fitted-to-be adapter of a spec (a simple learner, or the mean of several)."""
+    parts = []
+    for m in members(text):
+        name, base = parse_learner(m)
+        parts.append(make_learner(name, binary, base or base_learner, random_state, n_jobs))
+    return parts[0] if len(parts) == 1 else MeanLearner(parts)
 
 
 def parse_learner(text: Any) -> tuple[str, str | None]:
@@ -114,9 +140,10 @@ class UpliftModel(BaseEstimator):
             raise InputError(f"outcome: must be 'binary' or 'continuous', got {self.outcome!r}")
         per_arm = dict(spec) if isinstance(spec, Mapping) else None
         for text in (per_arm.values() if per_arm else [spec]):
-            name, _ = parse_learner(text)
-            if name == "urf" and self.outcome != "binary":
-                raise InputError("learner 'urf' (uplift random forest) needs a binary outcome")
+            for m in members(text):
+                if parse_learner(m)[0] == "urf" and self.outcome != "binary":
+                    raise InputError("learner 'urf' (uplift random forest) needs a binary "
+                                     "outcome")
         if self.unseen_categories not in ("missing", "error"):
             raise InputError("unseen_categories: must be 'missing' or 'error'")
         X = self._check_frame(X)
@@ -163,10 +190,9 @@ class UpliftModel(BaseEstimator):
                 self.categories_[c] = cats
         Xn = self._encode(X, check_unseen=False)
         if per_arm is None:
-            name, base = parse_learner(spec)
             self.learner_ = str(spec)
             self.arm_learners_ = {a: str(spec) for a in arms}
-            est = make_learner(name, self.outcome == "binary", base or self.base_learner,
+            est = make_adapter(spec, self.outcome == "binary", self.base_learner,
                                self.random_state, self.n_jobs)
             est.fit(Xn, y, codes, cond)
         else:
@@ -189,12 +215,11 @@ class UpliftModel(BaseEstimator):
             groups.setdefault(keys[a], []).append(j)
         parts = []
         for text, group in groups.items():
-            name, base = parse_learner(text)
             rows = np.isin(codes, [0] + group)
             local = np.zeros(len(codes), dtype=np.int64)
             for i, c in enumerate(group, start=1):
                 local[codes == c] = i
-            est = make_learner(name, self.outcome == "binary", base or self.base_learner,
+            est = make_adapter(text, self.outcome == "binary", self.base_learner,
                                self.random_state, self.n_jobs)
             est.fit(Xn[rows], y[rows], local[rows],
                     {i: np.asarray(cond[c])[rows] for i, c in enumerate(group, start=1)})

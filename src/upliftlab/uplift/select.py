@@ -8,7 +8,9 @@ of all candidates' out-of-fold outcome predictions, so no candidate is judged by
 model), and the design's propensities e. A candidate's value for arm a is the mean over
 customers of 1{uplift_a(x_i) > 0} (Gamma_ia - Gamma_i0): what treating with a exactly the
 customers it predicts to gain earns over treating nobody, with the standard error of those
-per-customer terms. Unlike a Qini normalised by the arm's overall effect, it does not explode
+per-customer terms. The model is the one whose induced rule (the best arm where its uplift is
+positive) earns the most: every candidate for all arms, or per arm the candidate best for that
+arm, compared paired on the same customers. Unlike a Qini normalised by the arm's overall effect, it does not explode
 when that effect is near zero. An arm whose average effect (the mean of Gamma_ia - Gamma_i0)
 cannot be told from zero says so.
 """
@@ -42,20 +44,26 @@ class Selection:
     fold: np.ndarray
     base_from: str
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    rule: pd.DataFrame | None = None    # the best-arm rule of each option, valued (chooses)
 
     def reasons(self) -> dict[str, str]:
         """Per arm, one line saying which candidate it uses and why."""
         out = {}
+        win = self.rule[self.rule.chosen].iloc[0] if self.rule is not None else None
         for arm, cand in self.chosen.items():
             rows = self.table[self.table.arm == arm].sort_values("policy_value", ascending=False)
             best = rows.iloc[0]
             eff = self.effects.set_index("arm").loc[arm]
-            text = (f"{cand}: cross-fitted policy value {100 * best.policy_value:+.3f} pts per "
-                    f"customer (95% CI {100 * best.policy_value_low:+.3f} to "
-                    f"{100 * best.policy_value_high:+.3f}), best of {len(rows)}")
-            if len(rows) > 1:
-                nxt = rows.iloc[1]
-                text += f"; next {nxt.learner} {100 * nxt.policy_value:+.3f}"
+            mine = rows[rows.learner == cand].iloc[0]
+            text = (f"{cand}: cross-fitted policy value for this arm {100 * mine.policy_value:+.3f} "
+                    f"pts per customer (95% CI {100 * mine.policy_value_low:+.3f} to "
+                    f"{100 * mine.policy_value_high:+.3f}); highest single: {best.learner} "
+                    f"{100 * best.policy_value:+.3f}"
+                    + ("" if best.learner == cand else
+                       " (not significantly better than the ensemble)"))
+            if win is not None:
+                text += (f"; the whole rule (best arm where its uplift > 0) as chosen: "
+                         f"{100 * win.policy_value:+.3f} pts per customer")
             if not eff.distinguishable:
                 text += (f"; the arm's average uplift ({100 * eff.effect:+.3f} pts, 95% CI "
                          f"{100 * eff.ci_low:+.3f} to {100 * eff.ci_high:+.3f}) cannot be told "
@@ -131,21 +139,48 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
         est, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
         effects.append({"arm": a, "effect": est, "se": se, "ci_low": est - z * se,
                         "ci_high": est + z * se, "distinguishable": abs(est) > z * se})
-    rows = []
-    for cand in cands:
+    if len(cands) > 1:  # the ensemble: the mean of every candidate (out of fold, same folds)
+        ens = f"mean({','.join(cands)})"
+        preds[ens] = sum(preds[c] for c in cands) / len(cands)
+        outs[ens] = sum(outs[c][names] for c in cands) / len(cands)
+        secs[ens], mem[ens] = sum(secs[c] for c in cands), max(mem[c] for c in cands)
+    options = list(preds)
+    rows, terms = [], {}
+    for cand in options:
         up = preds[cand]
         for j, a in enumerate(arms, start=1):
             d = (up[a].to_numpy(dtype=float) > 0) * (gamma[:, j] - gamma[:, 0])
+            terms[cand, a] = d
             est, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
             rows.append({"learner": cand, "arm": a, "policy_value": est, "policy_value_se": se,
                          "policy_value_low": est - z * se, "policy_value_high": est + z * se,
                          "treated_share": float((up[a] > 0).mean()),
                          "fit_seconds": secs[cand], "peak_rss_mib": mem[cand]})
     table = pd.DataFrame(rows)
+    # per arm: the ensemble unless a single candidate earns significantly more (paired on the
+    # same customers); picking the highest of many noisy values would chase noise
     chosen = {}
     for a in arms:
-        sub = table[table.arm == a]
-        chosen[a] = str(sub.loc[sub.policy_value.idxmax(), "learner"])
+        default = options[-1]
+        best = max(options, key=lambda c: terms[c, a].mean())
+        diff = terms[best, a] - terms[default, a]
+        se = float(diff.std(ddof=1) / np.sqrt(n))
+        chosen[a] = best if diff.mean() > z * se else default
+    # the rule the model induces, the best arm where its uplift > 0, valued as chosen and for
+    # each option given to every arm (paired on the same customers)
+    combos = {"as chosen per arm": chosen, **{f"{c} for every arm": {a: c for a in arms}
+                                               for c in options}}
+    values = []
+    for label, combo in combos.items():
+        up = np.column_stack([preds[combo[a]][a].to_numpy(dtype=float) for a in arms])
+        d = np.where(up.max(1) > 0, up.argmax(1) + 1, 0)
+        values.append((label, gamma[np.arange(n), d] - gamma[:, 0]))
+    ref = values[0][1]
+    rule = pd.DataFrame([{"option": label, "policy_value": float(t.mean()),
+                          "policy_value_low": float(t.mean() - z * t.std(ddof=1) / np.sqrt(n)),
+                          "policy_value_high": float(t.mean() + z * t.std(ddof=1) / np.sqrt(n)),
+                          "difference_to_chosen": float((t - ref).mean()),
+                          "chosen": i == 0} for i, (label, t) in enumerate(values)])
     table["chosen"] = [chosen[r.arm] == r.learner for r in table.itertuples()]
     # the control outcome comes from the candidate serving the most arms (as the fitted model)
     counts = pd.Series(list(chosen.values())).value_counts(sort=False)
@@ -155,7 +190,7 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
     outcomes = pd.DataFrame({names[0]: base, **{a: base + uplift[a].to_numpy() for a in arms}},
                             index=X.index)
     return Selection(chosen, table, pd.DataFrame(effects), uplift, outcomes, fold, base_from,
-                     preds)
+                     preds, rule)
 
 
 def _propensities(propensity: Any, labels: np.ndarray, names: list[str]) -> np.ndarray:
