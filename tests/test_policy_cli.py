@@ -126,6 +126,11 @@ def test_parquet_and_net_value(files, tmp_path, capsys):
     (["--budget", "100", "--cost", "phone=1"], "do not match the cost arms"),
     (["--budget", "100", "--explore-budget", "1.5x"], "--explore-budget"),
     (["--budget", "100", "--capacity", "advisor=x"], "not a number"),
+    (["--budget", "100", "--weight", "phone=1"], "--weight for unknown arm 'phone'"),
+    (["--budget", "100", "--weight", "control=0"], "have no weight"),
+    (["--budget", "3"], "smaller than the cheapest exploration"),
+    (["--budget", "300", "--explore-budget", "400"], "more than the budget"),
+    (["--budget", "300", "--capacity", "advisor=5"], "cannot hold the exploration share"),
 ])
 def test_bad_options_exit_2_and_write_nothing(files, tmp_path, capsys, extra, message):
     d, _ = files
@@ -261,3 +266,44 @@ def test_off_policy_is_of_the_written_plan_by_hand(files, tmp_path, capsys):
     half = 1.959964 * terms.std(ddof=1) * np.sqrt(len(terms))
     assert pv["off_policy"]["ci_high"] == pytest.approx(terms.sum() + half, rel=1e-4)
     assert t.explore.any() and t[t.explore].expected_cost.sum() <= 0.2 * 300 + 1e-9
+
+
+def test_plan_over_budget_is_refused_or_flagged_when_soft(files, tmp_path, capsys):
+    """The scores predict almost no coupon conversions; the experiment shows most coupon
+    customers converting (10.00 each): the off-policy cost of the plan is far above the budget.
+    Refused (exit 2, nothing written), or written and flagged with --soft-budget."""
+    d, scores = files
+    exp = pd.read_csv(d / "experiment.csv")
+    rng = np.random.default_rng(5)
+    exp.loc[exp.arm == "coupon", "reactivated"] = (rng.random((exp.arm == "coupon").sum())
+                                                   < 0.9).astype(int)
+    exp.to_csv(tmp_path / "exp_costly.csv", index=False)
+    args = ["policy", "--scores", str(d / "scores.csv"), "--budget", "300", *COSTS,
+            "--capacity", "advisor=40", "--experiment", str(tmp_path / "exp_costly.csv")]
+    out = tmp_path / "refused"
+    code, _, err = run(args + ["--out", str(out)], capsys)
+    assert code == 2 and err.startswith("error: the plan would exceed its budget")
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    soft = tmp_path / "soft"
+    code, stdout, err = run(args + ["--soft-budget", "--out", str(soft)], capsys)
+    assert code == 0, err
+    pv = json.loads((soft / "policy.json").read_text())["plan_value"]
+    assert pv["over_budget"] and pv["soft_budget"] and pv["off_policy"]["cost"]["ci_low"] > 300
+    assert "OVER BUDGET" in stdout
+    assert 'class="bad">OVER BUDGET' in (soft / "policy.html").read_text()
+
+
+def test_policy_html_uses_the_report_style_with_currency_and_no_leftover_markup(files, tmp_path,
+                                                                                capsys):
+    d, _ = files
+    out = tmp_path / "h"
+    code, _, err = run(["policy", "--scores", str(d / "scores.csv"), "--budget", "300", *COSTS,
+                        "--currency", "EUR", "--out", str(out)], capsys)
+    assert code == 0, err
+    html = (out / "policy.html").read_text()
+    md = (out / "policy.md").read_text()
+    from upliftlab.policy.render import report_style
+
+    assert report_style() in html and "EUR 300.00" in html and "EUR 300.00" in md
+    assert "**" not in html and "|---" not in html and "{{" not in html and "{%" not in html
+    assert "<table>" in html and "Who gets what" in html
