@@ -17,11 +17,10 @@ from upliftlab.errors import InputError
 from upliftlab.uplift.learners import (BASE_MODELS, LEARNERS, ArmwiseLearner, MeanLearner,
                                        make_learner)
 
-# Chosen by measurement on the simulated dormant cohort (benchmarks/bench_uplift.py, section
-# `uplift` of benchmarks/RESULTS.md; 82,625 customers, 3-fold cross-fitted): the S-learner's
-# best-arm policy earns 81% of the oracle's true value (X 79%, T 75%, DR 75%, uplift forest
-# 70%) and its uplift correlates best with the truth (0.57); the X-learner has a slightly higher
-# mean normalised Qini (0.35 vs 0.31, overlapping intervals). The policy value is the goal, so S.
+# The learner of a bare `UpliftModel()` (with LightGBM's own defaults as base models). What
+# `upliftlab model fit` uses is chosen per arm on the data at hand (`upliftlab.uplift.select`):
+# no single learner or capacity is right for every world (benchmarks/RESULTS.md, sections
+# `uplift` and `causalml_synth`).
 DEFAULT_LEARNER = "s"
 MIN_ARM_SIZE = 50
 

@@ -62,7 +62,7 @@ class Selection:
                     + ("" if best.learner == cand else
                        " (not significantly better than the ensemble)"))
             if win is not None:
-                text += (f"; the whole rule (best arm where its uplift > 0) as chosen: "
+                text += (f"; the whole rule (best arm where its uplift > 0) as '{win.option}': "
                          f"{100 * win.policy_value:+.3f} pts per customer")
             if not eff.distinguishable:
                 text += (f"; the arm's average uplift ({100 * eff.effect:+.3f} pts, 95% CI "
@@ -157,30 +157,39 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
                          "treated_share": float((up[a] > 0).mean()),
                          "fit_seconds": secs[cand], "peak_rss_mib": mem[cand]})
     table = pd.DataFrame(rows)
-    # per arm: the ensemble unless a single candidate earns significantly more (paired on the
-    # same customers); picking the highest of many noisy values would chase noise
-    chosen = {}
+    # per arm: the ensemble unless a single candidate earns significantly more for that arm
+    # (paired on the same customers); picking the highest of many noisy values chases noise
+    per_arm = {}
     for a in arms:
         default = options[-1]
         best = max(options, key=lambda c: terms[c, a].mean())
         diff = terms[best, a] - terms[default, a]
         se = float(diff.std(ddof=1) / np.sqrt(n))
-        chosen[a] = best if diff.mean() > z * se else default
-    # the rule the model induces, the best arm where its uplift > 0, valued as chosen and for
-    # each option given to every arm (paired on the same customers)
-    combos = {"as chosen per arm": chosen, **{f"{c} for every arm": {a: c for a in arms}
-                                               for c in options}}
+        per_arm[a] = best if diff.mean() > z * se else default
+    # the rule the model induces is the best arm where its uplift > 0: the per-arm choice and
+    # every option for all arms are valued as that rule; the ensemble for every arm stays
+    # unless another earns significantly more (paired difference beyond its 95% interval)
+    combos = {f"{options[-1]} for every arm": {a: options[-1] for a in arms},
+              "per arm, as chosen for each arm": per_arm,
+              **{f"{c} for every arm": {a: c for a in arms} for c in options[:-1]}}
     values = []
     for label, combo in combos.items():
         up = np.column_stack([preds[combo[a]][a].to_numpy(dtype=float) for a in arms])
         d = np.where(up.max(1) > 0, up.argmax(1) + 1, 0)
-        values.append((label, gamma[np.arange(n), d] - gamma[:, 0]))
+        values.append((label, gamma[np.arange(n), d] - gamma[:, 0], combo))
     ref = values[0][1]
+    win = 0
+    for i, (_, t, _) in enumerate(values[1:], start=1):
+        diff = t - ref
+        if diff.mean() > z * diff.std(ddof=1) / np.sqrt(n) and \
+                t.mean() > values[win][1].mean():
+            win = i
+    chosen = dict(values[win][2])
     rule = pd.DataFrame([{"option": label, "policy_value": float(t.mean()),
                           "policy_value_low": float(t.mean() - z * t.std(ddof=1) / np.sqrt(n)),
                           "policy_value_high": float(t.mean() + z * t.std(ddof=1) / np.sqrt(n)),
-                          "difference_to_chosen": float((t - ref).mean()),
-                          "chosen": i == 0} for i, (label, t) in enumerate(values)])
+                          "difference_to_default": float((t - ref).mean()),
+                          "chosen": i == win} for i, (label, t, _) in enumerate(values)])
     table["chosen"] = [chosen[r.arm] == r.learner for r in table.itertuples()]
     # the control outcome comes from the candidate serving the most arms (as the fitted model)
     counts = pd.Series(list(chosen.values())).value_counts(sort=False)

@@ -102,7 +102,8 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
                  "criterion": ("cross-fitted doubly robust value of the policy 'treat with the "
                                "arm where its predicted uplift > 0', per customer, against "
                                "treating nobody (STATS-NOTES, Choosing a learner)"),
-                 "effects": sel.effects.to_dict(orient="records")}
+                 "effects": sel.effects.to_dict(orient="records"),
+                 "rule": sel.rule.to_dict(orient="records")}
 
     with staged_dir(out) as stage:
         staged = save_model(final, stage / "model", evaluation=table,
