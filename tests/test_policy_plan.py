@@ -67,7 +67,7 @@ def fitted_scores(X: pd.DataFrame, arm_labels: np.ndarray, y: np.ndarray, ids: n
 
 @pytest.fixture(scope="module")
 def world_b():
-    members, P = second_world(24_000, 11)
+    members, P = second_world(16_000, 11)
     rng = np.random.default_rng(12)
     arm, y = randomise(rng, P)
     labels = np.array(["ctl", "sms", "call"])[arm]
@@ -76,8 +76,10 @@ def world_b():
     exp = pd.DataFrame({"member_no": members.member_no, "group": np.where(
         labels == "ctl", "control", labels), "converted": y.astype(int)})
     costs = {"sms": (0.05, 0.0), "call": (2.5, 0.0)}
-    setting = dict(budget=4_000.0, capacity={"call": 1_200}, costs=costs)
-    return scores, P, exp, setting, ("sms", "call")
+    setting = dict(budget=2_600.0, capacity={"call": 800}, costs=costs)
+    arms = tuple(scores.arms)  # the model's order (sorted)
+    cols = {"ctl": 0, "sms": 1, "call": 2}
+    return scores, P[:, [0] + [cols[a] for a in arms]], exp, setting, arms
 
 
 @pytest.fixture(scope="module")

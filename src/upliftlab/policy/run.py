@@ -460,7 +460,7 @@ def _segments(scores: Scores, customers: Any, customer_col: str
     try:
         cols = register(con, customers, "customers")
         require_columns(cols, [customer_col], where)
-        rev = next((c for c in ("revenue_730d", "revenue_365d", "revenue_total") if c in cols),
+        rev = next((c for c in ("revenue_730d", "revenue_total", "revenue_365d") if c in cols),
                    None)
         pick = [c for c in ("tier", "value_band") if c in cols] + ([rev] if rev else [])
         if not pick:
