@@ -307,3 +307,35 @@ def test_policy_html_uses_the_report_style_with_currency_and_no_leftover_markup(
     assert report_style() in html and "EUR 300.00" in html and "EUR 300.00" in md
     assert "**" not in html and "|---" not in html and "{{" not in html and "{%" not in html
     assert "<table>" in html and "Who gets what" in html
+
+
+def test_profile_by_tier_and_value_band_and_the_customers_spared(files, tmp_path, capsys):
+    d, scores = files
+    rng = np.random.default_rng(9)
+    cust = pd.DataFrame({"customer_id": scores.customer_id,
+                         "tier": rng.choice(["short", "mid", "long"], len(scores)),
+                         "revenue_total": rng.gamma(2, 50, len(scores))})
+    cust.to_csv(tmp_path / "customers.csv", index=False)
+    out = tmp_path / "p"
+    code, _, err = run(["policy", "--scores", str(d / "scores.csv"), "--budget", "300", *COSTS,
+                        "--capacity", "advisor=40", "--customers", str(tmp_path / "customers.csv"),
+                        "--out", str(out)], capsys)
+    assert code == 0, err
+    t = pd.read_csv(out / "targeting.csv").merge(cust, on="customer_id")
+    prof = json.loads((out / "policy.json").read_text())["profile"]
+    assert prof["segments"] == ["tier", "value_band"]
+    for row in prof["arms"]:
+        sub = t[t.arm == row["arm"]]
+        assert row["customers"] == len(sub) and row["explored"] == int(sub.explore.sum())
+        assert row["by_tier"] == sub.tier.value_counts().to_dict()
+        assert sum(row["by_value_band"].values()) == len(sub)
+        assert row["expected_cost"] == pytest.approx(sub.expected_cost.sum())
+        if row["arm"] != "none" and len(sub):
+            assert row["mean_predicted_uplift"] == pytest.approx(sub.expected_uplift.mean())
+    spared = {s["reason"]: s for s in prof["spared"]}
+    rest = t[(t.arm == "none") & ~t.explore]
+    assert sum(s["customers"] for s in spared.values()) == len(rest)
+    up = scores.set_index("customer_id").loc[rest.customer_id, [f"uplift_{a}" for a in ARMS]]
+    assert spared["predicted harm"]["customers"] == int((up.max(axis=1) < 0).sum())
+    md = (out / "policy.md").read_text()
+    assert "### Who gets what" in md and "| predicted harm |" in md and "by tier" in md
