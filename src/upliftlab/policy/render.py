@@ -154,14 +154,11 @@ def context(policy: dict[str, Any]) -> dict[str, Any]:
            "value trusts the model that chose the plan (and so inherits its optimism), while "
            "the off-policy estimate checks the plan against the randomised outcomes of the last "
            "experiment.")
-    comps = []
+    comps = []  # policy.json's; the report lists them in its own off-policy table
     ope = policy.get("off_policy") or {}
     for c in ope.get("comparisons") or []:
         if isinstance(c, dict) and c.get("statement"):
             comps.append(c["statement"])
-    for b in ope.get("baselines") or []:
-        if isinstance(b, dict) and b.get("statement"):
-            comps.append(b["statement"])
     prof = policy.get("profile") or {"arms": [], "spared": [], "segments": []}
     segcols = [("by " + s.replace("_", " ")) for s in prof.get("segments", [])]
     keys = ["by_" + s for s in prof.get("segments", [])]
