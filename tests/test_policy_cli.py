@@ -91,7 +91,9 @@ def test_policy_writes_targeting_json_curve_and_report(files, tmp_path, capsys):
     assert a["counts"] == {arm: int((t.arm == arm).sum()) for arm in ARMS}
     assert a["expected_cost"] == pytest.approx(t.expected_cost.sum())
     assert a["expected_incremental_reactivations"] == pytest.approx(t.expected_uplift.sum())
-    assert a["budget"] == 300 and 0.95 <= a["budget_used"] <= 1.0
+    # fitted so that the off-policy cost estimate is within the budget as well
+    assert pv["off_policy"]["cost"]["estimate"] <= 300 * (1 + 1e-6)
+    assert a["budget"] == 300 and 0.95 * pv["planning_budget"] / 300 <= a["budget_used"] <= 1.0
     assert a["optimality_gap"] is not None and a["optimality_gap"] < 1e-3
     assert a["cost_per_incremental_reactivation"] == pytest.approx(
         a["expected_cost"] / a["expected_incremental_reactivations"])
@@ -268,27 +270,34 @@ def test_off_policy_is_of_the_written_plan_by_hand(files, tmp_path, capsys):
     assert t.explore.any() and t[t.explore].expected_cost.sum() <= 0.2 * 300 + 1e-9
 
 
-def test_plan_over_budget_is_refused_or_flagged_when_soft(files, tmp_path, capsys):
+def test_plan_fitted_to_its_off_policy_cost_or_flagged_when_soft(files, tmp_path, capsys):
     """The scores predict almost no coupon conversions; the experiment shows most coupon
-    customers converting (10.00 each): the off-policy cost of the plan is far above the budget.
-    Refused (exit 2, nothing written), or written and flagged with --soft-budget."""
+    customers converting (10.00 each): the plan's off-policy cost is far above what the model
+    expects. A hard budget re-fits the plan until its off-policy cost estimate is within the
+    budget (and says so); --soft-budget writes the unfitted plan, flagged."""
     d, scores = files
     exp = pd.read_csv(d / "experiment.csv")
     rng = np.random.default_rng(5)
     exp.loc[exp.arm == "coupon", "reactivated"] = (rng.random((exp.arm == "coupon").sum())
-                                                   < 0.9).astype(int)
+                                                   < 0.3).astype(int)
     exp.to_csv(tmp_path / "exp_costly.csv", index=False)
     args = ["policy", "--scores", str(d / "scores.csv"), "--budget", "300", *COSTS,
-            "--capacity", "advisor=40", "--experiment", str(tmp_path / "exp_costly.csv")]
-    out = tmp_path / "refused"
-    code, _, err = run(args + ["--out", str(out)], capsys)
-    assert code == 2 and err.startswith("error: the plan would exceed its budget")
-    assert len(err.strip().splitlines()) == 1 and not out.exists()
+            "--capacity", "advisor=40", "--explore-budget", "0", "--experiment",
+            str(tmp_path / "exp_costly.csv")]
+    hard = tmp_path / "hard"
+    code, _, err = run(args + ["--out", str(hard)], capsys)
+    assert code == 0, err
+    pv = json.loads((hard / "policy.json").read_text())["plan_value"]
+    assert pv["off_policy"]["cost"]["estimate"] <= 300 * (1 + 1e-6)
+    assert pv["planning_budget"] < 300 and "off-policy cost estimate" in pv["planning_note"]
+    assert not pv["over_budget"]
+    assert "The plan was fitted to" in (hard / "policy.md").read_text()
     soft = tmp_path / "soft"
     code, stdout, err = run(args + ["--soft-budget", "--out", str(soft)], capsys)
     assert code == 0, err
     pv = json.loads((soft / "policy.json").read_text())["plan_value"]
     assert pv["over_budget"] and pv["soft_budget"] and pv["off_policy"]["cost"]["ci_low"] > 300
+    assert pv["planning_budget"] == 300
     assert "OVER BUDGET" in stdout
     assert 'class="bad">OVER BUDGET' in (soft / "policy.html").read_text()
 

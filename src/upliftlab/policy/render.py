@@ -123,6 +123,8 @@ def context(policy: dict[str, Any]) -> dict[str, Any]:
     headline = (f"Plan for {a['n_customers']:,} customers: {counts}, nothing {none:,}; "
                 f"expected cost {m(pv.get('cost', a.get('expected_cost')))} of the "
                 f"{m(budget)} budget.")
+    if pv.get("planning_note"):
+        headline += f" The plan was {pv['planning_note']}."
     if ex.get("customers"):
         cnt = ", ".join(f"{k} {v:,}" for k, v in (ex.get("counts") or {}).items())
         exploration = (f"Exploration, inside the budget: {ex['customers']:,} customers "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,25 @@ def run_policy(scores: Scores, *, budget: float,
     eb = ExploreBudget.parse(explore_budget)
     w = explore_weights(weights, arms)
     hashes = Hashes.of(scores.customer_id, w, salt)
-    plan = plan_campaign(problem, scores.customer_id, explore_budget=eb,
-                         explore_weights_=weights, salt=salt, method=method, seed=seed,
-                         hashes=hashes)
+    # with an experiment, the plan is fitted so that its off-policy cost estimate (unbiased for
+    # its true cost) stays within a hard budget too: the model's conversion costs are
+    # predictions, and the customers a plan picks are those it is most wrong about (shrunk
+    # predictions of the most responsive customers); a few re-plans at most
+    planning = float(budget)
+    ope = None
+    for _ in range(4):
+        part = problem if planning == budget else replace(problem, budget=planning)
+        plan = plan_campaign(part, scores.customer_id, explore_budget=eb,
+                             explore_weights_=weights, salt=salt, method=method, seed=seed,
+                             hashes=hashes)
+        if experiment is None:
+            break
+        ope = _off_policy(problem, scores, experiment, plan.propensity, weights, budget, costs,
+                          arm_col=arm_col, outcome_col=outcome_col, customer_col=customer_col)
+        est = ope["cost"]["total"]
+        if soft_budget or est is None or not np.isfinite(budget) or est <= budget:
+            break
+        planning = planning * budget / est * (1 - 1e-6)
     opt = plan.allocation
     expected = _expected(problem, plan.propensity)
     written_cost = float(plan.expected_cost.sum())
@@ -97,7 +114,8 @@ def run_policy(scores: Scores, *, budget: float,
     alloc["note"] = ("the written plan, exploration included; optimality_gap is of the "
                      "optimised part (the customers outside exploration)")
     curve = plan_curve(problem, scores.customer_id, budget, eb, weights, hashes, salt,
-                       curve_points, seed, plan_point=(expected["reactivations"],
+                       curve_points, seed, plan_budget=planning,
+                       plan_point=(expected["reactivations"],
                                                        expected["cost"], expected["value"]))
     n_explore = int(plan.explore.sum())
     result: dict = {
@@ -127,15 +145,12 @@ def run_policy(scores: Scores, *, budget: float,
                               "exploration reserve, then the optimised allocation; the point "
                               "at the chosen budget is this plan"),
     }
-    ope = None
-    if experiment is not None:
-        ope = _off_policy(problem, scores, experiment, plan.propensity, weights, budget, costs,
-                          arm_col=arm_col, outcome_col=outcome_col, customer_col=customer_col)
+    if ope is not None:
         result["off_policy"] = ope
     if truth is not None:
         result["truth"] = _true_values(scores, truth, plan, costs, customer_col=customer_col)
     result["plan_value"] = _plan_value(expected, written_cost, budget, curve, ope,
-                                       result.get("truth"), soft_budget)
+                                       result.get("truth"), soft_budget, planning)
     result["profile"] = profile(problem, scores, plan, customers, customer_col=customer_col)
     _enforce_budget(result["plan_value"], soft_budget)
     if out is not None:
@@ -188,13 +203,14 @@ def _expected(problem: Problem, prop: np.ndarray) -> dict[str, float]:
 def plan_curve(problem: Problem, ids: np.ndarray, budget: float, eb: ExploreBudget,
                weights: Mapping[str, float] | None, hashes: Hashes, salt: str,
                points: int, seed: int, plan_point: tuple[float, float, float],
-               max_customers: int = 200_000) -> BudgetCurve:
+               plan_budget: float | None = None, max_customers: int = 200_000) -> BudgetCurve:
     """The written plan (same exploration rule) at budgets from 0 to twice the chosen one.
 
     Above `max_customers` the other points are computed on a random subsample with budget and
-    capacities scaled, then scaled back; the chosen budget's point is the plan itself. Budgets
-    too small to hold the exploration are left out.
+    capacities scaled, then scaled back; the plan's own point (at `plan_budget`, default the
+    chosen budget) is the plan itself. Budgets too small to hold the exploration are left out.
     """
+    plan_budget = budget if plan_budget is None else plan_budget
     if not np.isfinite(budget) or budget <= 0:
         return BudgetCurve(np.array([budget]), np.array([plan_point[1]]),
                            np.array([plan_point[0]]), np.array([plan_point[2]]),
@@ -209,7 +225,7 @@ def plan_curve(problem: Problem, ids: np.ndarray, budget: float, eb: ExploreBudg
     sub_hash = Hashes(hashes.u[idx], hashes.arm[idx])
     rows = []
     for b in grid:
-        if np.isclose(b, budget):
+        if np.isclose(b, plan_budget):
             continue
         part = Problem(problem.arms, problem.gain[:, idx], problem.cost[:, idx],
                        problem.uplift[:, idx], b * frac, cap, problem.objective)
@@ -222,7 +238,7 @@ def plan_curve(problem: Problem, ids: np.ndarray, budget: float, eb: ExploreBudg
             continue
         e = _expected(part, plan.propensity)
         rows.append((b, e["cost"] / frac, e["reactivations"] / frac, e["value"] / frac))
-    rows.append((budget, plan_point[1], plan_point[0], plan_point[2]))
+    rows.append((plan_budget, plan_point[1], plan_point[0], plan_point[2]))
     rows.sort()
     arr = np.array(rows)
     return BudgetCurve(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], np.zeros(len(rows)),
@@ -324,10 +340,10 @@ def true_plan_value(P: np.ndarray, prop: np.ndarray, cpc: np.ndarray, cpv: np.nd
 
 
 def _plan_value(expected: dict, written_cost: float, budget: float, curve: BudgetCurve,
-                ope: dict | None, truth: dict | None, soft: bool) -> dict:
+                ope: dict | None, truth: dict | None, soft: bool, planning: float) -> dict:
     """One value for the written plan, from the model, the curve and the experiment, with a
     small table of what each figure means."""
-    at = int(np.argmin(np.abs(curve.budget - budget))) if curve.budget.size else None
+    at = int(np.argmin(np.abs(curve.budget - planning))) if curve.budget.size else None
     curve_val = float(curve.reactivations[at]) if at is not None else None
     off = None
     rows = [
@@ -384,6 +400,10 @@ def _plan_value(expected: dict, written_cost: float, budget: float, curve: Budge
                     "exploration included, over all scored customers",
             "expected": expected["reactivations"], "budget_curve": curve_val,
             "cost": expected["cost"], "cost_written_arms": written_cost, "budget": budget,
+            "planning_budget": planning,
+            "planning_note": (None if planning == budget else
+                              f"fitted to {planning:,.2f} so that its off-policy cost estimate "
+                              f"stays within the budget {budget:,.2f}"),
             "off_policy": off, "over_budget": bool(over), "over_budget_reasons": over_reasons,
             "may_exceed_budget": may_exceed, "soft_budget": bool(soft), "table": rows}
 
