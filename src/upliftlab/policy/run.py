@@ -79,12 +79,13 @@ def run_policy(scores: Scores, *, budget: float,
     w = explore_weights(weights, arms)
     hashes = Hashes.of(scores.customer_id, w, salt)
     # with an experiment, the plan is fitted so that its off-policy cost estimate (unbiased for
-    # its true cost) stays within a hard budget too: the model's conversion costs are
-    # predictions, and the customers a plan picks are those it is most wrong about (shrunk
-    # predictions of the most responsive customers); a few re-plans at most
+    # its true cost; only conversions are uncertain) stays within a hard budget too: the
+    # model's conversion costs are predictions, and the customers a plan picks are those it is
+    # most wrong about (shrunk predictions of the most responsive customers). A few re-plans at
+    # most; an upper confidence bound instead would starve plans valued on small experiments
     planning = float(budget)
     ope = None
-    for _ in range(4):
+    for _ in range(8):
         part = problem if planning == budget else replace(problem, budget=planning)
         plan = plan_campaign(part, scores.customer_id, explore_budget=eb,
                              explore_weights_=weights, salt=salt, method=method, seed=seed,
