@@ -103,29 +103,38 @@ def _check_world(world, customer_col, arm_col, outcome_col):
     cpv = np.array([0.0] + [setting["costs"][a][1] for a in arms])
     budget, cap = setting["budget"], setting["capacity"]
     for share in (0.0, 0.10, 0.50):
+        # the plan as `upliftlab policy --experiment` writes it (a hard budget fits the plan's
+        # off-policy cost too); rebuilt from its propensities
         res = run_policy(scores, budget=budget, costs=setting["costs"], capacity=cap,
-                         explore_budget=share, customer_col=customer_col)
-        plan = _plan(scores, setting, share)
+                         explore_budget=share, experiment=exp, customer_col=customer_col,
+                         arm_col=arm_col, outcome_col=outcome_col)
+        plan = _plan(scores, {**setting, "budget": res["plan_value"]["planning_budget"]}, share)
         written = np.zeros_like(P)
         written[np.arange(P.shape[0]), plan.arm + 1] = 1.0
         for prop in (plan.propensity, written):  # the stochastic plan and the arms written
             assert true_plan_value(P, prop, cpc, cpv)["cost"] <= budget, share
         for a, c in cap.items():
             assert (plan.arm == arms.index(a)).sum() <= c
+        assert res["plan_value"]["expected"] == pytest.approx(_expected_value(scores, plan))
         assert res["exploration"]["cost"] <= share * budget + 1e-9
         assert res["plan_value"]["cost"] <= budget + 1e-6
     # the default exploration: >= 85% of the oracle's true value
     res = run_policy(scores, budget=budget, costs=setting["costs"], capacity=cap,
                      explore_budget=DEFAULT_EXPLORE_BUDGET, experiment=exp,
                      customer_col=customer_col, arm_col=arm_col, outcome_col=outcome_col)
-    plan = _plan(scores, setting, DEFAULT_EXPLORE_BUDGET)
+    plan = _plan(scores, {**setting, "budget": res["plan_value"]["planning_budget"]},
+                 DEFAULT_EXPLORE_BUDGET)
+    assert res["plan_value"]["expected"] == pytest.approx(_expected_value(scores, plan))
     true = true_plan_value(P, plan.propensity, cpc, cpv)["incremental_reactivations"]
     oracle = oracle_value(P, arms, budget, cap, dict(zip(arms, cpc[1:])),
                           dict(zip(arms, cpv[1:])))
     assert true >= 0.85 * oracle, (true, oracle)
-    assert res["plan_value"]["expected"] == pytest.approx(
-        (plan.propensity[:, 1:] * np.column_stack([scores.uplift[a] for a in arms])).sum())
     return true / oracle
+
+
+def _expected_value(scores, plan):
+    up = np.column_stack([scores.uplift[a] for a in scores.arms])
+    return float((plan.propensity[:, 1:] * up).sum())
 
 
 def _plan(scores, setting, share):
