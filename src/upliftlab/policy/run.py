@@ -97,7 +97,10 @@ def run_policy(scores: Scores, *, budget: float,
         est = ope["cost"]["total"]
         if soft_budget or est is None or not np.isfinite(budget) or est <= budget:
             break
-        planning = planning * budget / est * (1 - 1e-6)
+        # from what the plan spends by the model (the budget may not bind), scaled down
+        spent = max(_expected(problem, plan.propensity)["cost"],
+                    float(plan.expected_cost.sum()))
+        planning = min(planning, spent) * budget / est * (1 - 1e-6)
     opt = plan.allocation
     expected = _expected(problem, plan.propensity)
     written_cost = float(plan.expected_cost.sum())
