@@ -60,7 +60,7 @@ class Selection:
                     f"{100 * mine.policy_value_high:+.3f}); highest single: {best.learner} "
                     f"{100 * best.policy_value:+.3f}"
                     + ("" if best.learner == cand else
-                       " (not significantly better than the ensemble)"))
+                       " (the model is chosen by the whole rule it induces)"))
             if win is not None:
                 text += (f"; the whole rule (best arm where its uplift > 0) as '{win.option}': "
                          f"{100 * win.policy_value:+.3f} pts per customer")
