@@ -262,10 +262,11 @@ def main() -> None:
         """Record what is measured so far (a long run that is stopped still leaves results)."""
         head = (f"### Uplift models{' (quick run)' if args.quick else ''}"
                 f"{'' if final else ' (partial: run in progress or stopped)'}\n\n"
-                f"Default learner: **{DEFAULT_LEARNER}** (`upliftlab.uplift.model.DEFAULT_LEARNER`)"
-                + (", chosen by the true value of the best-arm policy on the simulated world "
-                   "(what a campaign earns; only the simulator knows it), with the cross-fitted "
-                   "Qini beside it. This run, on the simulated world: best learner **"
+                f"Learner of a bare `UpliftModel()`: **{DEFAULT_LEARNER}** with LightGBM's own "
+                "defaults; `upliftlab model fit` chooses the learner and base capacity per arm "
+                "by cross-fitted policy value (`upliftlab.uplift.select`; section "
+                "`causalml_synth` compares it with causalml's learners)"
+                + (". This run, on the simulated world: best learner **"
                    f"{parts['best']}**" if "best" in parts else "") + ".\n\n")
         body = "\n\n".join(parts[k] for k in ("fit", "target", "scoring", "sim", "hill")
                              if parts.get(k))

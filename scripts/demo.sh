@@ -68,20 +68,23 @@ for day in 2026-01-12 2026-01-19 2026-01-26 2026-02-02; do
     "$CLI" report "$SPEC" --as-of "$day" --store "$STORE" --out "$OUT/report-$day"
 done
 
-step "7. Uplift model: for whom does each treatment work? (learners compared out of fold)"
-# three learners, 3 folds, 100 resamples keep the demo within two minutes (README: the cost of
-# the full comparison)
-"$CLI" model fit "$SPEC" --as-of 2026-03-06 --store "$STORE" --candidates s,t,x --folds 3 \
-    --bootstrap 100 --out "$OUT/model"
+step "7. Uplift model: for whom does each treatment work? (per arm, the learner whose policy earns most out of fold)"
+# a small grid (s and t learners x small and large base models, 3 folds) keeps the demo quick;
+# `model fit` without --candidates/--base-models compares s, t, x x small, large (README: cost)
+"$CLI" model fit "$SPEC" --as-of 2026-03-06 --store "$STORE" --candidates s,t \
+    --base-models small,large --folds 3 --bootstrap 100 --out "$OUT/model"
 "$CLI" model score --model "$OUT/model" --customers "$OUT/cohort.parquet" \
     --out "$OUT/scores.parquet"
 
 step "8. The next campaign: best treatment per customer under a budget and the advisors' capacity"
-# learned and valued on the experiment's out-of-fold scores (honest off-policy estimate); the
-# simulator's truth then reveals what the policy is really worth
+# learned and valued on the experiment's out-of-fold scores (honest off-policy estimate of the
+# plan as written, exploration included: 5% of the budget and of the advisors' capacity is
+# reserved for customers assigned at random); the simulator's truth then reveals what the
+# written plan is really worth; the cohort's tiers and revenue profile who gets what
 "$CLI" policy --scores "$OUT/model/oof_scores.parquet" --data "$OUT/model/oof_scores.parquet" \
     --budget 20000 --cost coupon=0.10:10 --cost content=0.02 --cost advisor=4 \
-    --capacity advisor=3000 --truth "$OUT/world/truth.parquet" --out "$OUT/policy"
+    --capacity advisor=3000 --explore-budget 5% --customers "$OUT/cohort.parquet" \
+    --truth "$OUT/world/truth.parquet" --out "$OUT/policy"
 
 step "9. The outcome windows have closed (60 days): the final, fixed-horizon report"
 "$CLI" report "$SPEC" --as-of 2026-03-06 --store "$STORE" \

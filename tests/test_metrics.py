@@ -146,3 +146,45 @@ def test_vectorised_speed():
     metrics.auuc_score(y, s, t)
     metrics.qini_score(y, s, t)
     assert time.perf_counter() - t0 < 5  # ~0.6 s here; per-row Python would take minutes
+
+
+def test_zero_effect_arm_gets_no_exploding_score():
+    """An arm with no true effect: causalml's normalisation divides by |Q(N)|, which is noise
+    around 0, so its normalised Qini explodes (the issue saw 4.84, interval 1.01 to 99.1).
+    Here the normalised scores are withheld and say why; the unnormalised area stays small
+    and its interval covers 0; the arm with a real effect keeps causalml's score."""
+    rng = np.random.default_rng(7)
+    n = 30_000
+    labels = rng.choice(["control", "real", "none"], n)
+    x = rng.normal(size=n)
+    p = 0.05 + 0.04 * (labels == "real") * (x > 0)
+    y = rng.binomial(1, p)
+    up = pd.DataFrame({"real": 0.04 * (x > 0) + rng.normal(0, 0.01, n),
+                       "none": rng.normal(0, 0.01, n)})
+    tab = metrics.evaluate_uplift(y, up, labels, n_bootstrap=100).set_index("arm")
+    none, real = tab.loc["none"], tab.loc["real"]
+    assert not none.distinguishable and real.distinguishable
+    assert np.isnan(none.qini) and np.isnan(none.qini_high) and "cannot be told" in \
+        none.normalisation
+    assert none.qini_area_low <= 0 <= none.qini_area_high
+    assert abs(none.qini_area) < 0.01 and np.isfinite(none.qini_area_high)
+    assert real.qini == pytest.approx(metrics.qini_score(
+        y[labels != "none"], up.real[labels != "none"], (labels[labels != "none"] == "real")))
+    assert real.qini_area_low > 0
+
+
+def test_per_arm_selection_says_when_an_arm_cannot_be_told_from_zero():
+    from upliftlab.uplift.select import select_per_arm
+
+    rng = np.random.default_rng(8)
+    n = 6_000
+    X = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})
+    labels = rng.choice(["control", "real", "none"], n)
+    y = rng.binomial(1, 0.1 + 0.15 * (labels == "real") * (X.x > 0))
+    sel = select_per_arm(X, y, labels, learners=("t",), base_models=("small",), folds=2)
+    eff = sel.effects.set_index("arm")
+    assert not eff.loc["none", "distinguishable"] and eff.loc["real", "distinguishable"]
+    why = sel.reasons()
+    assert "cannot be told from zero" in why["none"] and "cannot be told" not in why["real"]
+    assert np.isfinite(sel.table.policy_value).all()
+    assert abs(sel.table.set_index("arm").policy_value["none"]) < 0.02

@@ -8,7 +8,7 @@ import pytest
 
 from upliftlab.errors import InputError
 from upliftlab.policy import (BudgetedPolicy, allocate, compare, cross_fit_policy,
-                              estimate_from_terms, evaluate_policy, exploration_arms,
+                              estimate_from_terms, evaluate_policy,
                               make_problem, plan_campaign, policy_terms, policy_value)
 
 E = np.array([0.4, 0.2, 0.2, 0.2])  # design: control 40%, three arms 20% each
@@ -152,23 +152,37 @@ def test_cross_fit_policy_with_a_stratum_mean_model():
     assert abs(ev.reactivation.estimate - truth) < 4 * ev.reactivation.se
 
 
-def test_exploration_hash_share_weights_and_capacity():
+def test_exploration_hashes_weights_and_threshold():
+    """Explored <=> md5 order hash < threshold; the arm is the documented draw of the second
+    hash against the cumulative weights (control first), independent of the threshold."""
     from upliftlab.assign import unit_hash
+    from upliftlab.policy.explore import Hashes, explore_weights, reserve
 
     ids = np.arange(1, 40_001)
-    explore, arm = exploration_arms(ids, 0.1, {"control": 2, "coupon": 1, "content": 1},
-                                    ("coupon", "content"), np.array([np.inf, 300.0]),
-                                    salt="s1")
-    u = np.array([unit_hash("s1", i) for i in ids[:200]])
-    np.testing.assert_array_equal(explore[:200], u < 0.1)
-    assert explore.mean() == pytest.approx(0.1, abs=0.006)
-    ex = arm[explore]
-    assert (ex == -1).mean() == pytest.approx(0.5 + (0.25 - 300 / explore.sum()), abs=0.03)
-    assert (ex == 0).mean() == pytest.approx(0.25, abs=0.03)
-    assert (arm == 1).sum() == 300  # capacity
-    assert (arm[~explore] == -1).all()
+    w = explore_weights({"control": 2, "coupon": 1, "content": 1}, ("coupon", "content"))
+    h = Hashes.of(ids, w, "s1")
+    u = np.array([unit_hash("s1", i) for i in ids[:300]])
+    v = np.array([unit_hash("s1:arm", i) for i in ids[:300]])
+    np.testing.assert_allclose(h.u[:300], u)
+    np.testing.assert_array_equal(h.arm[:300], np.searchsorted([0.5, 0.75, 1.0], v,
+                                                                side="right") - 1)
+    assert np.mean(h.arm == -1) == pytest.approx(0.5, abs=0.01)
+    problem = make_problem(np.full(40_000, 0.02), np.full((40_000, 2), 0.01),
+                           arms=("coupon", "content"), budget=1000, capacity={"content": 400},
+                           cost_per_contact={"coupon": 1.0, "content": 0.5})
+    flag, thr = reserve(problem, h, w, 100.0, 0.1)
+    np.testing.assert_array_equal(flag, h.u < thr)
+    cost = np.where(h.arm == 0, 1.0, np.where(h.arm == 1, 0.5, 0.0))
+    mean = 0.25 * 1.0 + 0.25 * 0.5  # expected cost of an explored customer over the weights
+    assert cost[flag].sum() <= 100 and flag.sum() * mean <= 100
+    # stopped by a limit: the content capacity share, or one more customer breaks the money
+    assert (h.arm[flag] == 1).sum() == 40 or max(cost[flag].sum() + 1, (flag.sum() + 1) * mean) > 100
+    flag2, _ = reserve(problem, h, w, 100.0, 1.0)  # capacity share 100%: the money binds
+    assert max(cost[flag2].sum() + 1, (flag2.sum() + 1) * mean) > 100 >= flag2.sum() * mean
     with pytest.raises(InputError, match="unknown arm"):
-        exploration_arms(ids, 0.1, {"phone": 1}, ("coupon",))
+        explore_weights({"phone": 1}, ("coupon",))
+    with pytest.raises(InputError, match="no weight"):
+        explore_weights({"control": 1, "coupon": 0}, ("coupon",))
 
 
 def test_plan_campaign_keeps_budget_and_capacity_with_exploration():
@@ -181,12 +195,24 @@ def test_plan_campaign_keeps_budget_and_capacity_with_exploration():
     problem = make_problem(base, up, arms=ARMS_SIM, budget=kw["budget"],
                            capacity=kw["capacity"], cost_per_contact=CPC_SIM,
                            cost_per_conversion=CPV_SIM)
-    plan = plan_campaign(problem, np.arange(20_000), explore_share=0.1, salt="x")
-    assert plan.explore.mean() == pytest.approx(0.1, abs=0.01)
-    assert plan.expected_cost.sum() <= kw["budget"] + 1e-6
-    assert (plan.arm == 2).sum() <= kw["capacity"]["advisor"]
-    assert plan.summary["budget_used"] == pytest.approx(1.0, abs=1e-3)
-    assert (plan.expected_uplift[plan.arm < 0] == 0).all()
+    for share in (0.0, 0.1, 0.5):
+        plan = plan_campaign(problem, np.arange(20_000), explore_budget=share, salt="x")
+        ex_cost = plan.expected_cost[plan.explore].sum()
+        assert ex_cost <= share * kw["budget"] + 1e-9
+        assert plan.expected_cost.sum() <= kw["budget"] + 1e-6
+        assert (plan.arm == 2).sum() <= kw["capacity"]["advisor"]
+        assert (plan.arm[plan.explore] == 2).sum() <= share * 200
+        assert (plan.expected_uplift[plan.arm < 0] == 0).all()
+        # the plan's expected cost over the exploration weights is within the budget too
+        assert (plan.propensity[:, 1:].T * problem.cost).sum() <= kw["budget"] + 1e-6
+    assert plan.summary["budget_used"] > 0.95
+    with pytest.raises(InputError, match="cannot hold the exploration share"):
+        small = make_problem(base, up, arms=ARMS_SIM, budget=kw["budget"],
+                             capacity={"advisor": 5}, cost_per_contact=CPC_SIM,
+                             cost_per_conversion=CPV_SIM)
+        plan_campaign(small, np.arange(n), explore_budget="10%")
+    with pytest.raises(InputError, match="smaller than the cheapest exploration"):
+        plan_campaign(problem, np.arange(n), explore_budget="3")
 
 
 def _dormant_world(n: int, seed: int):

@@ -70,17 +70,21 @@ def report(folders, result, tmp_path_factory):
 def test_json_model_section_is_the_model_folder(folders, report):
     m = report["json"]["model"]
     meta = json.loads((folders / "model" / "model.json").read_text())
-    assert m["learner"] == meta["learner"] == "t"
+    assert m["learner"] == meta["learner"] == "t/large"
     assert m["outcome"] == "binary" and m["control"] == "control"
     assert m["arms"] == meta["treatment_arms"] and sorted(m["arms"]) == sorted(ARMS)
     comp = pd.read_csv(folders / "model" / "comparison.csv")
     assert len(m["comparison"]) == len(comp)
     for row, (_, ref) in zip(m["comparison"], comp.iterrows()):
         assert (row["learner"], row["arm"]) == (ref.learner, ref.arm)
-        for k in ("qini", "qini_low", "qini_high", "auuc", "auuc_low", "auuc_high"):
-            assert row[k] == pytest.approx(ref[k], rel=1e-12)
-    chosen = {r["arm"]: r["qini"] for r in m["chosen"]}
-    assert chosen == pytest.approx({r.arm: r.qini for r in comp[comp.chosen].itertuples()})
+        for k in ("qini", "qini_low", "qini_high", "auuc", "auuc_low", "auuc_high",
+                  "policy_value", "qini_area"):
+            assert row[k] == pytest.approx(ref[k], rel=1e-12, nan_ok=True)
+        # causalml's normalisation only where the arm's effect can be told from zero
+        assert (row["qini"] is None) == (not ref.distinguishable)
+    chosen = {r["arm"]: r["policy_value"] for r in m["chosen"]}
+    assert chosen == pytest.approx({r.arm: r.policy_value
+                                    for r in comp[comp.chosen].itertuples()})
     dec = pd.read_csv(folders / "model" / "deciles.csv")
     assert [(r["arm"], r["bin"]) for r in m["deciles"]] == list(zip(dec.arm, dec.bin))
     got = pd.DataFrame(m["deciles"])
@@ -108,7 +112,10 @@ def test_targeting_share_matches_a_hand_computed_qini(folders, report):
         r = rows[arm]
         assert r["incremental_top"] == pytest.approx(top, rel=1e-9)
         assert r["incremental_all"] == pytest.approx(q[-1])
-        assert r["share_captured"] == pytest.approx(r["incremental_top"] / q[-1])
+        if r["distinguishable"]:
+            assert r["share_captured"] == pytest.approx(r["incremental_top"] / q[-1])
+        else:  # a share of a total that cannot be told from zero is not shown
+            assert r["share_captured"] is None
     # the coupon works only for x1 > 0 (half the customers): its top 20% capture well above 20%
     assert rows["coupon"]["share_captured"] > 0.3
 
@@ -141,14 +148,16 @@ def test_markdown_has_both_sections_with_the_numbers(folders, report):
     assert md.index("## Next campaign: policy") < md.index("## Method")
     assert "Qini curves per arm are in report.html" in md and "![" not in md
     for r in j["model"]["comparison"]:
-        assert f"| {r['learner']} | {r['arm']} | {num(r['qini'], 3)} | " in md
+        assert f"| {r['learner']} | {r['arm']} | {100 * r['policy_value']:+.3f} | " in md
     assert re.search(r"top 20% of customers by predicted coupon uplift captures \d+% of the "
                      r"coupon's incremental reactivations", md)
     a = j["policy"]["allocation"]
-    for arm, n in a["counts"].items():
-        assert f"| {arm} | {n:,} |" in md
-    assert f"| nothing | {a['n_customers'] - a['n_treated']:,} |" in md
-    assert f"Expected: {num(a['expected_incremental_reactivations'], 1)} incremental" in md
+    for arm, n in a["counts"].items():  # the profile: who gets what
+        assert f"| {arm} | {n:,} | " in md
+    assert f"| none | {a['n_customers'] - a['n_treated']:,} | " in md
+    pv = j["policy"]["plan_value"]  # one reconciled value of the written plan
+    assert f"| expected (uplift model) | {pv['expected']:,.1f} | " in md
+    assert f"| off-policy, doubly robust (95% CI) | {pv['off_policy']['estimate']:,.1f} | " in md
     for b in j["policy"]["off_policy"]["baselines"]:
         assert b["statement"] in md
         assert f"| {b['name']} | " in md
@@ -245,7 +254,7 @@ def test_cli_data_form_with_model_and_policy(folders, csv_path, tmp_path):
                "--policy", str(folders / "policy"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     d = json.loads((out / "report.json").read_text())
-    assert d["model"]["learner"] == "t"
+    assert d["model"]["learner"] == "t/large"
     assert d["policy"]["allocation"]["counts"] == json.loads(
         (folders / "policy" / "policy.json").read_text())["allocation"]["counts"]
 
@@ -317,7 +326,7 @@ def test_cli_spec_form_with_model_and_policy(designed, folders, tmp_path):  # no
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((out / "report.json").read_text())
     assert rep["experiment"] == "winback_test"
-    assert rep["model"]["learner"] == "t"
+    assert rep["model"]["learner"] == "t/large"
     assert rep["policy"]["allocation"]["counts"] == json.loads(
         (folders / "policy" / "policy.json").read_text())["allocation"]["counts"]
     html = (out / "report.html").read_text()

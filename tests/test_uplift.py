@@ -185,13 +185,21 @@ def world_experiment():
     return simulated_experiment(150_000, seed=3)  # ~83k dormant customers over 4 arms
 
 
-def test_default_model_recovers_true_uplift_on_the_simulator(world_experiment):
+@pytest.mark.slow
+def test_default_selection_recovers_true_uplift_on_the_simulator(world_experiment):
+    """`model fit`'s selection: per arm the learner and base capacity chosen by cross-fitted
+    policy value (no setting tuned to this world), refitted on all rows."""
+    from upliftlab.uplift.select import select_per_arm
     from upliftlab.uplift.simdata import policy_value
 
     e = world_experiment
     assert 40_000 <= len(e.X) <= 100_000
-    m = UpliftModel(learner=DEFAULT_LEARNER, n_jobs=2).fit(
-        e.X, e.reactivated, e.treatment, propensity={a: 0.25 for a in np.unique(e.treatment)})
+    prop = {a: 0.25 for a in np.unique(e.treatment)}
+    # the default grid of base capacities over the two fastest learners keeps this in minutes
+    sel = select_per_arm(e.X, e.reactivated, e.treatment, propensity=prop, n_jobs=2,
+                         learners=("s", "t"), folds=2)
+    m = UpliftModel(learner=sel.chosen, n_jobs=2).fit(e.X, e.reactivated, e.treatment,
+                                                       propensity=prop)
     # scored against the simulator's truth, which the model never saw (only 0/1 outcomes)
     up = m.predict(e.X)
     for arm in e.true_uplift.columns:

@@ -48,8 +48,9 @@ def test_fit_then_score(capsys, experiment_csv, tmp_path):
     code, stdout, err = run(capsys, "model", "fit", "--data", str(path), *FIT, "--learner", "t",
                             "--out", str(out))
     assert code == 0, err
-    assert "learner: t" in stdout
+    assert "model: t/large" in stdout and "learner per arm:" in stdout
     for name in ("model.pkl", "model.json", "comparison.csv", "comparison.json", "deciles.csv",
+                 "selection.json",
                  "oof_scores.parquet", "qini_mail.png", "qini_call.png"):
         assert (out / name).exists(), name
     # out-of-fold scores of the training rows: the policy's off-policy evaluation reads them
@@ -58,7 +59,7 @@ def test_fit_then_score(capsys, experiment_csv, tmp_path):
     assert len(oof) == len(df) and set(oof.fold) == {0, 1}  # --folds 2
     assert (oof["arm"].to_numpy() == df[FIT[FIT.index("--arm-col") + 1]].astype(str).to_numpy()).all()
     table = pd.read_csv(out / "comparison.csv")
-    assert set(table.arm) == {"mail", "call"} and (table.learner == "t").all()
+    assert set(table.arm) == {"mail", "call"} and (table.learner == "t/large").all()
     meta = json.loads((out / "model.json").read_text())
     assert meta["control"] == "none" and meta["outcome"] == "binary"
     assert [f["name"] for f in meta["features"]] == ["x1", "x2", "seg"]
@@ -101,6 +102,31 @@ def test_fit_then_score(capsys, experiment_csv, tmp_path):
     assert code == 2 and "checksum" in err and not bad_out.exists()
 
 
+def test_auto_chooses_per_arm_by_policy_value_and_says_why(capsys, experiment_csv, tmp_path):
+    path, _ = experiment_csv
+    out = tmp_path / "auto"
+    code, stdout, err = run(capsys, "model", "fit", "--data", str(path), *FIT, "--candidates",
+                            "s,t", "--base-models", "small,large", "--out", str(out))
+    assert code == 0, err
+    table = pd.read_csv(out / "comparison.csv")
+    singles = ["s/small", "s/large", "t/small", "t/large"]
+    ensemble = f"mean({','.join(singles)})"
+    assert set(table.learner) == {*singles, ensemble}
+    sel = json.loads((out / "selection.json").read_text())
+    # the whole rule: the ensemble for every arm unless another option earns more out of fold
+    rule = pd.DataFrame(sel["rule"]).set_index("option")
+    won = rule[rule.chosen]
+    assert len(won) == 1 and won.policy_value.iloc[0] >= rule.policy_value.iloc[0]
+    assert rule.index[0] == f"{ensemble} for every arm"
+    for arm in ("mail", "call"):
+        rows = table[table.arm == arm].set_index("learner")
+        assert bool(rows.chosen[sel["per_arm"][arm]]) and rows.chosen.sum() == 1
+        assert f"  {arm}: {sel['per_arm'][arm]}: cross-fitted policy value" in stdout
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["learner"] in {f"{sel['per_arm']['call']}"} or meta["learner"].startswith(
+        "per arm: ")
+
+
 def test_fit_bad_input_leaves_output_untouched(capsys, experiment_csv, tmp_path):
     path, df = experiment_csv
     out = tmp_path / "model"
@@ -110,6 +136,9 @@ def test_fit_bad_input_leaves_output_untouched(capsys, experiment_csv, tmp_path)
         (["--data", str(path), *FIT[:-4], "--feature", "nope"], "nope"),
         (["--data", str(path), *[a if a != "none" else "ctl" for a in FIT]], "control label 'ctl'"),
         (["--data", str(path), "--arm-col", "arm"], "missing --control"),
+        (["--data", str(path), *FIT, "--candidates", "s,q"], "--candidates"),
+        (["--data", str(path), *FIT, "--base-models", "huge"], "--base-models"),
+        (["--data", str(path), *FIT, "--learner", "s/huge"], "unknown base model"),
     ]
     for args, needle in cases:
         code, _, err = run(capsys, "model", "fit", *args, "--out", str(out))

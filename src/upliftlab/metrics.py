@@ -323,20 +323,58 @@ def _arm_views(y: Any, uplift: Any, treatment: Any, control: Any, sample_weight:
 def evaluate_uplift(y: Any, uplift: Any, treatment: Any, control: Any = "control",
                     sample_weight: Any = None, n_bootstrap: int = 200, alpha: float = 0.05,
                     random_state: int = 0, normalize: bool = True) -> pd.DataFrame:
-    """Per treatment arm against control: AUUC and Qini (causalml's normalisation) with intervals.
+    """Per treatment arm against control: the arm's overall effect, the unnormalised Qini area
+    and AUUC / Qini with causalml's normalisation, each with an interval.
 
     `uplift` is a DataFrame with one column per treatment arm (as `UpliftModel.predict`
     returns), `treatment` the arm labels, `control` the control label. Each arm is scored on
     its own rows plus the control rows. Intervals are bootstrap percentiles (Poisson weights,
     `n_bootstrap` replicates, seeded). Returns one row per arm.
+
+    causalml's normalisation divides by the curve's end |Q(N)|, i.e. by the arm's overall
+    effect: when that effect cannot be told from zero (its Wald interval contains 0) the ratio
+    explodes, so `qini` / `auuc` and their intervals are NaN there and `normalisation` says
+    why; `qini_area` (mean of Q(k) minus the random line, divided by the number of customers:
+    incremental outcomes per customer, unnormalised) is always given.
     """
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - alpha / 2))
     rows = []
     for arm, ya, sa, ta, wa in _arm_views(y, uplift, treatment, control, sample_weight):
-        boot = bootstrap_scores(ya, sa, ta, wa, n_bootstrap=n_bootstrap,
-                                random_state=random_state, normalize=normalize)
         row = {"arm": arm, "n_treated": int(ta.sum()), "n_control": int((1 - ta).sum())}
+        w = np.ones(len(ya)) if wa is None else np.asarray(wa, float)
+        t, c = ta == 1, ta == 0
+        mt, mc = np.average(ya[t], weights=w[t]), np.average(ya[c], weights=w[c])
+        vt = np.average((ya[t] - mt) ** 2, weights=w[t]) / max(w[t].sum() - 1, 1)
+        vc = np.average((ya[c] - mc) ** 2, weights=w[c]) / max(w[c].sum() - 1, 1)
+        eff, se = float(mt - mc), float(np.sqrt(vt + vc))
+        distinguishable = bool(abs(eff) > z * se)
+        row.update({"effect": eff, "effect_low": eff - z * se, "effect_high": eff + z * se,
+                    "distinguishable": distinguishable})
+        total = float(w.sum())
+        raw = bootstrap_scores(ya, sa, ta, wa, n_bootstrap=n_bootstrap,
+                               random_state=random_state, normalize=False)
+        area = raw["qini"][np.isfinite(raw["qini"])] / total
+        row["qini_area"] = qini_score(ya, sa, ta, wa, normalize=False) / total
+        row["qini_area_low"], row["qini_area_high"] = (
+            (float(np.quantile(area, alpha / 2)), float(np.quantile(area, 1 - alpha / 2)))
+            if len(area) else (np.nan, np.nan))
+        normalise = normalize and distinguishable
+        row["normalisation"] = (
+            "causalml: curve divided by |Q(N)| (the arm's overall effect)" if normalise else
+            ("none asked" if not normalize else
+             "none: the arm's overall effect cannot be told from zero, dividing by it would "
+             "explode; see qini_area"))
+        boot = bootstrap_scores(ya, sa, ta, wa, n_bootstrap=n_bootstrap,
+                                random_state=random_state, normalize=normalize) \
+            if normalise else None
         for key, fn in (("auuc", auuc_score), ("qini", qini_score)):
-            rep = boot[key][np.isfinite(boot[key])]
+            if boot is None and normalize:
+                row[key] = row[f"{key}_low"] = row[f"{key}_high"] = row[f"{key}_se"] = np.nan
+                continue
+            reps = boot[key] if boot is not None else raw[key]
+            rep = reps[np.isfinite(reps)]
             row[key] = fn(ya, sa, ta, wa, normalize=normalize)
             lo, hi = (np.quantile(rep, [alpha / 2, 1 - alpha / 2]) if len(rep)
                       else (np.nan, np.nan))

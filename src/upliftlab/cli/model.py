@@ -39,11 +39,17 @@ def model() -> None:
 @click.option("--outcome-type", type=click.Choice(["auto", "binary", "continuous"]),
               default="auto", show_default=True,
               help="binary (0/1: classifiers) or continuous (regressors); auto from the values.")
-@click.option("--learner", default="auto", show_default=True,
-              type=click.Choice(["auto", "s", "t", "x", "dr", "urf"]),
-              help="auto: compare all by cross-validated Qini and keep the best.")
+@click.option("--learner", default="auto", show_default=True, metavar="auto|L[/BASE]",
+              help="auto: per arm, the candidate whose induced policy earns the most out of "
+                   "fold (cross-fitted doubly robust value); or one learner for every arm: "
+                   "s, t, x, dr, urf, optionally with a base-model capacity, e.g. s/small.")
 @click.option("--candidates", default=None, metavar="L,L,...",
-              help="With --learner auto: the learners to compare (default: s,t,x,dr,urf).")
+              help="With --learner auto: the learners to compare (default: s,t,x; also dr, "
+                   "urf - the uplift forest is slow - or explicit pairs like s/small).")
+@click.option("--base-models", "base_models", default=None, metavar="B,B,...",
+              help="Capacities of the LightGBM base models to compare: small (7 leaves, 300 "
+                   "per leaf), medium (15, 100), large (LightGBM's defaults: 31, 20). Default "
+                   "small,large.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20),
               help="Cross-fitting folds (every score is measured out of fold).")
 @click.option("--bootstrap", "n_bootstrap", default=200, show_default=True,
@@ -61,8 +67,8 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
         customer_col: str | None, time_col: str | None, amount_col: str | None,
         data: str | None, arm_col: str | None, control: str | None, outcome_col: str | None,
         features: tuple[str, ...], outcome_type: str, learner: str, candidates: str | None,
-        folds: int, n_bootstrap: int, weights: tuple[str, ...], seed: int, n_jobs: int,
-        out: str) -> None:
+        base_models: str | None, folds: int, n_bootstrap: int, weights: tuple[str, ...],
+        seed: int, n_jobs: int, out: str) -> None:
     """Cross-validate uplift learners, fit the best (or the one asked for) and save it.
 
     \b
@@ -128,9 +134,14 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
     import pandas as pd
 
     kind = binary_or_continuous(pd.Series(y), where) if outcome_type == "auto" else outcome_type
+    if learner != "auto":
+        from upliftlab.uplift.model import members
+
+        members(learner)
     _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs, out,
                    outcome_name=outcome_col or "reactivated",
-                   learners=_parse_candidates(candidates) if candidates else None)
+                   learners=_parse_candidates(candidates) if candidates else None,
+                   base_models=_parse_bases(base_models) if base_models else None)
 
 
 def _propensities(weights: tuple[str, ...]) -> dict[str, float] | None:
@@ -151,29 +162,72 @@ def _propensities(weights: tuple[str, ...]) -> dict[str, float] | None:
 def _parse_candidates(text: str) -> tuple[str, ...]:
     from upliftlab.errors import InputError
     from upliftlab.uplift import LEARNERS
+    from upliftlab.uplift.model import members
 
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in LEARNERS]
-    if unknown or not names:
+    if not names:
         raise InputError(f"--candidates {text!r}: expected learners from {', '.join(LEARNERS)}")
+    for n in names:
+        try:
+            members(n)
+        except InputError as exc:
+            raise InputError(f"--candidates {text!r}: {exc}") from None
+    return names
+
+
+def _parse_bases(text: str) -> tuple[str, ...]:
+    from upliftlab.errors import InputError
+    from upliftlab.uplift.learners import BASE_MODELS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in BASE_MODELS]
+    if bad or not names:
+        raise InputError(f"--base-models {text!r}: expected names from "
+                         f"{', '.join(BASE_MODELS)}")
     return names
 
 
 def _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, seed, n_jobs,
-                   out, outcome_name="y", learners=None) -> None:
+                   out, outcome_name="y", learners=None, base_models=None) -> None:
     from upliftlab.progress import status
     from upliftlab.uplift.workflow import fit_and_save
 
-    with status(f"model fit: cross-fitting ({folds} folds) and fitting the learners"):
+    with status(f"model fit: cross-fitting ({folds} folds) and choosing a model per arm"):
         fit = fit_and_save(X, y, t, control=control, outcome=kind, out=out, learner=learner,
                            folds=folds, n_bootstrap=n_bootstrap, propensity=prop, seed=seed,
-                           n_jobs=n_jobs, outcome_name=outcome_name, learners=learners)
-    show = fit.table[["learner", "arm", "qini", "qini_low", "qini_high", "auuc", "fit_seconds"]]
-    click.echo(f"cross-fitted ({folds} folds), Qini/AUUC with causalml's normalisation, "
-               f"{n_bootstrap} bootstrap resamples:")
-    click.echo(show.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    click.echo(f"learner: {fit.chosen}" + (" (best mean Qini)" if learner == "auto" else "")
-               + f" -> {fit.out}/")
+                           n_jobs=n_jobs, outcome_name=outcome_name, learners=learners,
+                           base_models=base_models)
+    tab = fit.table
+
+    def ci(v, lo, hi, scale=100.0, unit=" pts"):
+        if v != v:  # NaN: not shown, see the normalisation column
+            return "n/a"
+        return f"{scale * v:+.3f}{unit} ({scale * lo:+.3f} to {scale * hi:+.3f})"
+
+    show = pd_frame({
+        "learner": tab.learner, "arm": tab.arm,
+        "policy value / customer (95% CI)": [ci(r.policy_value, r.policy_value_low,
+                                                 r.policy_value_high) for r in tab.itertuples()],
+        "Qini area / customer": [ci(r.qini_area, r.qini_area_low, r.qini_area_high)
+                                 for r in tab.itertuples()],
+        "Qini (causalml)": [ci(r.qini, r.qini_low, r.qini_high, 1.0, "")
+                            for r in tab.itertuples()],
+        "chosen": ["yes" if c else "" for c in tab.chosen],
+        "fit s": [f"{v:.0f}" for v in tab.fit_seconds]})
+    click.echo(f"cross-fitted ({folds} folds), {n_bootstrap} bootstrap resamples; policy value "
+               "= doubly robust value of treating where the predicted uplift > 0, over treating "
+               "nobody; Qini (causalml) only where the arm's effect can be told from zero:")
+    click.echo(show.to_string(index=False))
+    click.echo("learner per arm:")
+    for arm, why in fit.reasons.items():
+        click.echo(f"  {arm}: {why}")
+    click.echo(f"model: {fit.chosen} -> {fit.out}/")
+
+
+def pd_frame(columns: dict):
+    import pandas as pd
+
+    return pd.DataFrame(columns)
 
 
 @model.command("score")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from upliftlab.cli._options import arm_col, customer_col, weight
+from upliftlab.cli._options import arm_col, currency, customer_col, weight
 
 
 def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
@@ -32,7 +32,8 @@ def _number(text: str, option: str) -> float:
 @click.option("--model", "model_dir", type=click.Path(),
               help="A fitted uplift model directory (`upliftlab model`), with --customers.")
 @click.option("--customers", type=click.Path(),
-              help="Customers (features) to score with --model.")
+              help="Customers (features) to score with --model; with either, their tier and "
+                   "value_band (or revenue) columns profile the plan.")
 @click.option("--budget", type=float, required=True, help="Total budget of the campaign.")
 @click.option("--capacity", multiple=True, metavar="ARM=N",
               help="Maximum number of customers for an arm (repeatable).")
@@ -40,10 +41,18 @@ def _number(text: str, option: str) -> float:
               help="Cost of an arm per contact and per conversion (repeatable; every arm).")
 @click.option("--value-per-reactivation", type=float, default=None,
               help="Maximise net value (value x uplift - cost) instead of reactivations.")
-@click.option("--explore", "explore_share", type=float, default=0.10, show_default=True,
-              help="Share of customers assigned at random by the design weights.")
+@click.option("--explore-budget", "explore_budget", default="5%", show_default=True,
+              metavar="SHARE%|AMOUNT",
+              help="Exploration reserved INSIDE the budget: a share of the budget (and the same "
+                   "share of each capacity), e.g. 10%, or an amount, e.g. 500. Customers in it "
+                   "get an arm at random by --weight, so every arm (control included) keeps a "
+                   "known propensity > 0 for the next experiment; 0 = no exploration.")
 @weight("Design weight of an arm (control included) for exploration and as the --data "
         "experiment's propensities; repeat (default equal / observed shares).")
+@click.option("--soft-budget", is_flag=True,
+              help="Write a plan whose expected or off-policy cost exceeds the budget, flagged "
+                   "(default: refuse it, exit 2).")
+@currency()
 @click.option("--salt", default="upliftlab-explore", show_default=True,
               help="Salt of the exploration hash (md5(salt:customer_id)).")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -65,8 +74,8 @@ def _number(text: str, option: str) -> float:
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder: targeting.csv, policy.json, budget_curve.png, policy.md/html.")
 def policy(scores_path, model_dir, customers, budget, capacity, cost, value_per_reactivation,
-           explore_share, weights, salt, seed, method, experiment, truth, arm_col, outcome_col,
-           customer_col, fmt, out) -> None:
+           explore_budget, weights, soft_budget, currency, salt, seed, method, experiment, truth,
+           arm_col, outcome_col, customer_col, fmt, out) -> None:
     """Choose who gets which treatment (or none) in the next campaign.
 
     \b
@@ -85,16 +94,21 @@ def policy(scores_path, model_dir, customers, budget, capacity, cost, value_per_
     import math
 
     from upliftlab._files import claim
+    from upliftlab.money import check_currency
+    from upliftlab.policy.explore import ExploreBudget
     from upliftlab.policy.io import POLICY_FILES
 
     if not (math.isfinite(budget) and budget >= 0):
         raise InputError(f"--budget must be >= 0 and finite (got {budget:g})")
-    if not 0 <= explore_share <= 1:  # also refuses nan
-        raise InputError(f"--explore must be a share in [0, 1] (got {explore_share:g})")
+    explore = ExploreBudget.parse(explore_budget)
     if value_per_reactivation is not None and not (math.isfinite(value_per_reactivation)
                                                    and value_per_reactivation >= 0):
         raise InputError("--value-per-reactivation must be >= 0 and finite (got "
                          f"{value_per_reactivation:g})")
+    try:
+        currency = check_currency(currency)
+    except ValueError as exc:
+        raise InputError(f"--currency: {exc}") from None
     # a folder this command did not write is refused before any work
     claim(out, "policy", POLICY_FILES)
     if (scores_path is None) == (model_dir is None):
@@ -131,32 +145,43 @@ def policy(scores_path, model_dir, customers, budget, capacity, cost, value_per_
     with status("planning the campaign and valuing it off-policy"):
         result = run_policy(scores, budget=budget, costs=costs, capacity=caps or None,
                             value_per_reactivation=value_per_reactivation,
-                            explore_share=explore_share, weights=weights or None, salt=salt,
+                            explore_budget=explore, weights=weights or None, salt=salt,
                             method=method, seed=seed, experiment=experiment, arm_col=arm_col,
                             outcome_col=outcome_col, customer_col=customer_col, truth=truth,
-                            out=out, fmt=fmt)
-    a = result["allocation"]
+                            customers=customers, soft_budget=soft_budget,
+                            currency=currency, out=out, fmt=fmt)
+    _echo(result, currency)
+    click.echo(f"wrote {out}")
+
+
+def _echo(result: dict, currency: str) -> None:
+    """The plan, its exploration (money and customers) and its one value, reconciled."""
+    from upliftlab.policy.render import money
+
+    a, pv, ex = result["allocation"], result["plan_value"], result["exploration"]
+    m = lambda x: money(x, currency)  # noqa: E731
     counts = ", ".join(f"{k} {v:,}" for k, v in a["counts"].items())
-    click.echo(f"policy: {counts}; expected incremental reactivations "
-               f"{a['expected_incremental_reactivations']:,.1f}, "
-               f"expected cost {a['expected_cost']:,.2f} "
-               f"({100 * (a['budget_used'] or 0):.1f}% of the budget), optimality gap "
-               f"{100 * (a['optimality_gap'] or 0):.4f}%")
+    click.echo(f"plan: {counts}, nothing {a['n_customers'] - a['n_treated']:,} "
+               f"(of {a['n_customers']:,}); expected cost {m(pv['cost'])} of {m(pv['budget'])} "
+               f"({100 * pv['cost'] / pv['budget'] if pv['budget'] else 0:.1f}%)")
+    click.echo(f"exploration (inside the budget, reserve {ex['budget']}): {ex['customers']:,} "
+               f"customers at random ({', '.join(f'{k} {v:,}' for k, v in ex['counts'].items())})"
+               f", expected cost {m(ex['cost'])}")
+    click.echo("value of the written plan (incremental reactivations, exploration included):")
+    for r in pv["table"]:
+        ci = (f" (95% CI {r['ci_low']:,.1f} to {r['ci_high']:,.1f})"
+              if r.get("ci_low") is not None else "")
+        cost = f", cost {m(r['cost'])}" if r.get("cost") is not None else ""
+        click.echo(f"  {r['figure']}: {r['reactivations']:,.1f}{ci}{cost}")
+    if pv.get("over_budget"):
+        click.echo("  OVER BUDGET (soft budget): " + "; ".join(pv["over_budget_reasons"]))
+    elif pv.get("may_exceed_budget"):
+        click.echo("  note: the off-policy cost estimate is above the budget (within its "
+                   "interval): the plan may overspend")
     ope = result.get("off_policy")
     if ope:
-        inc = ope["incremental_reactivations"]
-        click.echo(f"off-policy ({ope['method']}): incremental reactivations "
-                   f"{inc['total']:,.1f} (95% CI {inc['total_ci_low']:,.1f} to "
-                   f"{inc['total_ci_high']:,.1f}) for {ope['population']:,} customers")
         for c in ope["comparisons"]:
             click.echo(f"  {c['statement']}")
-    tv = result.get("truth")
-    if tv:
-        click.echo(f"truth: price rule {tv['price_rule']['incremental_reactivations']:,.1f} "
-                   f"incremental reactivations; the written plan (with exploration) "
-                   f"{tv['targeting']['incremental_reactivations']:,.1f} (expected "
-                   f"{a['expected_incremental_reactivations']:,.1f})")
-    click.echo(f"wrote {out}")
 
 
 commands = [policy]

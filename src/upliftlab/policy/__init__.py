@@ -7,13 +7,14 @@ from __future__ import annotations
 from upliftlab.policy.allocate import (Allocation, BudgetCurve, BudgetedPolicy, Problem,
                                        allocate, budget_curve, check_feasible, make_problem,
                                        solve)
-from upliftlab.policy.explore import CampaignPlan, exploration_arms, hash_uniform, plan_campaign
+from upliftlab.policy.explore import (CampaignPlan, ExploreBudget, Hashes, hash_uniform,
+                                      plan_campaign)
 from upliftlab.policy.ope import (Comparison, CrossFit, Estimate, PolicyEvaluation, compare,
                                   cross_fit_policy, estimate_from_terms, evaluate_policy,
                                   make_folds, outcome_fitter, policy_terms, policy_value)
 
 __all__ = ["Allocation", "BudgetCurve", "BudgetedPolicy", "Problem", "allocate", "budget_curve",
-           "check_feasible", "make_problem", "solve", "CampaignPlan", "exploration_arms",
-           "hash_uniform", "plan_campaign", "Comparison", "CrossFit", "Estimate",
+           "check_feasible", "make_problem", "solve", "CampaignPlan", "ExploreBudget",
+           "Hashes", "hash_uniform", "plan_campaign", "Comparison", "CrossFit", "Estimate",
            "PolicyEvaluation", "compare", "cross_fit_policy", "estimate_from_terms",
            "evaluate_policy", "make_folds", "outcome_fitter", "policy_terms", "policy_value"]

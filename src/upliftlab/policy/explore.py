@@ -1,10 +1,21 @@
-"""The next campaign's plan: a randomised exploration share assigned by the design's weights
-(so that the next experiment can still measure and re-fit), the optimised allocation for the rest.
+"""The next campaign's plan: an exploration reserve inside the budget (and inside each capacity)
+where arms are drawn at random by known weights, and the optimised allocation of the rest.
 
-Exploration uses the assignment formula of `upliftlab.assign`: u = the first 15 hex digits of
-md5(salt || ':' || customer_id) / 2^60, computed in DuckDB; a customer explores when
-u < share, and within the exploration share the arm is the first whose cumulative weight
-exceeds u / share. Deterministic, reproducible in any warehouse, independent of row order.
+Exploration is part of the plan, not added to it (STATS-NOTES "The value of the plan as
+written"). Two hashes of the documented assignment formula of `upliftlab.assign`
+(u = the first 15 hex digits of md5(salt || ':' || customer_id) / 2^60, computed in DuckDB):
+
+- the *order* u = hash(salt, id): customers explore when u < threshold;
+- the *arm* v = hash(salt + ':arm', id): the first arm (control first) whose cumulative weight
+  exceeds v.
+
+The threshold is the largest one at which the exploration customers' expected cost (from the
+model's predicted response, with the conversion costs; both for the arms written and averaged
+over the weights) stays within the exploration budget and every arm's exploration count within
+the same share of its capacity. Because the arm hash does not depend on the threshold, every
+explored customer has the known propensity w_a of every arm, control included; the plan is the
+stochastic policy pi(a | x) = (1 - e(x)) 1{a = d(x)} + e(x) w_a with e(x) = 1{u < threshold}.
+The optimiser then spends what the exploration left of the budget and of each capacity.
 """
 
 from __future__ import annotations
@@ -16,9 +27,13 @@ from typing import Any
 import numpy as np
 
 from upliftlab.errors import InputError
-from upliftlab.policy.allocate import Allocation, Problem, evaluate, solve
+from upliftlab.policy.allocate import Allocation, Problem, evaluate, solve, solve_lagrangian
 
 DEFAULT_SALT = "upliftlab-explore"
+# the default exploration reserve: 5% of the budget and of each capacity. Enough for a few
+# hundred randomised customers per arm at demo scale (re-fitting the model next time), small
+# enough that the plan keeps most of its value (tests/test_policy_plan.py measures the cost).
+DEFAULT_EXPLORE_BUDGET = "5%"
 
 
 def hash_uniform(customer_ids: Any, salt: str) -> np.ndarray:
@@ -41,19 +56,143 @@ def hash_uniform(customer_ids: Any, salt: str) -> np.ndarray:
         con.close()
 
 
+@dataclass(frozen=True)
+class ExploreBudget:
+    """The exploration reserve: a share of the budget (`share`) or an amount (`amount`)."""
+
+    share: float | None = None
+    amount: float | None = None
+
+    @classmethod
+    def parse(cls, value: Any) -> "ExploreBudget":
+        """'10%' (a share of the budget and of each capacity), '250' (an amount of money), a
+        float in [0, 1] given as a share, or an ExploreBudget."""
+        if isinstance(value, ExploreBudget):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not 0 <= value <= 1:
+                raise InputError(f"explore budget share must be in [0, 1] (got {value}); give "
+                                 "an amount as text, e.g. '500'")
+            return cls(share=float(value))
+        text = str(value).strip()
+        try:
+            if text.endswith("%"):
+                share = float(text[:-1]) / 100
+                if not 0 <= share <= 1:
+                    raise ValueError
+                return cls(share=share)
+            amount = float(text)
+        except ValueError:
+            raise InputError(f"--explore-budget: expected a share like 10% or an amount like "
+                             f"500 (got {text!r})") from None
+        if not np.isfinite(amount) or amount < 0:
+            raise InputError(f"--explore-budget: an amount must be a finite number >= 0 "
+                             f"(got {text!r})")
+        return cls(amount=amount)
+
+    def money(self, budget: float) -> float:
+        if self.share is not None:
+            return self.share * budget if np.isfinite(budget) else np.inf
+        if self.amount > budget:
+            raise InputError(f"--explore-budget {self.amount:,.2f} is more than the budget "
+                             f"{budget:,.2f}")
+        return float(self.amount)
+
+    def capacity_share(self, budget: float) -> float:
+        """The share of each capacity the exploration may use: the budget share."""
+        if self.share is not None:
+            return self.share
+        return self.amount / budget if budget > 0 and np.isfinite(budget) else 1.0
+
+    def describe(self) -> str:
+        return f"{self.share:.0%}" if self.share is not None else f"{self.amount:,.2f}"
+
+
+def explore_weights(weights: Mapping[str, float] | None, arms: Sequence[str]) -> np.ndarray:
+    """Normalised weights over (control, *arms); "none" is an alias of control. Every arm must
+    keep a positive weight (a known propensity > 0 for the next experiment)."""
+    names = ["control"] + list(arms)
+    if not weights:
+        return np.full(len(names), 1 / len(names))
+    w = np.zeros(len(names))
+    for a, v in weights.items():
+        key = "control" if a == "none" else a
+        if key not in names:
+            raise InputError(f"--weight for unknown arm {a!r} (arms: {', '.join(names)})")
+        if not np.isfinite(v) or v < 0:
+            raise InputError(f"--weight {a}: must be a finite number >= 0 (got {v})")
+        w[names.index(key)] = float(v)
+    zero = [n for n, x in zip(names, w) if x <= 0]
+    if zero:
+        raise InputError(f"--weight: arm(s) {', '.join(zero)} have no weight; exploration keeps "
+                         "every arm, control included, at a known propensity > 0 (give each a "
+                         "weight, or --explore-budget 0 for no exploration)")
+    return w / w.sum()
+
+
+@dataclass(frozen=True, eq=False)
+class Hashes:
+    """The two per-customer hashes of the exploration: order u and arm draw (-1 = control)."""
+
+    u: np.ndarray
+    arm: np.ndarray
+
+    @classmethod
+    def of(cls, customer_ids: Any, weights: np.ndarray, salt: str) -> "Hashes":
+        u = hash_uniform(customer_ids, salt)
+        v = hash_uniform(customer_ids, salt + ":arm")
+        cum = np.cumsum(weights)
+        col = np.minimum(np.searchsorted(cum, v, side="right"), len(weights) - 1)
+        return cls(u, (col - 1).astype(np.int64))
+
+
+def reserve(problem: Problem, hashes: Hashes, weights: np.ndarray, money: float,
+            cap_share: float) -> tuple[np.ndarray, float]:
+    """The exploration customers (flag) and the threshold on u: the longest prefix in u order
+    whose expected cost, for the arms drawn and averaged over the weights, stays within `money`
+    and whose count per arm stays within `cap_share` of each capacity (without a budget, at
+    most `cap_share` of the customers)."""
+    n, k = problem.n, problem.k
+    if money <= 0 or n == 0 or cap_share <= 0:
+        return np.zeros(n, dtype=bool), 0.0
+    order = np.argsort(hashes.u, kind="stable")
+    arm = hashes.arm[order]
+    real = np.zeros(n)
+    for a in range(k):
+        m = arm == a
+        real[m] = problem.cost[a, order[m]]
+    mean = weights[1:] @ problem.cost[:, order]
+    ok = (np.cumsum(real) <= money * (1 + 1e-12)) & (np.cumsum(mean) <= money * (1 + 1e-12))
+    for a in range(k):
+        if np.isfinite(problem.capacity[a]):
+            limit = np.floor(cap_share * problem.capacity[a] + 1e-9)
+            ok &= np.cumsum(arm == a) <= limit
+    if not np.isfinite(money):
+        ok &= np.arange(1, n + 1) <= np.floor(cap_share * n)
+    m = n if ok.all() else int(np.argmin(ok))  # first prefix that breaks a limit
+    flag = np.zeros(n, dtype=bool)
+    flag[order[:m]] = True
+    threshold = float(hashes.u[order[m]]) if m < n else 1.0
+    return flag, threshold
+
+
 @dataclass(frozen=True, eq=False)
 class CampaignPlan:
-    """Arm per customer (-1 = none / control), the exploration flag, and what is expected."""
+    """Arm per customer (-1 = none / control), the exploration flag, each customer's propensity
+    of every arm (column 0 = none), and what the model expects of them."""
 
     arms: tuple[str, ...]
     arm: np.ndarray
     explore: np.ndarray
-    expected_uplift: np.ndarray
-    expected_cost: np.ndarray
+    propensity: np.ndarray          # n x (k+1): the written plan as a stochastic policy
+    expected_uplift: np.ndarray     # of the arm written
+    expected_cost: np.ndarray       # of the arm written
     allocation: Allocation          # the optimised part (exploration customers excluded)
-    explore_share: float
+    explore_budget: ExploreBudget
+    explore_money: float            # the reserve in money
+    explore_threshold: float        # customers with u < threshold explore
     explore_weights: dict[str, float]
-    explore_counts: dict[str, int]
+    explore_counts: dict[str, int]  # per arm, control ("none") included
     summary: dict = field(default_factory=dict)
 
     @property
@@ -62,76 +201,51 @@ class CampaignPlan:
         return names[self.arm + 1]
 
 
-def exploration_arms(customer_ids: Any, share: float, weights: Mapping[str, float],
-                     arms: Sequence[str], capacity: np.ndarray | None = None, *,
-                     salt: str = DEFAULT_SALT) -> tuple[np.ndarray, np.ndarray]:
-    """(explore flag, arm index -1..k-1) for every customer.
-
-    `weights` are the design weights over "control" (or "none") and the treatment arms. An arm
-    over its capacity keeps the customers with the smallest hash and gives the rest control:
-    that selection depends on the hash only, so it stays random.
-    """
-    if not 0 <= share <= 1:
-        raise InputError(f"explore share must be in [0, 1] (got {share})")
-    names = ["control"] + list(arms)
-    w = np.zeros(len(names))
-    for a, v in weights.items():
-        key = "control" if a == "none" else a
-        if key not in names:
-            raise InputError(f"exploration weight for unknown arm {a!r} (arms: "
-                             f"{', '.join(names)})")
-        if v < 0:
-            raise InputError(f"exploration weight of {a!r} must be >= 0 (got {v})")
-        w[names.index(key)] = float(v)
-    if w.sum() <= 0:
-        raise InputError("exploration weights must not all be zero")
-    u = hash_uniform(customer_ids, salt)
-    explore = u < share
-    v = np.where(explore, u / share if share > 0 else 1.0, 1.0)
-    cum = np.cumsum(w / w.sum())
-    col = np.minimum(np.searchsorted(cum, v, side="right"), len(names) - 1)
-    arm = np.where(explore, col - 1, -1).astype(np.int64)
-    if capacity is not None:
-        for j in range(len(arms)):
-            if not np.isfinite(capacity[j]):
-                continue
-            idx = np.flatnonzero(arm == j)
-            if idx.size > capacity[j]:
-                drop = idx[np.argsort(u[idx], kind="stable")[int(capacity[j]):]]
-                arm[drop] = -1
-    return explore, arm
-
-
-def plan_campaign(problem: Problem, customer_ids: Any, *, explore_share: float = 0.10,
-                  explore_weights: Mapping[str, float] | None = None,
+def plan_campaign(problem: Problem, customer_ids: Any, *,
+                  explore_budget: Any = DEFAULT_EXPLORE_BUDGET,
+                  explore_weights_: Mapping[str, float] | None = None,
                   salt: str = DEFAULT_SALT, method: str = "lagrangian",
-                  lp_bound: bool | str = "auto", seed: int = 0) -> CampaignPlan:
-    """Exploration share first (design weights, within capacity), then the budget and
-    capacity left go to the optimised allocation of everyone else.
-
-    The exploration customers' expected cost (from their scores) is charged to the budget; if
-    it alone exceeds the budget, InputError says so (lower the share or raise the budget).
-    """
+                  lp_bound: bool | str = "auto", seed: int = 0,
+                  hashes: Hashes | None = None, polish: bool = True) -> CampaignPlan:
+    """The exploration reserve first (see the module docstring), then the budget and capacity
+    it left go to the optimised allocation of everyone else. The whole plan's expected cost
+    (exploration included) is within the budget and every capacity; InputError when the
+    exploration cannot hold one customer of every arm within its share of the budget or of a
+    capacity. `polish=False` skips the solver's exact re-solve near the price boundary and the
+    LP bound (the budget curve's many points)."""
     ids = np.asarray(customer_ids)
     if ids.shape[0] != problem.n:
         raise InputError(f"{ids.shape[0]} customer ids for {problem.n} score rows")
-    weights = dict(explore_weights) if explore_weights else {
-        a: 1.0 for a in ("control",) + problem.arms}
-    explore, ex_arm = exploration_arms(ids, explore_share, weights, problem.arms,
-                                       problem.capacity, salt=salt)
-    ex_counts = np.bincount(ex_arm[ex_arm >= 0], minlength=problem.k)
-    ex_cost = sum(float(problem.cost[a][ex_arm == a].sum()) for a in range(problem.k))
-    if ex_cost > problem.budget:
-        raise InputError(f"the exploration share ({explore_share:.0%}) alone costs "
-                         f"{ex_cost:,.2f}, more than the budget {problem.budget:,.2f}: lower "
-                         "--explore or raise --budget")
+    eb = ExploreBudget.parse(explore_budget)
+    w = explore_weights(explore_weights_, problem.arms)
+    money = eb.money(problem.budget)
+    cap_share = eb.capacity_share(problem.budget)
+    if hashes is None:
+        hashes = Hashes.of(ids, w, salt)
+    explore, threshold = reserve(problem, hashes, w, money, cap_share)
+    names = ("none",) + problem.arms
+    if money > 0 and problem.n:
+        _check_every_arm(problem, hashes, explore, w, money, cap_share, eb)
+    ex_arm = np.where(explore, hashes.arm, -1)
+    ex_counts = np.bincount(ex_arm[explore] + 1, minlength=problem.k + 1)
+    ex_cost = float(sum(problem.cost[a][ex_arm == a].sum() for a in range(problem.k)))
+    ex_cost_mean = float((w[1:] @ problem.cost[:, explore]).sum()) if explore.any() else 0.0
     rest = np.flatnonzero(~explore)
     sub = Problem(problem.arms, problem.gain[:, rest], problem.cost[:, rest],
-                  problem.uplift[:, rest], problem.budget - ex_cost,
-                  problem.capacity - ex_counts, problem.objective)
-    alloc = solve(sub, method=method, lp_bound=lp_bound, seed=seed)
+                  problem.uplift[:, rest], problem.budget - max(ex_cost, ex_cost_mean),
+                  problem.capacity - ex_counts[1:], problem.objective)
+    if polish:
+        alloc = solve(sub, method=method, lp_bound=lp_bound, seed=seed)
+    else:
+        sub_arm, lam, mu, bound = solve_lagrangian(sub, seed=seed, core=0)
+        alloc = evaluate(sub, sub_arm, method="lagrangian", lambda_=lam, mu=mu,
+                         dual_bound=bound)
     arm = ex_arm.copy()
     arm[rest] = alloc.arm
+    rows = np.arange(problem.n)
+    prop = np.zeros((problem.n, problem.k + 1))
+    prop[rows[~explore], arm[~explore] + 1] = 1.0
+    prop[explore] = w
     up = np.zeros(problem.n)
     cost = np.zeros(problem.n)
     for a in range(problem.k):
@@ -143,6 +257,7 @@ def plan_campaign(problem: Problem, customer_ids: Any, *, explore_share: float =
         "customers": int(problem.n),
         "explore_customers": int(explore.sum()),
         "explore_cost": ex_cost,
+        "explore_cost_expected": ex_cost_mean,
         "counts": total.counts,
         "expected_incremental_reactivations": total.expected_incremental_reactivations,
         "expected_value": total.expected_value,
@@ -150,7 +265,34 @@ def plan_campaign(problem: Problem, customer_ids: Any, *, explore_share: float =
         "cost_per_incremental_reactivation": total.cost_per_incremental_reactivation,
         "budget_used": total.budget_used,
     }
-    w = np.array(list(weights.values()), dtype=float)
-    return CampaignPlan(problem.arms, arm, explore, up, cost, alloc, float(explore_share),
-                        {a: float(v) / w.sum() for a, v in weights.items()},
-                        {a: int(ex_counts[j]) for j, a in enumerate(problem.arms)}, summary)
+    return CampaignPlan(problem.arms, arm, explore, prop, up, cost, alloc, eb, money, threshold,
+                        {a: float(x) for a, x in zip(names, w)},
+                        {a: int(c) for a, c in zip(names, ex_counts)}, summary)
+
+
+def _check_every_arm(problem: Problem, hashes: Hashes, explore: np.ndarray, w: np.ndarray,
+                     money: float, cap_share: float, eb: ExploreBudget) -> None:
+    """InputError naming the limit when an arm gets no exploration customer."""
+    got = np.bincount(hashes.arm[explore] + 1, minlength=problem.k + 1)
+    if (got > 0).all():
+        return
+    # the cheapest exploration: the shortest prefix in u order holding one customer per arm
+    order = np.argsort(hashes.u, kind="stable")
+    arm = hashes.arm[order]
+    first = max(int(np.argmax(arm == a)) for a in range(-1, problem.k) if (arm == a).any())
+    real = sum(problem.cost[a, order[:first + 1]][arm[:first + 1] == a].sum()
+               for a in range(problem.k))
+    mean = float((w[1:] @ problem.cost[:, order[:first + 1]]).sum())
+    need = max(real, mean)
+    if need <= money:  # the money suffices: a capacity share is what stops the exploration
+        limits = [(np.floor(cap_share * c + 1e-9), a) for a, c in enumerate(problem.capacity)
+                  if np.isfinite(c)]
+        held, a = min(limits)
+        raise InputError(f"--capacity {problem.arms[a]}={problem.capacity[a]:.0f} cannot hold the "
+                         f"exploration share ({cap_share:.2%} of it holds {held:.0f} customers, "
+                         "too few to reach every arm): raise the capacity or the "
+                         "--explore-budget, or use --explore-budget 0")
+    raise InputError(f"the exploration budget {money:,.2f} ({eb.describe()}) is smaller than the "
+                     f"cheapest exploration that reaches every arm ({need:,.2f} for "
+                     f"{first + 1:,} customers): raise --explore-budget or --budget, or use "
+                     "--explore-budget 0")

@@ -186,16 +186,21 @@ def align(experiment: Experiment, scores: Scores) -> np.ndarray:
 
 def write_targeting(path: Path, customer_id: np.ndarray, labels: np.ndarray,
                     expected_uplift: np.ndarray, expected_cost: np.ndarray,
-                    explore: np.ndarray, fmt: str = "csv") -> None:
-    """customer_id, arm, expected_uplift, expected_cost, explore; written by DuckDB (fast)."""
+                    explore: np.ndarray, propensity: np.ndarray, names: tuple[str, ...],
+                    fmt: str = "csv") -> None:
+    """customer_id, arm, expected_uplift, expected_cost, explore and propensity_<arm> for every
+    arm ("none" first: each customer's probability of that arm under the plan); by DuckDB."""
     import duckdb
     import pyarrow as pa
 
-    table = pa.table({"customer_id": pa.array(customer_id),
-                      "arm": pa.array(labels.astype(str)),
-                      "expected_uplift": pa.array(expected_uplift),
-                      "expected_cost": pa.array(expected_cost),
-                      "explore": pa.array(explore.astype(bool))})
+    cols = {"customer_id": pa.array(customer_id),
+            "arm": pa.array(labels.astype(str)),
+            "expected_uplift": pa.array(expected_uplift),
+            "expected_cost": pa.array(expected_cost),
+            "explore": pa.array(explore.astype(bool))}
+    for j, name in enumerate(names):
+        cols[f"propensity_{name}"] = pa.array(propensity[:, j])
+    table = pa.table(cols)
     con = duckdb.connect()
     try:
         con.register("t", table)
@@ -214,7 +219,7 @@ def plot_budget_curve(curve: Any, budget: float, path: Path, chosen_reactivation
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
     ax.plot(np.concatenate([[0], curve.budget]), np.concatenate([[0], curve.reactivations]),
-            color="#1f6f8b", lw=2, label="best allocation at each budget")
+            color="#1f6f8b", lw=2, label="the plan at each budget (exploration included)")
     if np.isfinite(budget):
         ax.axvline(budget, color="#c0392b", ls="--", lw=1)
         ax.plot([budget], [chosen_reactivations], "o", color="#c0392b",
@@ -227,97 +232,6 @@ def plot_budget_curve(curve: Any, budget: float, path: Path, chosen_reactivation
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def _fmt(v: Any, digits: int = 2) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    return str(v)
-
-
-def render_markdown(result: dict) -> str:
-    """A short policy section: the plan, the optimality gap, the off-policy estimate."""
-    a = result["allocation"]
-    lines = ["## Policy for the next campaign", "",
-             f"Budget {_fmt(a['budget'])}, of which {_fmt(100 * (a['budget_used'] or 0), 1)}% "
-             "is used; expected incremental reactivations "
-             f"**{_fmt(a['expected_incremental_reactivations'], 1)}**"
-             f" at an expected cost of {_fmt(a['expected_cost'])} "
-             f"({_fmt(a['cost_per_incremental_reactivation'])} per incremental reactivation).", "",
-             "| arm | customers |", "|---|---:|"]
-    for arm, c in a["counts"].items():
-        lines.append(f"| {arm} | {c:,} |")
-    lines.append(f"| none | {a['n_customers'] - a['n_treated']:,} |")
-    gap = _fmt(100 * (a["gap_to_dual_bound"] or 0), 4)
-    lines += ["", f"Optimality: gap to the Lagrangian bound {gap}%"
-              + (f", to the LP bound {_fmt(100 * a['gap_to_lp_bound'], 4)}%"
-                 if a.get("gap_to_lp_bound") is not None else "") + f" ({a['method']}).",
-              f"Marginal cost of the last reactivation bought: "
-              f"{_fmt(a['marginal_cost_per_reactivation'])}."]
-    ex = result.get("exploration")
-    if ex:
-        lines += ["", f"Exploration: {ex['customers']:,} customers ({_fmt(100 * ex['share'], 1)}%) "
-                  f"assigned at random by the design weights, marked `explore = true`."]
-    ope = result.get("off_policy")
-    if ope:
-        r = ope["incremental_reactivations"]
-        lines += ["", f"### Off-policy estimate ({ope['method']}, from {ope['experiment']})", "",
-                  f"Incremental reactivations per customer: {_fmt(r['estimate'], 4)} "
-                  f"(95% CI {_fmt(r['ci_low'], 4)} to {_fmt(r['ci_high'], 4)}).", ""]
-        lines += [f"- {c['statement']}" for c in ope["comparisons"]]
-    tv = result.get("truth")
-    if tv:
-        lines += ["", f"True value (from {tv['source']}): the price rule "
-                  f"{_fmt(tv['price_rule']['incremental_reactivations'], 1)} incremental "
-                  f"reactivations, the written plan "
-                  f"{_fmt(tv['targeting']['incremental_reactivations'], 1)}."]
-    lines += ["", "![budget curve](budget_curve.png)", ""]
-    return "\n".join(lines)
-
-
-def render_html(markdown_text: str, png: Path | None) -> str:
-    """A self-contained HTML page of the markdown section (the PNG inlined)."""
-    import base64
-    import html
-
-    from jinja2 import Template
-
-    body = []
-    in_table = False
-    for line in markdown_text.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if set("".join(cells)) <= set("-:"):
-                continue
-            if not in_table:
-                body.append("<table>")
-                in_table = True
-            body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("### "):
-            body.append(f"<h3>{html.escape(line[4:])}</h3>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.startswith("!["):
-            if png is not None and png.exists():
-                data = base64.b64encode(png.read_bytes()).decode()
-                body.append(f'<img alt="budget curve" src="data:image/png;base64,{data}">')
-        elif line.strip():
-            body.append(f"<p>{html.escape(line).replace('**', '')}</p>")
-    if in_table:
-        body.append("</table>")
-    tpl = Template("<!doctype html><html><head><meta charset='utf-8'><title>Policy</title>"
-                   "<style>body{font-family:sans-serif;max-width:860px;margin:2em auto}"
-                   "td{padding:2px 10px;border-bottom:1px solid #ddd}</style></head>"
-                   "<body>{{ body }}</body></html>")
-    return tpl.render(body="\n".join(body))
 
 
 POLICY_FILES = ("targeting.csv", "targeting.parquet", "policy.json", "budget_curve.png",

@@ -110,10 +110,23 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
         "cpir": lambda c: t.cpir_text(report, c), "version": __version__,
         "history_rows": history_rows if report.get("history") else [],
         "pts": t.points, "signed": t.signed, "model_text": t.model_text,
-        "targeting_text": t.targeting_text, "dval": t.decile_value, "plan_text": t.plan_text,
-        "expected_text": lambda p: t.expected_text(p, cur), "total_ci": t.total_ci,
-        "ope_text": lambda p: t.ope_text(p, cur), "truth_text": lambda p: t.truth_text(p, cur), "model": report.get("model"), "policy": report.get("policy"),
+        "targeting_text": t.targeting_text, "dval": t.decile_value,
+        "total_ci": t.total_ci, "ope_text": lambda p: t.ope_text(p, cur),
+        "truth_text": lambda p: t.truth_text(p, cur), "model": report.get("model"),
+        "policy": report.get("policy"), "policy_html": _policy_html, "policy_md": _policy_md,
     }
+
+
+def _policy_html(policy: dict[str, Any]) -> str:
+    from upliftlab.policy.render import section_html
+
+    return section_html(policy)
+
+
+def _policy_md(policy: dict[str, Any]) -> str:
+    from upliftlab.policy.render import section_markdown
+
+    return section_markdown(policy)
 
 
 def render_markdown(result: Any, history: Sequence[Mapping[str, Any]] | None = None, *,

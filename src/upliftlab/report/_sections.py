@@ -19,6 +19,8 @@ TOP_FRACTION = 0.2  # the depth of the plain-words targeting line
 COMPARISON_COLUMNS = ("learner", "arm", "n_treated", "n_control", "qini", "qini_low",
                       "qini_high", "auuc", "auuc_low", "auuc_high", "fit_seconds",
                       "peak_rss_mib", "chosen")
+COMPARISON_OPTIONAL = ("policy_value", "policy_value_low", "policy_value_high", "qini_area",
+                       "qini_area_low", "qini_area_high", "distinguishable", "normalisation")
 DECILE_COLUMNS = ("arm", "bin", "n_treated", "n_control", "predicted", "observed", "ci_low",
                   "ci_high")
 ALLOCATION_KEYS = ("counts", "n_customers", "n_treated", "expected_incremental_reactivations",
@@ -54,7 +56,8 @@ def _read_json(path: Path) -> Any:
         raise InputError(f"{path}: not readable JSON ({exc})") from None
 
 
-def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+def _read_csv(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
+              ) -> list[dict[str, Any]]:
     import pandas as pd
 
     from upliftlab.analysis import json_safe
@@ -66,7 +69,8 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, Any]]:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    return json_safe(frame[list(columns)].to_dict(orient="records"))
+    keep = list(columns) + [c for c in optional if c in frame.columns]
+    return json_safe(frame[keep].to_dict(orient="records"))
 
 
 def _need(d: Any, keys: tuple[str, ...], where: Path) -> None:
@@ -88,7 +92,9 @@ def load_model(path: str | os.PathLike) -> dict[str, Any]:
     folder = _folder(path, MODEL_REQUIRED, "--model")
     meta = _read_json(folder / "model.json")
     _need(meta, ("learner", "outcome", "control", "treatment_arms"), folder / "model.json")
-    comparison = _read_csv(folder / "comparison.csv", COMPARISON_COLUMNS)
+    comparison = _read_csv(folder / "comparison.csv", COMPARISON_COLUMNS, COMPARISON_OPTIONAL)
+    selection = (_read_json(folder / "selection.json") if (folder / "selection.json").is_file()
+                 else None)
     deciles = _read_csv(folder / "deciles.csv", DECILE_COLUMNS)
     arms = [str(a) for a in meta["treatment_arms"]]
     known = {str(r["arm"]) for r in deciles}
@@ -106,7 +112,8 @@ def load_model(path: str | os.PathLike) -> dict[str, Any]:
         "n_rows": (meta.get("training") or {}).get("n_rows"),
         "created": meta.get("created"),
         "comparison": comparison,
-        "chosen": [r for r in comparison if r["learner"] == meta["learner"]],
+        "chosen": [r for r in comparison if r.get("chosen")],
+        "selection": selection,
         "deciles": deciles,
         "targeting": _targeting(folder, meta, arms),
     }
@@ -148,13 +155,19 @@ def _targeting(folder: Path, meta: Mapping[str, Any], arms: list[str]) -> list[d
         t = (arm_all[rows] == arm).astype(int)
         if t.sum() == 0 or t.sum() == rows.sum():
             continue
-        c = qini_curve(y_all[rows], oof[f"uplift_{arm}"].to_numpy(dtype=float)[rows], t)
+        ya = y_all[rows]
+        c = qini_curve(ya, oof[f"uplift_{arm}"].to_numpy(dtype=float)[rows], t)
         frac = c.x / c.x[-1]
         top = float(np.interp(TOP_FRACTION, frac, c.y))
         total = float(c.y[-1])
+        # a share of a total that cannot be told from zero explodes: only where it can
+        yt, yc = ya[t == 1], ya[t == 0]
+        se = float(np.sqrt(yt.var(ddof=1) / len(yt) + yc.var(ddof=1) / len(yc))) \
+            if min(len(yt), len(yc)) > 1 else float("inf")
+        distinguishable = bool(abs(yt.mean() - yc.mean()) > 1.959964 * se)
         out.append({"arm": arm, "fraction": TOP_FRACTION, "incremental_top": top,
-                    "incremental_all": total,
-                    "share_captured": top / total if total > 0 else None,
+                    "incremental_all": total, "distinguishable": distinguishable,
+                    "share_captured": top / total if total > 0 and distinguishable else None,
                     "outcome": outcome[0]})
     return json_safe(out)
 
@@ -174,8 +187,10 @@ def load_policy(path: str | os.PathLike) -> dict[str, Any]:
         "costs": p.get("costs"),
         "capacity": p.get("capacity"),
         "allocation": {k: p["allocation"][k] for k in ALLOCATION_KEYS},
-        "exploration": ({k: p["exploration"].get(k) for k in ("share", "customers", "counts")}
-                        if p.get("exploration") else None),
+        "exploration": p.get("exploration"),
+        "plan_value": p.get("plan_value"),
+        "profile": p.get("profile"),
+        "currency": p.get("currency"),
         "budget_curve": {k: p["budget_curve"].get(k) for k in ("budget", "cost",
                                                                "reactivations")},
         "off_policy": None,

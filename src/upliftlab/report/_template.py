@@ -114,19 +114,28 @@ the uplift cannot yet be told from zero, so no finite range of costs is supporte
 predicted uplift, out of fold (every score comes from a model not fitted on that customer);
 the dashed line is random targeting.</p>
 <h3>Learner comparison (out of fold)</h3>
+{% if model.selection %}<ul class="notes">{% for arm, why in model.selection.reasons.items() %}<li><b>{{ arm }}</b>: {{ why }}</li>{% endfor %}</ul>{% endif %}
 <table>
-<tr><th class="l">learner</th><th class="l">arm</th><th>Qini</th><th>Qini CI</th><th>AUUC</th>
-<th>AUUC CI</th><th>fit (s)</th><th>peak memory (MiB)</th><th class="l">chosen</th></tr>
+<tr><th class="l">learner</th><th class="l">arm</th><th>policy value (pts per customer)</th><th>95% CI</th>
+<th>Qini area (pts per customer)</th><th>Qini (causalml)</th><th>Qini CI</th><th>AUUC</th>
+<th>fit (s)</th><th>peak memory (MiB)</th><th class="l">chosen</th></tr>
 {% for c in model.comparison %}
-<tr><td class="l">{{ c.learner }}</td><td class="l">{{ c.arm }}</td><td>{{ num(c.qini, 3) }}</td>
+<tr><td class="l">{{ c.learner }}</td><td class="l">{{ c.arm }}</td>
+<td>{{ pts(c.policy_value, 3) if c.policy_value is defined and c.policy_value is not none else 'n/a' }}</td>
+<td>{% if c.policy_value_low is defined and c.policy_value_low is not none %}{{ pts(c.policy_value_low, 3) }} to {{ pts(c.policy_value_high, 3) }}{% endif %}</td>
+<td>{{ pts(c.qini_area, 3) if c.qini_area is defined and c.qini_area is not none else 'n/a' }}</td>
+<td>{{ num(c.qini, 3) }}</td>
 <td>{{ num(c.qini_low, 3) }} to {{ num(c.qini_high, 3) }}</td><td>{{ num(c.auuc, 3) }}</td>
-<td>{{ num(c.auuc_low, 3) }} to {{ num(c.auuc_high, 3) }}</td><td>{{ num(c.fit_seconds, 1) }}</td>
+<td>{{ num(c.fit_seconds, 1) }}</td>
 <td>{{ num(c.peak_rss_mib, 0) }}</td><td class="l {{ 'sig' if c.chosen else '' }}">{{ 'yes' if c.chosen else '' }}</td></tr>
 {% endfor %}
 </table>
-<p class="sub">Scores as causalml computes them: the curve divided by the absolute value of its
-end; Qini = area between the curve and random (random ≈ 0, higher is better), AUUC = area under
-the gain curve (random ≈ 0.5). Intervals by bootstrap.</p>
+<p class="sub">Policy value: what treating with the arm exactly the customers the candidate predicts
+to gain earns over treating nobody, cross-fitted doubly robust, per customer; it chooses the
+learner per arm. Qini area: the area between the Qini curve and random, in incremental
+outcomes per customer, unnormalised. Qini and AUUC as causalml computes them (the curve divided
+by the arm's overall effect |Q(N)|; random Qini ≈ 0, AUUC ≈ 0.5) are shown only where that effect
+can be told from zero (n/a otherwise: dividing by it would explode). Intervals by bootstrap.</p>
 <h3>Calibration: predicted against observed uplift by decile</h3>
 <div class="row">{% for arm in model.arms %}<div>
 <p><b>{{ arm }}</b> vs {{ model.control }}{{ ' (percentage points)' if model.outcome == 'binary' else '' }}</p>
@@ -145,32 +154,17 @@ falls as the decile rises and its intervals cover the predicted values. Model fo
 
 {% if policy %}
 <h2>Next campaign: policy</h2>
-<p class="headline">{{ plan_text(policy) }}</p>
-<p class="headline">{{ expected_text(policy) }}</p>
+{{ policy_html(policy) | safe }}
 {% if budget_fig %}<figure class="png"><img alt="Incremental reactivations against budget" src="{{ budget_fig }}"></figure>
-{% endif %}{% if policy.exploration and policy.exploration.customers %}<p class="sub">The curve is the
-best allocation at each budget without the exploration share; the chosen budget's point lies below
-it because {{ pct(policy.exploration.share, 0) }} of the customers are assigned at random.</p>{% endif %}
-<table>
-<tr><th class="l">arm</th><th>customers</th>{% if policy.exploration %}<th>of which exploration</th>{% endif %}
-<th>cost per contact</th><th>cost per conversion</th><th>capacity</th></tr>
-{% for arm, n in policy.allocation.counts.items() %}
-<tr><td class="l">{{ arm }}</td><td>{{ '{:,}'.format(n) }}</td>
-{% if policy.exploration %}<td>{{ '{:,}'.format(policy.exploration.counts.get(arm, 0)) }}</td>{% endif %}
-<td>{{ money((policy.costs or {}).get(arm, {}).get('per_contact'), 2) }}</td>
-<td>{{ money((policy.costs or {}).get(arm, {}).get('per_conversion'), 2) }}</td>
-<td>{{ '{:,}'.format((policy.capacity or {}).get(arm)) if (policy.capacity or {}).get(arm) is not none else 'none' }}</td></tr>
-{% endfor %}
-<tr><td class="l">nothing</td><td>{{ '{:,}'.format(policy.allocation.n_customers - policy.allocation.n_treated) }}</td>
-{% if policy.exploration %}<td></td>{% endif %}<td></td><td></td><td></td></tr>
-</table>
+<p class="sub">The curve is the written plan at each budget: the same exploration reserve, then the
+optimised allocation; the marked point is this plan.</p>{% endif %}
 {% if policy.off_policy %}{% set ope = policy.off_policy %}
 <h3>How much better than the alternatives (off-policy, on the last experiment)</h3>
 <p>{{ ope_text(policy) }}</p>
 <table>
 <tr><th class="l">policy or baseline</th><th>reactivations (95% CI)</th><th>cost</th>
 <th>policy minus baseline (95% CI)</th><th>p</th><th class="l">significant</th></tr>
-<tr><td class="l"><b>this policy</b></td><td>{{ total_ci(ope.reactivation) }}</td><td>{{ money(ope.cost.total) }}</td><td></td><td></td><td></td></tr>
+<tr><td class="l"><b>the written plan</b></td><td>{{ total_ci(ope.reactivation) }}</td><td>{{ money(ope.cost.total) }}</td><td></td><td></td><td></td></tr>
 {% for b in ope.baselines %}
 <tr><td class="l">{{ b.name }}</td><td>{{ total_ci(b.reactivation) }}</td><td>{{ money(b.cost.total) }}</td>
 <td>{{ total_ci(b.difference, 1, True) }}</td><td>{{ pv(b.p_value) }}</td>
@@ -245,10 +239,14 @@ ROI = (incremental revenue − incremental cost) / incremental cost.
 {% endfor %}
 The Qini curves per arm are in report.html.
 
-| learner | arm | Qini | Qini CI | AUUC | AUUC CI | fit (s) | peak memory (MiB) | chosen |
-|---|---|---:|---|---:|---|---:|---:|---|
-{% for c in model.comparison %}| {{ c.learner }} | {{ c.arm }} | {{ num(c.qini, 3) }} | {{ num(c.qini_low, 3) }} to {{ num(c.qini_high, 3) }} | {{ num(c.auuc, 3) }} | {{ num(c.auuc_low, 3) }} to {{ num(c.auuc_high, 3) }} | {{ num(c.fit_seconds, 1) }} | {{ num(c.peak_rss_mib, 0) }} | {{ 'yes' if c.chosen else '' }} |
+{% if model.selection %}{% for arm, why in model.selection.reasons.items() %}- {{ arm }}: {{ why }}
 {% endfor %}
+{% endif %}| learner | arm | policy value (pts per customer) | 95% CI | Qini area (pts per customer) | Qini (causalml) | Qini CI | AUUC | fit (s) | peak memory (MiB) | chosen |
+|---|---|---:|---|---:|---:|---|---:|---:|---:|---|
+{% for c in model.comparison %}| {{ c.learner }} | {{ c.arm }} | {{ pts(c.policy_value, 3) if c.policy_value is defined and c.policy_value is not none else 'n/a' }} | {% if c.policy_value_low is defined and c.policy_value_low is not none %}{{ pts(c.policy_value_low, 3) }} to {{ pts(c.policy_value_high, 3) }}{% endif %} | {{ pts(c.qini_area, 3) if c.qini_area is defined and c.qini_area is not none else 'n/a' }} | {{ num(c.qini, 3) }} | {{ num(c.qini_low, 3) }} to {{ num(c.qini_high, 3) }} | {{ num(c.auuc, 3) }} | {{ num(c.fit_seconds, 1) }} | {{ num(c.peak_rss_mib, 0) }} | {{ 'yes' if c.chosen else '' }} |
+{% endfor %}
+Policy value chooses the learner per arm (cross-fitted doubly robust, over treating nobody); Qini (causalml's normalisation) only where the arm's effect can be told from zero.
+
 ### Calibration: predicted against observed uplift by decile{{ ' (percentage points)' if model.outcome == 'binary' else '' }}
 
 | arm | decile | treated | control | predicted | observed | 95% CI |
@@ -259,14 +257,7 @@ Decile 1 = the highest predicted uplift; out of fold. Model folder: {{ model.fol
 {% endif %}{% if policy %}
 ## Next campaign: policy
 
-{{ plan_text(policy) }}
-
-{{ expected_text(policy) }}
-
-| arm | customers |
-|---|---:|
-{% for arm, n in policy.allocation.counts.items() %}| {{ arm }} | {{ '{:,}'.format(n) }} |
-{% endfor %}| nothing | {{ '{:,}'.format(policy.allocation.n_customers - policy.allocation.n_treated) }} |
+{{ policy_md(policy) }}
 {% if policy.off_policy %}{% set ope = policy.off_policy %}
 ### How much better than the alternatives (off-policy, on the last experiment)
 
@@ -274,7 +265,7 @@ Decile 1 = the highest predicted uplift; out of fold. Model folder: {{ model.fol
 
 | policy or baseline | reactivations (95% CI) | cost | policy minus baseline (95% CI) | p | significant |
 |---|---:|---:|---:|---:|---|
-| this policy | {{ total_ci(ope.reactivation) }} | {{ money(ope.cost.total) }} | | | |
+| the written plan | {{ total_ci(ope.reactivation) }} | {{ money(ope.cost.total) }} | | | |
 {% for b in ope.baselines %}| {{ b.name }} | {{ total_ci(b.reactivation) }} | {{ money(b.cost.total) }} | {{ total_ci(b.difference, 1, True) }} | {{ pv(b.p_value) }} | {{ 'yes' if b.significant else 'no' }} |
 {% endfor %}
 {% for b in ope.baselines %}{% if b.statement %}- {{ b.statement }}
@@ -289,7 +280,7 @@ No off-policy estimate: the policy was run without --data (an experiment).
 |---:|---:|---:|
 {% for b in policy.budget_curve.budget %}| {{ money(b) }} | {{ money(policy.budget_curve.cost[loop.index0]) if policy.budget_curve.cost else 'n/a' }} | {{ num(policy.budget_curve.reactivations[loop.index0], 1) }} |
 {% endfor %}
-Each point is the best allocation at that budget, without the exploration share. Policy folder: {{ policy.folder }}.
+Each point is the written plan at that budget (the same exploration reserve, then the optimised allocation). Policy folder: {{ policy.folder }}.
 {% endif %}
 ## Method
 

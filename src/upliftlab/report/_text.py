@@ -202,7 +202,8 @@ def unit(model: dict[str, Any]) -> str:
 
 def model_text(model: dict[str, Any]) -> str:
     learners = sorted({str(r["learner"]) for r in model["comparison"]})
-    how = (f"chosen by mean out-of-fold Qini among {', '.join(learners)}" if len(learners) > 1
+    how = (f"per arm, the candidate whose policy earns the most out of fold (cross-fitted "
+           f"doubly robust value) among {', '.join(learners)}" if len(learners) > 1
            else "the learner asked for; no other was compared")
     n = f" on {model['n_rows']:,} customers" if model.get("n_rows") else ""
     return (f"Learner: {model['learner']} ({how}), fitted{n} for the arms "
@@ -214,6 +215,11 @@ def targeting_text(model: dict[str, Any], t: dict[str, Any]) -> str:
     arm, what = t["arm"], unit(model)
     share = t.get("share_captured")
     top = f"the top {100 * t['fraction']:.0f}% of customers by predicted {arm} uplift"
+    if t.get("distinguishable") is False:
+        return (f"Out of fold, {arm}'s overall effect against {model['control']} cannot be told "
+                f"from zero ({num(t['incremental_all'], 1)} incremental {what} in the "
+                f"experiment), so no share of it is shown; treating {top} gives "
+                f"{num(t['incremental_top'], 1)}.")
     if share is None:
         return (f"Out of fold, {arm} produced no incremental {what} overall against "
                 f"{model['control']} ({num(t['incremental_all'], 1)}), so there is nothing for "
@@ -230,39 +236,6 @@ def targeting_text(model: dict[str, Any], t: dict[str, Any]) -> str:
 
 def decile_value(model: dict[str, Any], x: float | None) -> str:
     return points(x, 2) if model.get("outcome") == "binary" else signed(x, 3)
-
-
-def plan_text(policy: dict[str, Any]) -> str:
-    a = policy["allocation"]
-    counts = sorted(a["counts"].items(), key=lambda kv: -kv[1])
-    parts = [f"{arm} to {c:,}" for arm, c in counts]
-    none = (a["n_customers"] - a["n_treated"]) if a.get("n_customers") is not None else None
-    if none is not None:
-        parts.append(f"nothing to {none:,}")
-    s = f"Plan: {', '.join(parts)}"
-    if a.get("n_customers") is not None:
-        s += f" (of {a['n_customers']:,} customers)"
-    ex = policy.get("exploration")
-    if ex and ex.get("customers"):
-        s += (f", including {ex['customers']:,} assigned at random as the "
-              f"{100 * ex['share']:.0f}% exploration share")
-    return s + "."
-
-
-def expected_text(policy: dict[str, Any], cur: str = "USD") -> str:
-    a = policy["allocation"]
-    used = f"{100 * a['budget_used']:.1f}%" if a.get("budget_used") is not None else "n/a"
-    gap = a.get("optimality_gap")
-    if gap is None:
-        gap_s = "n/a"
-    else:
-        gap_s = "below 0.001%" if 100 * gap < 1e-3 else f"{100 * gap:.3f}%"
-    return (f"Expected: {num(a['expected_incremental_reactivations'], 1)} incremental "
-            f"reactivations at a cost of {money(a['expected_cost'], 2, cur)} "
-            f"({money(a['cost_per_incremental_reactivation'], 2, cur)} per incremental reactivation); "
-            f"{used} of the {money(a['budget'], 2, cur)} budget used; marginal cost of the last "
-            f"reactivation bought {money(a.get('marginal_cost_per_reactivation'), 2, cur)}; "
-            f"optimality gap {gap_s} ({a['method']}).")
 
 
 def total_ci(e: dict[str, Any] | None, digits: int = 1, sign: bool = False,
@@ -301,17 +274,14 @@ def truth_text(policy: dict[str, Any], cur: str = "USD") -> str | None:
     tv = policy.get("truth")
     if not tv:
         return None
-    rule = tv.get("price_rule") or {}
-    plan = tv.get("targeting") or {}
-    s = (f"True value (from {tv.get('source')}): the learned price rule gives "
-         f"{num(rule.get('incremental_reactivations'), 1)} incremental reactivations")
+    plan = tv.get("plan") or {}
+    s = (f"True value (from {tv.get('source')}): the written plan, exploration included, "
+         f"delivers {num(plan.get('incremental_reactivations'), 1)} incremental reactivations "
+         f"at a cost of {money(plan.get('cost'))}")
     inc = (policy.get("off_policy") or {}).get("incremental_reactivations")
-    if inc and inc.get("total_ci_low") is not None and rule.get("incremental_reactivations") \
+    if inc and inc.get("total_ci_low") is not None and plan.get("incremental_reactivations") \
             is not None:
-        covered = inc["total_ci_low"] <= rule["incremental_reactivations"] <= inc["total_ci_high"]
+        covered = inc["total_ci_low"] <= plan["incremental_reactivations"] <= inc["total_ci_high"]
         s += (f" (off-policy estimate {total_ci(inc, label='95% CI ')}: "
               f"{'covered' if covered else 'NOT covered'} by the interval)")
-    s += (f"; the written plan, exploration included, "
-          f"{num(plan.get('incremental_reactivations'), 1)} at a cost of "
-          f"{money(plan.get('cost'), 2, cur)}.")
-    return s
+    return s + "."

@@ -6,6 +6,7 @@ the arms and the outcome, and delegates to one of the meta-learners in `learners
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -13,15 +14,51 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from upliftlab.errors import InputError
-from upliftlab.uplift.learners import LEARNERS, make_learner
+from upliftlab.uplift.learners import (BASE_MODELS, LEARNERS, ArmwiseLearner, MeanLearner,
+                                       make_learner)
 
-# Chosen by measurement on the simulated dormant cohort (benchmarks/bench_uplift.py, section
-# `uplift` of benchmarks/RESULTS.md; 82,625 customers, 3-fold cross-fitted): the S-learner's
-# best-arm policy earns 81% of the oracle's true value (X 79%, T 75%, DR 75%, uplift forest
-# 70%) and its uplift correlates best with the truth (0.57); the X-learner has a slightly higher
-# mean normalised Qini (0.35 vs 0.31, overlapping intervals). The policy value is the goal, so S.
+# The learner of a bare `UpliftModel()` (with LightGBM's own defaults as base models). What
+# `upliftlab model fit` uses is chosen per arm on the data at hand (`upliftlab.uplift.select`):
+# no single learner or capacity is right for every world (benchmarks/RESULTS.md, sections
+# `uplift` and `causalml_synth`).
 DEFAULT_LEARNER = "s"
 MIN_ARM_SIZE = 50
+
+
+def members(text: Any) -> list[str]:
+    """The simple learners of a spec: 'mean(s/small,t/large)' -> ['s/small', 't/large'] (an
+    ensemble: the mean of their predictions); 's' -> ['s']. Each is validated."""
+    text = str(text)
+    if text.startswith("mean(") and text.endswith(")"):
+        out = [m.strip() for m in text[5:-1].split(",") if m.strip()]
+        if not out:
+            raise InputError(f"learner {text!r}: an ensemble needs members")
+    else:
+        out = [text]
+    for m in out:
+        parse_learner(m)
+    return out
+
+
+def make_adapter(text: str, binary: bool, base_learner: Any, random_state: int,
+                 n_jobs: int) -> Any:
+    """The fitted-to-be adapter of a spec (a simple learner, or the mean of several)."""
+    parts = []
+    for m in members(text):
+        name, base = parse_learner(m)
+        parts.append(make_learner(name, binary, base or base_learner, random_state, n_jobs))
+    return parts[0] if len(parts) == 1 else MeanLearner(parts)
+
+
+def parse_learner(text: Any) -> tuple[str, str | None]:
+    """'s' -> ('s', None); 's/small' -> ('s', 'small'); InputError for unknown names."""
+    name, _, base = str(text).partition("/")
+    if name not in LEARNERS:
+        raise InputError(f"learner: unknown {name!r} (choose from {', '.join(LEARNERS)})")
+    if base and base not in BASE_MODELS:
+        raise InputError(f"learner {text!r}: unknown base model {base!r} (choose from "
+                         f"{', '.join(BASE_MODELS)})")
+    return name, (base or None)
 
 
 def feature_kind(series: pd.Series) -> str:
@@ -50,12 +87,15 @@ class UpliftModel(BaseEstimator):
     ----------
     control : label of the control arm in `treatment` (labels are compared as text).
     learner : "s", "t", "x", "dr" (doubly robust, on probabilities) or "urf" (causalml's
-        uplift random forest, binary outcomes only); None = DEFAULT_LEARNER, chosen by
-        measurement (see benchmarks/RESULTS.md, section `uplift`).
+        uplift random forest, binary outcomes only), optionally with a base-model preset
+        after a slash ("s/small", see `learners.BASE_MODELS`); or a mapping treatment arm ->
+        such a name, one learner per arm (what `upliftlab.uplift.select` chooses);
+        None = DEFAULT_LEARNER.
     outcome : "binary" (0/1, e.g. reactivation: classifiers, uplift in probability) or
         "continuous" (e.g. revenue: regressors, uplift in the outcome's units).
-    base_learner : None (LightGBM with `learners.DEFAULT_LGBM`), a dict of LightGBM parameters
-        overriding those, or a scikit-learn estimator cloned for every outcome model.
+    base_learner : None (LightGBM with `learners.DEFAULT_LGBM`, LightGBM's own defaults), a
+        preset name of `learners.BASE_MODELS`, a dict of LightGBM parameters overriding the
+        defaults, or a scikit-learn estimator cloned for every outcome model.
     min_arm_size : an arm (control included) with fewer customers is refused (InputError).
     unseen_categories : "missing" (default: a category not seen in training is scored as a
         missing value, which LightGBM sends down the branch it learned for missing values) or
@@ -94,13 +134,15 @@ class UpliftModel(BaseEstimator):
         They are used by the X-learner (to weight its two effect models) and the DR-learner
         (inverse-propensity terms).
         """
-        learner = self.learner or DEFAULT_LEARNER
-        if learner not in LEARNERS:
-            raise InputError(f"learner: unknown {learner!r} (choose from {', '.join(LEARNERS)})")
+        spec = self.learner or DEFAULT_LEARNER
         if self.outcome not in ("binary", "continuous"):
             raise InputError(f"outcome: must be 'binary' or 'continuous', got {self.outcome!r}")
-        if learner == "urf" and self.outcome != "binary":
-            raise InputError("learner 'urf' (uplift random forest) needs a binary outcome")
+        per_arm = dict(spec) if isinstance(spec, Mapping) else None
+        for text in (per_arm.values() if per_arm else [spec]):
+            for m in members(text):
+                if parse_learner(m)[0] == "urf" and self.outcome != "binary":
+                    raise InputError("learner 'urf' (uplift random forest) needs a binary "
+                                     "outcome")
         if self.unseen_categories not in ("missing", "error"):
             raise InputError("unseen_categories: must be 'missing' or 'error'")
         X = self._check_frame(X)
@@ -146,12 +188,45 @@ class UpliftModel(BaseEstimator):
                     else sorted(_text_keys(s).dropna().unique().tolist())
                 self.categories_[c] = cats
         Xn = self._encode(X, check_unseen=False)
-        self.learner_ = learner
-        est = make_learner(learner, self.outcome == "binary", self.base_learner,
-                           self.random_state, self.n_jobs)
-        est.fit(Xn, y, codes, cond)
+        if per_arm is None:
+            self.learner_ = str(spec)
+            self.arm_learners_ = {a: str(spec) for a in arms}
+            est = make_adapter(spec, self.outcome == "binary", self.base_learner,
+                               self.random_state, self.n_jobs)
+            est.fit(Xn, y, codes, cond)
+        else:
+            est = self._fit_per_arm(per_arm, arms, Xn, y, codes, cond)
         self.estimators_ = est
         return self
+
+    def _fit_per_arm(self, per_arm: dict, arms: list[str], Xn: np.ndarray, y: np.ndarray,
+                     codes: np.ndarray, cond: dict) -> ArmwiseLearner:
+        """One adapter per distinct learner, each on control + the arms it serves."""
+        keys = {str(k): str(v) for k, v in per_arm.items()}
+        missing = [a for a in arms if a not in keys]
+        unknown = [a for a in keys if a not in arms]
+        if missing or unknown:
+            raise InputError(f"learner: the per-arm mapping must name every treatment arm "
+                             f"({', '.join(arms)}); missing {missing or 'none'}, unknown "
+                             f"{unknown or 'none'}")
+        groups: dict[str, list[int]] = {}
+        for j, a in enumerate(arms, start=1):
+            groups.setdefault(keys[a], []).append(j)
+        parts = []
+        for text, group in groups.items():
+            rows = np.isin(codes, [0] + group)
+            local = np.zeros(len(codes), dtype=np.int64)
+            for i, c in enumerate(group, start=1):
+                local[codes == c] = i
+            est = make_adapter(text, self.outcome == "binary", self.base_learner,
+                               self.random_state, self.n_jobs)
+            est.fit(Xn[rows], y[rows], local[rows],
+                    {i: np.asarray(cond[c])[rows] for i, c in enumerate(group, start=1)})
+            parts.append((est, group))
+        base_part = int(np.argmax([len(g) for _, g in parts]))
+        self.arm_learners_ = {a: keys[a] for a in arms}
+        self.learner_ = "per arm: " + ", ".join(f"{a} {keys[a]}" for a in arms)
+        return ArmwiseLearner(parts, len(arms), base_part)
 
     # ------------------------------------------------------------------ predict
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:

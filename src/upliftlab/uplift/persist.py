@@ -34,7 +34,7 @@ META_FILE = "model.json"
 # what `upliftlab model fit` writes (a folder holding only these, without a marker, is a model
 # folder of an upliftlab before markers)
 MODEL_FILES = (MODEL_FILE, META_FILE, "comparison.csv", "comparison.json", "deciles.csv",
-               "qini_*.png", "oof_scores.parquet")
+               "qini_*.png", "oof_scores.parquet", "selection.json")
 _LIBS = ("upliftlab", "causalml", "lightgbm", "sklearn", "numpy", "pandas")
 
 
