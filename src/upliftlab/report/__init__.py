@@ -124,9 +124,12 @@ def _policy_html(policy: dict[str, Any]) -> str:
 
 
 def _policy_md(policy: dict[str, Any]) -> str:
+    from markupsafe import Markup
+
     from upliftlab.policy.render import section_markdown
 
-    return section_markdown(policy)
+    # already Markdown (its own cells are escaped by the renderer): not escaped again
+    return Markup(section_markdown(policy))
 
 
 def render_markdown(result: Any, history: Sequence[Mapping[str, Any]] | None = None, *,
@@ -137,13 +140,17 @@ def render_markdown(result: Any, history: Sequence[Mapping[str, Any]] | None = N
 
     from upliftlab.report._template import MARKDOWN
 
+    from markupsafe import Markup
+
     from upliftlab.report._touches import render as touch_section
 
     report = _as_dict(result, history, model, policy)
     env = jinja2.Environment(autoescape=False, trim_blocks=False, undefined=jinja2.Undefined,
                              finalize=markdown_text)
+    # the touch section is rendered Markdown already: not escaped again
+    touches_md = Markup(touch_section(report, "md"))
     return env.from_string(MARKDOWN).render(**_context(report),
-                                            touches_md=touch_section(report, "md")).strip() + "\n"
+                                            touches_md=touches_md).strip() + "\n"
 
 
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
@@ -152,7 +159,9 @@ _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 def markdown_text(value: Any) -> Any:
     """A value as inert Markdown text: an arm label such as `<script>` must not become HTML in a
     Markdown viewer (`&lt;script>`), and a `|` must not split a table cell."""
-    if not isinstance(value, str):
+    from markupsafe import Markup
+
+    if not isinstance(value, str) or isinstance(value, Markup):  # Markup: a rendered section
         return value
     return _TAG_START.sub("&lt;", value).replace("|", "\\|")
 
