@@ -1,0 +1,52 @@
+"""The Spark session's guards: ANSI mode and UTC are required, because without ANSI the
+assignment hash silently becomes NULL (every customer in the last arm)."""
+
+from __future__ import annotations
+
+import pytest
+
+from upliftlab.assign import hash_int, hash_sql
+from upliftlab.engine.spark import EngineError, SparkEngine, check_session
+from upliftlab.sources import literal
+
+
+def test_session_runs_with_ansi_and_utc(spark):
+    assert spark.conf.get("spark.sql.ansi.enabled") == "true"
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    check_session(spark)
+
+
+def test_hash_pitfall_guarded(spark, engine):
+    """With ANSI off the DuckDB hex cast is NULL on Spark (the pitfall); the engine refuses such
+    a session, and with ANSI on the rendered formula gives Python's md5 integer."""
+    raw = "SELECT CAST('0x' || substr(md5('abc:1'), 1, 15) AS BIGINT) AS x"
+    spark.conf.set("spark.sql.ansi.enabled", "false")
+    try:
+        # the pitfall itself, on Spark's own reading of the un-rewritten cast
+        assert spark.sql(raw).collect()[0]["x"] is None
+        with pytest.raises(EngineError, match="ANSI"):
+            check_session(spark)
+        with pytest.raises(EngineError, match="ANSI"):
+            engine.sql(raw)
+        with pytest.raises(EngineError, match="ANSI"):
+            SparkEngine(spark)
+    finally:
+        spark.conf.set("spark.sql.ansi.enabled", "true")
+    # with ANSI on Spark refuses the raw cast rather than returning NULL
+    with pytest.raises(Exception, match="(?i)cast|number|format"):
+        spark.sql(raw).collect()
+    ids = ["1", "42", "abc", "x'y", "éß"]
+    sql = " UNION ALL ".join(f"SELECT {literal(i)} AS id, {hash_sql('abc', literal(i))} AS x"
+                             for i in ids)
+    got = {r["id"]: r["x"] for r in engine.sql(sql).collect()}
+    assert got == {i: hash_int("abc", i) for i in ids}
+    assert got["1"] == 574961237917149514
+
+
+def test_time_zone_guarded(spark):
+    spark.conf.set("spark.sql.session.timeZone", "Europe/Berlin")
+    try:
+        with pytest.raises(EngineError, match="UTC"):
+            check_session(spark)
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
