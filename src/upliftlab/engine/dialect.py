@@ -129,6 +129,8 @@ def _day_diff(node: "exp.Expression") -> "exp.Expression":
         return node
 
     def day(e: "exp.Expression") -> "exp.Expression":
+        if isinstance(e, exp.Cast) and e.to.is_type(exp.DataType.Type.DATE):
+            return e.copy()
         return exp.Cast(this=e.copy(), to=exp.DataType.build("DATE"))
 
     return exp.Anonymous(this="datediff", expressions=[day(node.this), day(node.expression)])
