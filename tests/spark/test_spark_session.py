@@ -50,3 +50,24 @@ def test_time_zone_guarded(spark):
             check_session(spark)
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
+
+
+def test_documented_spark_formula(engine, spark):
+    """docs/assignment.md's Spark SQL line, run as written, gives the DuckDB/Python integer, and
+    its worked example (`md5('abc:1')`) is right."""
+    import hashlib
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "assignment.md").read_text()
+    prefix, x = re.search(r"`md5\('abc:1'\)` starts with `([0-9a-f]{15})`, so `x = (\d+)`",
+                          doc).groups()
+    assert hashlib.md5(b"abc:1").hexdigest()[:15] == prefix
+    assert int(prefix, 16) == int(x) == hash_int("abc", 1)
+    line = next(ln for ln in doc.splitlines() if ln.startswith("| Spark SQL |"))
+    formula = line.split("|")[2].strip().strip("`")
+    ids = ["1", "42", "abc", "éß"]
+    rows = ", ".join(f"({literal(i)})" for i in ids)
+    got = spark.sql(f"SELECT customer_id, {formula} AS u FROM (SELECT 'abc' AS salt, customer_id "
+                    f"FROM VALUES {rows} AS t(customer_id))").collect()
+    assert {r["customer_id"]: r["u"] for r in got} == {i: hash_int("abc", i) / 2**60 for i in ids}
