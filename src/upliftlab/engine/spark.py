@@ -117,6 +117,13 @@ class SparkEngine:
         check_session(self.spark)
         return self.spark.sql(render(query, SPARK))
 
+    def execute(self, query: str) -> "Result":
+        """Run a query and collect its (small) answer, with the DB-API face of a DuckDB cursor
+        (`fetchall`, `fetchone`, `description`): the project's code that reads aggregates from
+        a connection (stats.sql.aggregate, the cohort's input checks) runs on Spark unchanged."""
+        frame = self.sql(query)
+        return Result([tuple(r) for r in frame.collect()], [(c,) for c in frame.columns])
+
     def register(self, data: "Any", name: str) -> list[str]:
         """A Spark DataFrame, a pandas DataFrame or a Parquet path as the temp view `name`;
         returns its column names."""
@@ -136,6 +143,20 @@ class SparkEngine:
             self.spark.catalog.dropTempView(name)
 
 
+@dataclass
+class Result:
+    """A collected answer: rows as tuples and `description` as DB-API (name first)."""
+
+    rows: list[tuple]
+    description: list[tuple[str]]
+
+    def fetchall(self) -> list[tuple]:
+        return list(self.rows)
+
+    def fetchone(self) -> tuple | None:
+        return self.rows[0] if self.rows else None
+
+
 def _plain(frame: "pd.DataFrame") -> "pd.DataFrame":
     """A pandas frame Spark can take: categoricals as their values (text)."""
     import pandas as pd
@@ -148,4 +169,4 @@ def _plain(frame: "pd.DataFrame") -> "pd.DataFrame":
 
 
 __all__ = ["EngineError", "INSTALL_JAVA", "INSTALL_PYSPARK", "LOCAL_CONF", "REQUIRED_CONF",
-           "SparkEngine", "check_session", "local_session", "spark_available"]
+           "Result", "SparkEngine", "check_session", "local_session", "spark_available"]
