@@ -6,7 +6,9 @@ engine/dialect.py. The customers stay on Spark; only input facts and per-arm sum
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upliftlab.sources import ColumnMap
@@ -71,6 +73,65 @@ def cohort_spark(engine: "SparkEngine", transactions: Any, as_of: Any, *,
                                    population=population))
 
 
+def write_cohort_spark(transactions: Any, as_of: Any, out: str | Path, *,
+                       master: str | None = None, dormant_after: int | None = None,
+                       tiers: "str | tuple[Tier, ...] | None" = None,
+                       columns: ColumnMap = ColumnMap(),
+                       discount_col: str | None = "discount_used",
+                       engine: "SparkEngine | None" = None) -> list[dict[str, Any]]:
+    """`upliftlab.cohort.write_cohort` with Spark building the cohort: the file `out` (.parquet
+    or .csv, one file, whole or not at all) and the tier summary records (computed on Spark).
+
+    `master`: the Spark master (default: env UPLIFTLAB_SPARK_MASTER, else local[*]); an
+    `engine` already running is used as it is. Without PySpark or Java: an EngineError that
+    says what to install, before anything is written.
+    """
+    import shutil
+
+    from upliftlab import cohort as c
+    from upliftlab._files import staged_file
+    from upliftlab.engine.spark import SparkEngine, local_session
+    from upliftlab.errors import InputError
+
+    out = Path(out)
+    fmt = c._OUTPUT_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
+    if not out.parent.is_dir():
+        raise InputError(f"{out}: directory {out.parent} does not exist")
+    if engine is None:
+        engine = SparkEngine(local_session(
+            master or os.environ.get("UPLIFTLAB_SPARK_MASTER") or "local[*]"))
+    dormant_after = c.DEFAULT_DORMANT_AFTER if dormant_after is None else dormant_after
+    resolved = c._resolve_tiers(tiers, dormant_after)
+    if isinstance(transactions, (str, os.PathLike)) and c._is_csv(transactions):
+        raise InputError(f"{transactions}: --engine spark reads Parquet transactions (convert "
+                         "the CSV with DuckDB first, or use the default engine)")
+    frame = cohort_spark(engine, str(transactions) if isinstance(transactions, os.PathLike)
+                         else transactions, as_of, dormant_after=dormant_after, tiers=resolved,
+                         columns=columns, discount_col=discount_col).persist()
+    view = "ul_spark_cohort_out"
+    try:
+        with staged_file(out) as tmp:
+            parts = tmp.with_name(tmp.name + ".parts")
+            try:
+                # one partition, so one file: the cohort is one row per customer, and a
+                # cluster's users write a folder of parts with the Python API instead
+                writer = frame.coalesce(1).write.mode("overwrite")
+                (writer.parquet(str(parts)) if fmt == "parquet"
+                 else writer.option("header", True).csv(str(parts)))
+                [part] = sorted(parts.glob(f"part-*.{'parquet' if fmt == 'parquet' else 'csv'}"))
+                os.replace(part, tmp)
+            finally:
+                shutil.rmtree(parts, ignore_errors=True)
+            frame.createOrReplaceTempView(view)
+            summary = c._summary(engine, view, [t.name for t in resolved])
+    finally:
+        engine.drop(view)
+        frame.unpersist()
+    return summary
+
+
 def outcomes_spark(engine: "SparkEngine", assigned: str, transactions: str, *, start: dt.date,
                    as_of: dt.date, window_days: int,
                    columns: ColumnMap = ColumnMap()) -> "DataFrame":
@@ -96,4 +157,5 @@ def aggregate_spark(engine: "SparkEngine", view: str, arm: str, metrics: Sequenc
                      segments=list(segments))
 
 
-__all__ = ["aggregate_spark", "cohort_spark", "duckdb_types", "outcomes_spark"]
+__all__ = ["aggregate_spark", "cohort_spark", "duckdb_types", "outcomes_spark",
+           "write_cohort_spark"]
