@@ -22,7 +22,7 @@ from upliftlab.engine.dialect import check_dialect
 from upliftlab.errors import InputError
 from upliftlab.outcomes import outcomes_sql
 from upliftlab.sources import literal
-from upliftlab.stats.sql import aggregate_sql, needed_pairs
+from upliftlab.stats.sql import aggregate_sql, iv_sql, needed_pairs
 
 GOLDEN = Path(__file__).parent / "golden" / "spark"
 # spellings Spark does not run (or runs with another meaning), which the rewrites must remove
@@ -46,6 +46,8 @@ def _queries() -> dict[str, str]:
             "outcomes", "arm", ["reactivated", "revenue", "revenue_365d"],
             needed_pairs(["reactivated", "revenue"], ["revenue_365d"]), ["reactivated"],
             ["tier"]),
+        "stats_iv": iv_sql("touches", "arm", "reached", "reactivated", ["revenue_365d"],
+                           "cost"),
         "assignment_unit": f"SELECT {unit_sql('reactivation-2026q1', 'CAST(customer_id AS VARCHAR)')}"
                            " AS u FROM cohort",
         "assignment_stratified": assign_query(

@@ -122,3 +122,33 @@ def test_outcomes_and_statistics_equal_duckdb(engine, spark, world):
             (d.n, d.columns, d.pairs, d.n_missing, d.n_not01)
         assert np.allclose(s.sums, d.sums, rtol=1e-9, atol=1e-9)
         assert np.allclose(s.cross, d.cross, rtol=1e-9, atol=1e-9)
+
+
+def test_iv_statistics_equal_duckdb(engine):
+    """The touch report's IV sums (`stats.sql.iv_sql`: fourth-order products of centred
+    covariates, a scalar subquery joined by comma) on Spark equal DuckDB's."""
+    from upliftlab.sources import connect
+    from upliftlab.stats.sql import iv_aggregate
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    arm = rng.choice(["control", "email", "call"], size=n)
+    reach = ((arm != "control") & (rng.random(n) < 0.6)).astype(int)
+    x1, x2 = rng.normal(50, 10, n), rng.exponential(3.0, n)
+    y = (rng.random(n) < 0.1 + 0.05 * reach + 0.001 * x1).astype(float)
+    frame = pd.DataFrame({"arm": arm, "reached": reach, "y": y, "x1": x1, "x2": x2,
+                          "cost": reach * 0.5})
+    con = connect()
+    con.register("iv", frame)
+    duck = iv_aggregate(con, "iv", "arm", "reached", "y", ["x1", "x2"], "cost")
+    con.close()
+    engine.register(frame, "ul_t_iv")
+    sp = iv_aggregate(engine, "ul_t_iv", "arm", "reached", "y", ["x1", "x2"], "cost")
+    assert set(sp) == set(duck) == {"control", "email", "call"}
+    for a in duck:
+        s, d = sp[a], duck[a]
+        assert s.n == d.n and s.covariates == d.covariates
+        assert np.allclose(s.sums, d.sums, rtol=1e-9, atol=1e-9)
+        assert np.allclose([s.sum_cost, s.sum_cost_sq, s.sum_cost_y],
+                           [d.sum_cost, d.sum_cost_sq, d.sum_cost_y],
+                           rtol=1e-9)
