@@ -4,6 +4,7 @@ and the run allocates the same counts and effective weights."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -71,3 +72,31 @@ def test_duplicate_ids_refused(engine):
     with pytest.raises(InputError, match="duplicated"):
         assign_spark(engine, pd.DataFrame({"customer_id": [1, 1, 2], "tier": ["a", "a", "b"]}),
                      design)
+
+
+def test_value_band_strata_on_spark(engine, cohort):
+    """The spec's derived stratum value_band (terciles of revenue_365d by default) computed by
+    `assign.add_value_band` on Spark, then the tier x value_band assignment: DuckDB's arms."""
+    from upliftlab.assign import add_value_band
+    from upliftlab.sources import connect
+    from upliftlab.spec import ValueBandSpec
+
+    band = ValueBandSpec()
+    frame = cohort[["customer_id", "tier", "revenue_365d"]].astype({"tier": str})
+    con = connect()
+    con.register("c", frame)
+    duck_cuts = add_value_band(con, "c", band, "c_banded", "cohort")
+    banded = con.execute("SELECT * FROM c_banded").df()
+    con.close()
+    engine.register(frame, "ul_t_c")
+    spark_cuts = add_value_band(engine, "ul_t_c", band, "ul_t_c_banded", "cohort")
+    assert np.allclose(spark_cuts, duck_cuts, rtol=1e-12)
+    design = Design.of("vb", {"control": 0.5, "coupon": 0.25, "advisor": 0.25},
+                       strata=("tier", "value_band"), holdout_share=0.05)
+    want = assign(banded, design).frame
+    arms, _ = assign_spark(engine, engine.spark.table("ul_t_c_banded"), design)
+    got = arms.toPandas().sort_values("customer_id").reset_index(drop=True)
+    w = want.assign(customer_id=want["customer_id"].astype(str)).sort_values(
+        "customer_id").reset_index(drop=True)
+    assert got[["customer_id", "stratum", "arm"]].equals(w[["customer_id", "stratum", "arm"]])
+    assert got["stratum"].nunique() >= 6
