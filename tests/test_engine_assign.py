@@ -79,7 +79,8 @@ def test_capacity_counts_existing():
     got = duckdb_portable(cohort, design, existing)
     allocation = got.attrs["allocation"]
     advisor = (got["arm"] == "advisor").sum()
-    assert advisor <= 80 and advisor == dict((a.arm, a.assigned) for a in allocation.arms)["advisor"]
+    assert advisor <= 80
+    assert advisor == {a.arm: a.assigned for a in allocation.arms}["advisor"]
     existing_frame = pd.DataFrame({"customer_id": [-1 - i for i in range(140)],
                                    "arm": ["advisor"] * 100 + ["control"] * 40})
     want = assign(cohort, design, existing=existing_frame)

@@ -48,7 +48,8 @@ def _queries() -> dict[str, str]:
             ["tier"]),
         "stats_iv": iv_sql("touches", "arm", "reached", "reactivated", ["revenue_365d"],
                            "cost"),
-        "assignment_unit": f"SELECT {unit_sql('reactivation-2026q1', 'CAST(customer_id AS VARCHAR)')}"
+        "assignment_unit": "SELECT "
+                           f"{unit_sql('reactivation-2026q1', 'CAST(customer_id AS VARCHAR)')}"
                            " AS u FROM cohort",
         "assignment_stratified": assign_query(
             "pool", design, quotas={"tier=long": [4, 6, 8], "tier=short": [3, 5, 7]}),

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 INSTALL_PYSPARK = "pip install 'upliftlab[spark]'"
-INSTALL_JAVA = "a Java runtime >= 17, e.g. apt-get install openjdk-17-jre-headless, or set JAVA_HOME"
+INSTALL_JAVA = ("a Java runtime >= 17, e.g. apt-get install openjdk-17-jre-headless, "
+                "or set JAVA_HOME")
 
 # Settings every upliftlab Spark session runs with, checked by `check_session`:
 # ANSI mode, because without it CAST of text that is not a number is silently NULL (the hash of
