@@ -100,3 +100,34 @@ def test_value_band_strata_on_spark(engine, cohort):
         "customer_id").reset_index(drop=True)
     assert got[["customer_id", "stratum", "arm"]].equals(w[["customer_id", "stratum", "arm"]])
     assert got["stratum"].nunique() >= 6
+
+
+def test_balance_and_srm_checks_on_spark(engine, cohort):
+    """`checks.run_checks` (SRM overall and per stratum, holdout share, SMD of every numeric
+    feature, counts) over the Spark assignment and cohort: DuckDB's checks of the same arms."""
+    from upliftlab.checks import check_assignment, run_checks
+
+    design = DESIGNS["stratified_holdout_capacity"]
+    frame = cohort.astype({"tier": str})
+    want = check_assignment(assign(frame, design), frame, design)
+    arms, allocation = assign_spark(engine, frame, design)
+    arms.createOrReplaceTempView("ul_t_arms")
+    engine.register(frame, "ul_t_cohort")
+    weights = ", ".join(f"('{a}', {w!r})" for a, w in allocation.effective_weights().items())
+    engine.sql(f"""SELECT s.stratum, w.arm, s.n * w.w AS expected
+        FROM (SELECT stratum, count(*) AS n FROM ul_t_arms WHERE arm <> 'holdout'
+              GROUP BY stratum) s CROSS JOIN (SELECT * FROM (VALUES {weights}) AS v(arm, w)) w
+        """).createOrReplaceTempView("ul_t_expected")
+    got = run_checks(engine, assigned="ul_t_arms", expected="ul_t_expected",
+                     cohort="ul_t_cohort", control=design.control.name,
+                     treatments=[a.name for a in design.arms if not a.control],
+                     holdout_share=design.holdout_share)
+    key = lambda c: (c.kind, c.scope, str(c.details.get("feature", "")),  # noqa: E731
+                     str(c.details.get("arm", "")))
+    got, want = sorted(got, key=key), sorted(want, key=key)
+    assert [key(c) for c in got] == [key(c) for c in want]
+    assert sum(c.kind == "smd" for c in got) >= 10  # every numeric feature, int ones included
+    for g, w in zip(got, want):
+        assert g.ok == w.ok
+        for a, b in ((g.statistic, w.statistic), (g.p_value, w.p_value)):
+            assert (a is None and b is None) or np.isclose(a, b, rtol=1e-9, atol=1e-12)

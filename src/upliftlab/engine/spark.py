@@ -45,6 +45,20 @@ LOCAL_CONF = {
 }
 
 
+# Spark's simple type names -> DuckDB's (decimal(p,s) -> DECIMAL(p,s); others in capitals)
+_SPARK_TO_DUCKDB = {"string": "VARCHAR", "boolean": "BOOLEAN", "tinyint": "TINYINT",
+                    "smallint": "SMALLINT", "int": "INTEGER", "bigint": "BIGINT",
+                    "float": "FLOAT", "double": "DOUBLE", "date": "DATE",
+                    "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP"}
+
+
+def duckdb_type(spark_type: str) -> str:
+    """DuckDB's name for a Spark column type, so the project's checks of column types (written
+    against DuckDB's names) read a Spark schema as they read DuckDB's."""
+    name = str(spark_type).strip().lower()
+    return _SPARK_TO_DUCKDB.get(name) or name.upper()
+
+
 class EngineError(UpliftlabError):
     """The engine cannot run: PySpark or Java missing, a cluster not reached, a session with the
     wrong settings. The message says what to install or change."""
@@ -123,7 +137,11 @@ class SparkEngine:
         (`fetchall`, `fetchone`, `description`): the project's code that reads aggregates from
         a connection (stats.sql.aggregate, the cohort's input checks) runs on Spark unchanged."""
         frame = self.sql(query)
-        return Result([tuple(r) for r in frame.collect()], [(c,) for c in frame.columns])
+        rows = [tuple(r) for r in frame.collect()]
+        if query.lstrip()[:8].upper() == "DESCRIBE":
+            # column types by DuckDB's names, which the project's type checks read
+            rows = [(r[0], duckdb_type(r[1]), *r[2:]) for r in rows]
+        return Result(rows, [(c,) for c in frame.columns])
 
     def register(self, data: "Any", name: str) -> list[str]:
         """A Spark DataFrame, a pandas DataFrame or a Parquet path as the temp view `name`;
@@ -170,4 +188,4 @@ def _plain(frame: "pd.DataFrame") -> "pd.DataFrame":
 
 
 __all__ = ["EngineError", "INSTALL_JAVA", "INSTALL_PYSPARK", "LOCAL_CONF", "REQUIRED_CONF",
-           "Result", "SparkEngine", "check_session", "local_session", "spark_available"]
+           "Result", "SparkEngine", "check_session", "duckdb_type", "local_session", "spark_available"]

@@ -20,21 +20,13 @@ if TYPE_CHECKING:
     from upliftlab.engine.spark import SparkEngine
     from upliftlab.stats.sql import Aggregates
 
-# Spark's simple type names -> DuckDB's, so the project's input checks read Spark's schema
-_SPARK_TO_DUCKDB = {"string": "VARCHAR", "boolean": "BOOLEAN", "tinyint": "TINYINT",
-                    "smallint": "SMALLINT", "int": "INTEGER", "bigint": "BIGINT",
-                    "float": "FLOAT", "double": "DOUBLE", "date": "DATE",
-                    "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP"}
-
 
 def duckdb_types(frame: "DataFrame") -> dict[str, str]:
     """Column -> DuckDB type name of a Spark DataFrame (decimals as DECIMAL(p,s); other types,
     e.g. arrays, by their Spark name in capitals, which no check accepts as a number)."""
-    out = {}
-    for f in frame.schema.fields:
-        name = f.dataType.simpleString()
-        out[f.name] = _SPARK_TO_DUCKDB.get(name) or name.upper()
-    return out
+    from upliftlab.engine.spark import duckdb_type
+
+    return {f.name: duckdb_type(f.dataType.simpleString()) for f in frame.schema.fields}
 
 
 def cohort_spark(engine: "SparkEngine", transactions: Any, as_of: Any, *,
