@@ -188,4 +188,5 @@ def _plain(frame: "pd.DataFrame") -> "pd.DataFrame":
 
 
 __all__ = ["EngineError", "INSTALL_JAVA", "INSTALL_PYSPARK", "LOCAL_CONF", "REQUIRED_CONF",
-           "Result", "SparkEngine", "check_session", "duckdb_type", "local_session", "spark_available"]
+           "Result", "SparkEngine", "check_session", "duckdb_type", "local_session",
+           "spark_available"]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,29 +100,50 @@ def write_cohort_spark(transactions: Any, as_of: Any, out: str | Path, *,
     if isinstance(transactions, (str, os.PathLike)) and c._is_csv(transactions):
         raise InputError(f"{transactions}: --engine spark reads Parquet transactions (convert "
                          "the CSV with DuckDB first, or use the default engine)")
-    frame = cohort_spark(engine, str(transactions) if isinstance(transactions, os.PathLike)
-                         else transactions, as_of, dormant_after=dormant_after, tiers=resolved,
-                         columns=columns, discount_col=discount_col).persist()
-    view = "ul_spark_cohort_out"
-    try:
-        with staged_file(out) as tmp:
-            parts = tmp.with_name(tmp.name + ".parts")
-            try:
-                # one partition, so one file: the cohort is one row per customer, and a
-                # cluster's users write a folder of parts with the Python API instead
-                writer = frame.coalesce(1).write.mode("overwrite")
-                (writer.parquet(str(parts)) if fmt == "parquet"
-                 else writer.option("header", True).csv(str(parts)))
-                [part] = sorted(parts.glob(f"part-*.{'parquet' if fmt == 'parquet' else 'csv'}"))
-                os.replace(part, tmp)
-            finally:
-                shutil.rmtree(parts, ignore_errors=True)
-            frame.createOrReplaceTempView(view)
-            summary = c._summary(engine, view, [t.name for t in resolved])
-    finally:
-        engine.drop(view)
-        frame.unpersist()
+    with spark_errors(str(transactions) if isinstance(transactions, (str, os.PathLike))
+                      else "transactions"):
+        source = str(transactions) if isinstance(transactions, os.PathLike) else transactions
+        frame = cohort_spark(engine, source, as_of, dormant_after=dormant_after, tiers=resolved,
+                             columns=columns, discount_col=discount_col).persist()
+        view = "ul_spark_cohort_out"
+        try:
+            with staged_file(out) as tmp:
+                parts = tmp.with_name(tmp.name + ".parts")
+                try:
+                    # one partition, so one file: the cohort is one row per customer, and a
+                    # cluster's users write a folder of parts with the Python API instead
+                    writer = frame.coalesce(1).write.mode("overwrite")
+                    (writer.parquet(str(parts)) if fmt == "parquet"
+                     else writer.option("header", True).csv(str(parts)))
+                    [part] = sorted(parts.glob(f"part-*.{fmt}"))
+                    os.replace(part, tmp)
+                finally:
+                    shutil.rmtree(parts, ignore_errors=True)
+                frame.createOrReplaceTempView(view)
+                summary = c._summary(engine, view, [t.name for t in resolved])
+        finally:
+            engine.drop(view)
+            frame.unpersist()
     return summary
+
+
+@contextmanager
+def spark_errors(label: str) -> Iterator[None]:
+    """A Spark error while reading or writing (a file missing or damaged, a path Spark cannot
+    reach) becomes an InputError naming the input, one line; anything else stays a bug."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    from upliftlab.errors import InputError
+
+    try:
+        yield
+    except (PySparkException, Py4JJavaError) as exc:
+        # a JVM error that PySpark did not convert carries its message on the Java side
+        text = (str(exc.java_exception.getMessage()) if isinstance(exc, Py4JJavaError)
+                else str(exc))
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+        raise InputError(f"{label}: Spark could not run: {first}") from None
 
 
 def outcomes_spark(engine: "SparkEngine", assigned: str, transactions: str, *, start: dt.date,
