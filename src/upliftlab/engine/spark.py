@@ -8,6 +8,7 @@ that says what to install, never a silent fall-back to DuckDB.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -101,6 +102,9 @@ def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
                           ) from None
     spark.sparkContext.setLogLevel("ERROR")
+    # PySpark also logs a failed query's JVM stack trace as JSON on stderr; upliftlab turns the
+    # errors it expects into one `error:` line, which that dump would bury
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     check_session(spark)
     return spark
 
