@@ -20,13 +20,16 @@ from upliftlab.cohort import _detail_check_sql, cohort_sql
 from upliftlab.engine import render
 from upliftlab.engine.dialect import check_dialect
 from upliftlab.errors import InputError
+from upliftlab.longrun import frame as longrun_frame
+from upliftlab.longrun import longrun_sql
 from upliftlab.outcomes import outcomes_sql
 from upliftlab.sources import literal
 from upliftlab.stats.sql import aggregate_sql, iv_sql, needed_pairs
 
 GOLDEN = Path(__file__).parent / "golden" / "spark"
 # spellings Spark does not run (or runs with another meaning), which the rewrites must remove
-DUCKDB_ONLY = [r"'0x'", r"\bPERCENTILE_CONT\b", r"\bIS_?INF\b", r"IGNORE NULLS",
+DUCKDB_ONLY = [r"'0x'", r"UNIX_TIMESTAMP\([^)]* - ", r"\bPERCENTILE_CONT\b", r"\bIS_?INF\b",
+               r"IGNORE NULLS",
                r"DATEDIFF\(DAY", r"\bQUANTILE_CONT\b", r"(?<!LEFT )\bSEMI JOIN", r"\^"]
 
 
@@ -48,6 +51,8 @@ def _queries() -> dict[str, str]:
             ["tier"]),
         "stats_iv": iv_sql("touches", "arm", "reached", "reactivated", ["revenue_365d"],
                            "cost"),
+        "longrun": longrun_sql("assigned", "tx", longrun_frame(
+            dt.date(2026, 1, 5), dt.date(2026, 12, 31), window_days=60)),
         "assignment_unit": "SELECT "
                            f"{unit_sql('reactivation-2026q1', 'CAST(customer_id AS VARCHAR)')}"
                            " AS u FROM cohort",
@@ -90,6 +95,8 @@ def test_each_rewrite():
         "SELECT DATEDIFF(CAST(b AS DATE), CAST(a AS DATE)) FROM t"
     assert spark("SELECT datediff('day', DATE '2020-01-01', b) FROM t") == \
         "SELECT DATEDIFF(CAST(b AS DATE), CAST('2020-01-01' AS DATE)) FROM t"
+    assert spark("SELECT epoch(a - b) FROM t") == \
+        "SELECT (TIMESTAMPDIFF(MICROSECOND, b, a) / CAST(1000000 AS DOUBLE)) FROM t"
     assert spark("SELECT a FROM t SEMI JOIN u ON t.a = u.a") == \
         "SELECT a FROM t LEFT SEMI JOIN u ON t.a = u.a"
     # other units and other casts are left to SQLGlot

@@ -85,6 +85,8 @@ REWRITTEN = {
                  "'b']) AS x, unnest([1, 2, 3]) AS k)",
     "day_diff": "SELECT datediff('day', TIMESTAMP '2026-01-04 23:00:00', "
                 "TIMESTAMP '2026-01-05 01:00:00') AS v",
+    "epoch": "SELECT epoch(TIMESTAMP '2026-01-06 12:00:01.5' - TIMESTAMP '2026-01-05 00:00:00') "
+             "/ 86400.0 AS v",
     "semi_join": "SELECT count(*) AS v FROM (SELECT unnest([1, 2, 3]) AS a) t "
                  "SEMI JOIN (SELECT unnest([2, 3, 3]) AS a) u ON t.a = u.a",
 }

@@ -152,3 +152,36 @@ def test_iv_statistics_equal_duckdb(engine):
         assert np.allclose([s.sum_cost, s.sum_cost_sq, s.sum_cost_y],
                            [d.sum_cost, d.sum_cost_sq, d.sum_cost_y],
                            rtol=1e-9)
+
+
+def test_longrun_rows_equal_duckdb(engine, world):
+    """`longrun.longrun_sql` (horizons, survival times from time differences) on Spark: DuckDB's
+    rows (the epoch-of-a-difference rewrite included)."""
+    from upliftlab.longrun import frame as longrun_frame
+    from upliftlab.longrun import longrun_sql
+    from upliftlab.sources import connect
+
+    w, path = world
+    cohort = ul.build_cohort(str(path), AS_OF)
+    design = Design.of("lr", {"control": 0.5, "coupon": 0.5}, strata=("tier",))
+    assigned = assign(cohort, design).frame.astype({"customer_id": str})
+    assigned["tier"] = assigned["stratum"].str.removeprefix("tier=")
+    post = w.respond(assigned[["customer_id", "arm"]].astype({"customer_id": "int64"}), seed=2)
+    tx = pd.concat([w.transactions, post], ignore_index=True)
+    fr = longrun_frame(dt.date(2026, 1, 5), dt.date(2026, 7, 31), window_days=60)
+    sql = longrun_sql("lr_assigned", "lr_tx", fr)
+    con = connect()
+    con.register("lr_assigned", assigned[["customer_id", "arm", "tier"]])
+    con.register("lr_tx", tx)
+    want = con.execute(sql).df().sort_values("customer_id").reset_index(drop=True)
+    con.close()
+    engine.register(assigned[["customer_id", "arm", "tier"]], "lr_assigned")
+    engine.register(tx, "lr_tx")
+    got = engine.sql(sql).toPandas().sort_values("customer_id").reset_index(drop=True)
+    assert list(got.columns) == list(want.columns) and len(got) == len(want)
+    assert want["back_event"].sum() > 0
+    for col in want.columns:
+        if pd.api.types.is_numeric_dtype(want[col]):
+            assert _close(got[col], want[col]), col
+        else:
+            assert got[col].tolist() == want[col].tolist(), col

@@ -136,6 +136,23 @@ def _day_diff(node: "exp.Expression") -> "exp.Expression":
     return exp.Anonymous(this="datediff", expressions=[day(node.this), day(node.expression)])
 
 
+def _epoch(node: "exp.Expression") -> "exp.Expression":
+    """epoch(a - b) (seconds of a time difference) -> timestampdiff(MICROSECOND, b, a) / 10^6.
+
+    In Spark a difference of timestamps is an INTERVAL, which unix_timestamp (SQLGlot's
+    rendering of epoch) does not take.
+    """
+    from sqlglot import exp
+
+    if not (isinstance(node, exp.TimeToUnix) and isinstance(node.this.unnest(), exp.Sub)):
+        return node
+    diff = node.this.unnest()
+    micros = exp.Anonymous(this="timestampdiff", expressions=[
+        exp.var("MICROSECOND"), diff.expression.copy(), diff.this.copy()])
+    million = exp.Cast(this=exp.Literal.number(1000000), to=exp.DataType.build("DOUBLE"))
+    return exp.Paren(this=exp.Div(this=micros, expression=million))
+
+
 def _semi_join(node: "exp.Expression") -> "exp.Expression":
     """x SEMI JOIN y -> x LEFT SEMI JOIN y (Spark's spelling)."""
     from sqlglot import exp
@@ -148,6 +165,6 @@ def _semi_join(node: "exp.Expression") -> "exp.Expression":
 
 
 SPARK_REWRITES: tuple[Callable[["exp.Expression"], "exp.Expression"], ...] = (
-    _hex_cast, _quantiles, _isinf, _any_value, _day_diff, _semi_join)
+    _hex_cast, _quantiles, _isinf, _any_value, _day_diff, _epoch, _semi_join)
 
 __all__ = ["DIALECTS", "DUCKDB", "SPARK", "SPARK_REWRITES", "check_dialect", "render"]
