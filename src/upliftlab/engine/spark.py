@@ -134,7 +134,32 @@ class SparkEngine:
     def sql(self, query: str) -> "DataFrame":
         """Run one query written in DuckDB SQL (checked again: a setting may have changed)."""
         check_session(self.spark)
+        if "DESCRIBE" in query.upper() and not query.lstrip()[:8].upper() == "DESCRIBE":
+            query = self._describe_relations(query)
         return self.spark.sql(render(query, SPARK))
+
+    def _describe_relations(self, query: str) -> str:
+        """DuckDB reads `(DESCRIBE t)` as a relation (column_name, column_type, ...); Spark does
+        not, so each becomes an inline table of t's columns with DuckDB's type names."""
+        import sqlglot
+        from sqlglot import exp
+
+        from upliftlab.sources import literal
+
+        tree = sqlglot.parse_one(query, read="duckdb")
+
+        def replace(node: exp.Expression) -> exp.Expression:
+            if not (isinstance(node, exp.Subquery) and isinstance(node.this, exp.Describe)
+                    and isinstance(node.this.this, exp.Table)):
+                return node
+            table = node.this.this.name
+            rows = [(f.name, duckdb_type(f.dataType.simpleString()))
+                    for f in self.spark.table(table).schema.fields]
+            values = ", ".join(f"({literal(n)}, {literal(t)})" for n, t in rows)
+            return sqlglot.parse_one(f"(SELECT * FROM (VALUES {values}) AS d(column_name, "
+                                     "column_type))", read="duckdb")
+
+        return tree.transform(replace).sql(dialect="duckdb")
 
     def execute(self, query: str) -> "Result":
         """Run a query and collect its (small) answer, with the DB-API face of a DuckDB cursor
