@@ -43,6 +43,9 @@ LOCAL_CONF = {
     "spark.default.parallelism": "4",
     "spark.sql.adaptive.enabled": "true",
     "spark.driver.memory": "2g",
+    # a local session talks to itself: on the loopback address, whatever the host name resolves to
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
 }
 
 
