@@ -112,3 +112,13 @@ def currency() -> Any:
     return click.option("--currency", default="USD", show_default=True, metavar="CODE",
                         help="Currency of the money figures: an ISO 4217 code (EUR) or a "
                              "symbol (€). With SPEC: the spec's `currency`.")
+
+
+def engine() -> Any:
+    """--engine: where the heavy steps run (DuckDB here, or Spark: a local session or the master
+    in env UPLIFTLAB_SPARK_MASTER). Without PySpark or Java, Spark is an error, never DuckDB."""
+    return click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+                        show_default=True,
+                        help="Run on DuckDB, or on Apache Spark (pip install 'upliftlab[spark]' "
+                             "and Java >= 17; master from env UPLIFTLAB_SPARK_MASTER, default "
+                             "local[*]).")

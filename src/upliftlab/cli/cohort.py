@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from upliftlab.cli._options import as_of as as_of_option
-from upliftlab.cli._options import amount_col, customer_col, time_col
+from upliftlab.cli._options import amount_col, customer_col, engine, time_col
 
 
 @click.command("cohort")
@@ -28,9 +28,10 @@ from upliftlab.cli._options import amount_col, customer_col, time_col
                    "absence is stated; pass '' to ignore it).")
 @click.option("--out", required=True, metavar="FILE",
               help="Output file, .parquet or .csv (written whole or not at all).")
+@engine()
 def cohort(transactions: str, as_of: str, dormant_after: int, tiers: str | None,
            customer_col: str, time_col: str, amount_col: str, discount_col: str,
-           out: str) -> None:
+           out: str, engine: str) -> None:
     """Find the dormant customers as of a date, with their tier and features.
 
     \b
@@ -46,10 +47,14 @@ def cohort(transactions: str, as_of: str, dormant_after: int, tiers: str | None,
                          if discount_col else {})
     from upliftlab.progress import status
 
-    with status(f"building the cohort of {transactions}"):
-        summary = write_cohort(transactions, as_of, out, dormant_after=dormant_after,
-                               tiers=tiers, columns=ColumnMap(customer_col, time_col, amount_col),
-                               discount_col=discount_col or None)
+    write = write_cohort
+    if engine == "spark":
+        from upliftlab.engine.spark_steps import write_cohort_spark as write
+    with status(f"building the cohort of {transactions}" + (" on Spark" if engine == "spark"
+                                                             else "")):
+        summary = write(transactions, as_of, out, dormant_after=dormant_after,
+                        tiers=tiers, columns=ColumnMap(customer_col, time_col, amount_col),
+                        discount_col=discount_col or None)
     total = summary[-1]["customers"]
     click.echo(f"{total:,} dormant customers (last purchase at least {dormant_after} days before "
                f"{as_of}) -> {out}")

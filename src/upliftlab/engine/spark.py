@@ -1,0 +1,224 @@
+"""Running upliftlab's queries on Apache Spark: the session (ANSI on, UTC), its checks, and the
+one entry point `SparkEngine.sql` that renders a query written once (DuckDB SQL) for Spark.
+
+PySpark is imported only here and only when a Spark session is asked for: `pip install
+'upliftlab[spark]'` and a Java runtime (>= 17) are needed then, and their absence is an error
+that says what to install, never a silent fall-back to DuckDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from upliftlab.engine.dialect import SPARK, render
+from upliftlab.errors import UpliftlabError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+INSTALL_PYSPARK = "pip install 'upliftlab[spark]'"
+INSTALL_JAVA = ("a Java runtime >= 17, e.g. apt-get install openjdk-17-jre-headless, "
+                "or set JAVA_HOME")
+
+# Settings every upliftlab Spark session runs with, checked by `check_session`:
+# ANSI mode, because without it CAST of text that is not a number is silently NULL (the hash of
+# the assignment formula would put every customer in the last arm), and UTC, because timestamps
+# with a zone (Parquet) are read as DuckDB reads them only in UTC.
+REQUIRED_CONF = {"spark.sql.ansi.enabled": "true", "spark.sql.session.timeZone": "UTC"}
+
+# A small local session starts in seconds rather than a minute: the JIT's first tier only
+# (short jobs never reach the second), no UI, few shuffle partitions for small data.
+LOCAL_CONF = {
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.driver.memory": "2g",
+    # a local session talks to itself: on the loopback address, whatever the host name resolves to
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
+}
+
+
+# Spark's simple type names -> DuckDB's (decimal(p,s) -> DECIMAL(p,s); others in capitals)
+_SPARK_TO_DUCKDB = {"string": "VARCHAR", "boolean": "BOOLEAN", "tinyint": "TINYINT",
+                    "smallint": "SMALLINT", "int": "INTEGER", "bigint": "BIGINT",
+                    "float": "FLOAT", "double": "DOUBLE", "date": "DATE",
+                    "timestamp": "TIMESTAMP WITH TIME ZONE", "timestamp_ntz": "TIMESTAMP"}
+
+
+def duckdb_type(spark_type: str) -> str:
+    """DuckDB's name for a Spark column type, so the project's checks of column types (written
+    against DuckDB's names) read a Spark schema as they read DuckDB's."""
+    name = str(spark_type).strip().lower()
+    return _SPARK_TO_DUCKDB.get(name) or name.upper()
+
+
+class EngineError(UpliftlabError):
+    """The engine cannot run: PySpark or Java missing, a cluster not reached, a session with the
+    wrong settings. The message says what to install or change."""
+
+
+def spark_available() -> str | None:
+    """None when a local Spark session can start; else why not (what to install)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return f"PySpark is not installed ({INSTALL_PYSPARK})"
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))) \
+            and shutil.which("java") is None:
+        return f"no Java runtime found for Spark ({INSTALL_JAVA})"
+    return None
+
+
+def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = None,
+                  app_name: str = "upliftlab") -> "SparkSession":
+    """A Spark session with upliftlab's settings (`REQUIRED_CONF`, and `LOCAL_CONF` for a local
+    master), `conf` on top. Workers run this Python (PYSPARK_PYTHON) unless it is already set.
+    An EngineError says what is missing when PySpark or Java is, or when Spark cannot start."""
+    reason = spark_available()
+    if reason is not None:
+        raise EngineError(f"--engine spark: {reason}")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    settings = {**(LOCAL_CONF if master.startswith("local") else {}), **REQUIRED_CONF,
+                **dict(conf or {})}
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - py4j / JVM start-up errors have many types
+        raise EngineError(f"--engine spark: cannot start Spark at {master}: "
+                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
+                          ) from None
+    spark.sparkContext.setLogLevel("ERROR")
+    # PySpark also logs a failed query's JVM stack trace as JSON on stderr; upliftlab turns the
+    # errors it expects into one `error:` line, which that dump would bury
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+    check_session(spark)
+    return spark
+
+
+def check_session(spark: "SparkSession") -> None:
+    """Refuse a session whose settings would change the answers (`REQUIRED_CONF`)."""
+    for key, want in REQUIRED_CONF.items():
+        got = str(spark.conf.get(key, None)).lower()
+        if got != want.lower():
+            why = ("with ANSI mode off Spark casts bad text to NULL silently, and the assignment "
+                   "hash would put every customer in the last arm"
+                   if key == "spark.sql.ansi.enabled" else
+                   "timestamps with a zone are read as DuckDB reads them only in UTC")
+            raise EngineError(f"Spark session has {key}={got}; upliftlab needs {want} ({why})")
+
+
+@dataclass
+class SparkEngine:
+    """A Spark session that runs upliftlab's queries: `sql` renders a query written once in
+    DuckDB SQL for Spark and runs it; `register` makes a table available under a name."""
+
+    spark: "SparkSession"
+
+    def __post_init__(self) -> None:
+        check_session(self.spark)
+
+    def sql(self, query: str) -> "DataFrame":
+        """Run one query written in DuckDB SQL (checked again: a setting may have changed)."""
+        check_session(self.spark)
+        if "DESCRIBE" in query.upper() and not query.lstrip()[:8].upper() == "DESCRIBE":
+            query = self._describe_relations(query)
+        return self.spark.sql(render(query, SPARK))
+
+    def _describe_relations(self, query: str) -> str:
+        """DuckDB reads `(DESCRIBE t)` as a relation (column_name, column_type, ...); Spark does
+        not, so each becomes an inline table of t's columns with DuckDB's type names."""
+        import sqlglot
+        from sqlglot import exp
+
+        from upliftlab.sources import literal
+
+        tree = sqlglot.parse_one(query, read="duckdb")
+
+        def replace(node: exp.Expression) -> exp.Expression:
+            if not (isinstance(node, exp.Subquery) and isinstance(node.this, exp.Describe)
+                    and isinstance(node.this.this, exp.Table)):
+                return node
+            table = node.this.this.name
+            rows = [(f.name, duckdb_type(f.dataType.simpleString()))
+                    for f in self.spark.table(table).schema.fields]
+            values = ", ".join(f"({literal(n)}, {literal(t)})" for n, t in rows)
+            return sqlglot.parse_one(f"(SELECT * FROM (VALUES {values}) AS d(column_name, "
+                                     "column_type))", read="duckdb")
+
+        return tree.transform(replace).sql(dialect="duckdb")
+
+    def execute(self, query: str) -> "Result":
+        """Run a query and collect its (small) answer, with the DB-API face of a DuckDB cursor
+        (`fetchall`, `fetchone`, `description`): the project's code that reads aggregates from
+        a connection (stats.sql.aggregate, the cohort's input checks) runs on Spark unchanged."""
+        frame = self.sql(query)
+        rows = [tuple(r) for r in frame.collect()]
+        if query.lstrip()[:8].upper() == "DESCRIBE":
+            # column types by DuckDB's names, which the project's type checks read
+            rows = [(r[0], duckdb_type(r[1]), *r[2:]) for r in rows]
+        return Result(rows, [(c,) for c in frame.columns])
+
+    def register(self, data: "Any", name: str) -> list[str]:
+        """A Spark DataFrame, a pandas DataFrame or a Parquet path as the temp view `name`;
+        returns its column names."""
+        from pyspark.sql import DataFrame as SparkFrame
+
+        if isinstance(data, SparkFrame):
+            frame = data
+        elif isinstance(data, (str, os.PathLike)):
+            frame = self.spark.read.parquet(str(data))
+        else:
+            frame = self.spark.createDataFrame(_plain(data))
+        frame.createOrReplaceTempView(name)
+        return list(frame.columns)
+
+    def drop(self, *names: str) -> None:
+        for name in names:
+            self.spark.catalog.dropTempView(name)
+
+
+@dataclass
+class Result:
+    """A collected answer: rows as tuples and `description` as DB-API (name first)."""
+
+    rows: list[tuple]
+    description: list[tuple[str]]
+
+    def fetchall(self) -> list[tuple]:
+        return list(self.rows)
+
+    def fetchone(self) -> tuple | None:
+        return self.rows[0] if self.rows else None
+
+
+def _plain(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """A pandas frame Spark can take: categoricals as their values (text)."""
+    import pandas as pd
+
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
+
+
+__all__ = ["EngineError", "INSTALL_JAVA", "INSTALL_PYSPARK", "LOCAL_CONF", "REQUIRED_CONF",
+           "Result", "SparkEngine", "check_session", "duckdb_type", "local_session",
+           "spark_available"]

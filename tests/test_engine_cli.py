@@ -1,0 +1,54 @@
+"""`--engine spark` without PySpark or Java: exit 2 and one `error:` line that says what to
+install, nothing written and no fall-back to DuckDB (the Spark run itself: tests/spark/)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from upliftlab.cli import main
+
+
+@pytest.fixture()
+def tx(tmp_path):
+    import upliftlab as ul
+
+    path = tmp_path / "tx.parquet"
+    ul.simulate_world(200, seed=1).transactions.to_parquet(path, index=False)
+    return path
+
+
+def _run(capsys, *args):
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    return exit_.value.code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("missing", ["pyspark", "java"])
+def test_engine_spark_without_its_needs_is_an_error(tmp_path, tx, capsys, monkeypatch, missing):
+    import upliftlab.engine.spark as spark_mod
+
+    if missing == "pyspark":
+        monkeypatch.setitem(sys.modules, "pyspark", None)  # import fails as if not installed
+        want = "pip install 'upliftlab[spark]'"
+    else:
+        monkeypatch.delenv("JAVA_HOME", raising=False)
+        monkeypatch.setattr(spark_mod.shutil, "which", lambda name: None)
+        want = "openjdk-17-jre-headless"
+    out = tmp_path / "cohort.parquet"
+    out.write_bytes(b"before")
+    code, io = _run(capsys, "cohort", "--transactions", str(tx), "--as-of", "2026-01-05",
+                    "--out", str(out), "--engine", "spark")
+    assert code == 2
+    lines = io.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --engine spark: ")
+    assert want in lines[0]
+    assert out.read_bytes() == b"before"  # nothing written, no DuckDB fall-back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.parquet", "tx.parquet"]
+
+
+def test_unknown_engine_is_a_usage_error(tmp_path, tx, capsys):
+    code, io = _run(capsys, "cohort", "--transactions", str(tx), "--as-of", "2026-01-05",
+                    "--out", str(tmp_path / "c.parquet"), "--engine", "postgres")
+    assert code == 2 and "error:" in io.err and "duckdb" in io.err
