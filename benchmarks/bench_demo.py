@@ -35,7 +35,7 @@ def main() -> None:
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh"), CLI, str(OUT)], cwd=ROOT,
                           env=env, capture_output=True, text=True, check=True)
     total = time.perf_counter() - t0
-    steps = re.findall(r"^\s*([\d.]+) s  (\d\. .*)$", proc.stdout, flags=re.M)
+    steps = re.findall(r"^\s*([\d.]+) s  (\d+[a-z]?\. .*)$", proc.stdout, flags=re.M)
     calls = len(re.findall(r'^\s*"\$CLI"', (ROOT / "scripts" / "demo.sh").read_text(), re.M)) + 3
     t1 = time.perf_counter()
     subprocess.run([CLI, "--help"], env=env, capture_output=True, check=True)
