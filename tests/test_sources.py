@@ -72,3 +72,12 @@ def test_reversed_frame_is_readable():
     con = connect()
     register(con, frame.iloc[::-1], "v")
     assert con.execute("SELECT list(customer_id) FROM v").fetchall()[0][0] == [3, 2, 1]
+
+
+def test_connections_print_no_duckdb_progress_bar():
+    """DuckDB's progress bar writes to stdout even when piped (a scheduler's log, a JSON
+    consumer): every upliftlab connection turns it off."""
+    from upliftlab.sources import connect
+
+    con = connect()
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False

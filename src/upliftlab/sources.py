@@ -32,11 +32,15 @@ class ColumnMap:
 
 
 def connect(database: str = ":memory:", *, read_only: bool = False) -> "duckdb.DuckDBPyConnection":
-    """A DuckDB connection with settings that keep memory bounded on a small machine."""
+    """A DuckDB connection with settings that keep memory bounded on a small machine.
+
+    DuckDB's own progress bar is off: it writes to stdout even when piped (into a scheduler's
+    log or a JSON consumer); long steps show upliftlab's status line on a terminal instead."""
     import duckdb
 
     con = duckdb.connect(database, read_only=read_only)
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
