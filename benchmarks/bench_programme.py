@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -107,6 +108,7 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=200_000_000)
     parser.add_argument("--quick", action="store_true", help="200k customers, 4M transactions")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     n, t = (200_000, 4_000_000) if args.quick else (args.customers, args.transactions)
     root = WORK / f"programme_{n}_{t}"
     tx, store = make_data(root, n, t)
@@ -125,8 +127,8 @@ def main() -> None:
     text = (f"{N_EXPERIMENTS} experiments, {n:,} customers, {t:,} transactions (synthetic, "
             f"DuckDB-made; see the script), as of {AS_OF}; report.html {size:.1f} MiB.\n\n"
             + "\n".join(rows) + f"\n\nRatio to the bare scan: {prog['seconds'] / floor['seconds']:.1f}x. "
-            "Measured on the shared 2-core machine while other engineers ran tests: the "
-            "numbers are noisy.")
+            f"Load average before the run: {load:.2f} (above ~0.5 the machine was shared and "
+            "the times are high).")
     if args.quick:
         print(text)
     else:
