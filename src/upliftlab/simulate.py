@@ -373,17 +373,7 @@ def _block(wp: WorldParams, seed: int, b: int, m: int, H: int, W: int) -> dict:
     prefs = rs("prefs").gamma(np.asarray(wp.category_alpha), size=(m, len(CATEGORIES)))
     prefs /= prefs.sum(axis=1, keepdims=True)
 
-    # monthly rate path: random walk from the activation month, then churn to a decaying residual
-    steps = (wp.drift + wp.walk_sd * rs("walk").standard_normal((m, K))).astype(f32)
-    walk = np.cumsum(steps, axis=1)
-    walk -= np.take_along_axis(walk, act_period[:, None], axis=1)
-    k = np.arange(K, dtype=np.int32)[None, :]
-    churn_at = act_period + rs("churn").geometric(hazard).astype(np.int32)
-    dead_months = (k - churn_at[:, None]).astype(f32)
-    rate = np.where(dead_months >= 0,
-                    (r0[:, None] * wp.dead_factor).astype(f32)
-                    * np.exp(-wp.dead_decay * np.maximum(dead_months, 0)),
-                    np.exp(log_r0[:, None].astype(f32) + walk)).astype(f32)
+    rate, k = rate_path_months(wp, rs, m, K, act_period, log_r0, r0, hazard)
     lo = np.maximum(k * L, act[:, None])
     exposure = np.clip(np.minimum((k + 1) * L, H) - lo, 0, None).astype(f32)
     counts = rs("counts").poisson(rate * exposure / L).astype(np.int32)
@@ -453,6 +443,26 @@ def _block(wp: WorldParams, seed: int, b: int, m: int, H: int, W: int) -> dict:
     return {"m": m, "channel": channel, "region": region, "age": age, "signup": signup,
             "opens": opens, "visits": visits, "tx_cust": cust, "tx_sec": sec, "amount": amount,
             "disc": disc, "cat": cat, "truth": truth}
+
+
+def rate_path_months(wp: WorldParams, rs: Any, m: int, K: int, act_period: np.ndarray,
+                     log_r0: np.ndarray, r0: np.ndarray, hazard: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Monthly purchase rates (m x K, float32) and the month index row: a log random walk from
+    the activation month, then churn to a decaying residual. The one definition of the rate
+    process, used by the world's history and by the churn truth (`simulate_risk`)."""
+    f32 = np.float32
+    steps = (wp.drift + wp.walk_sd * rs("walk").standard_normal((m, K))).astype(f32)
+    walk = np.cumsum(steps, axis=1)
+    walk -= np.take_along_axis(walk, act_period[:, None], axis=1)
+    k = np.arange(K, dtype=np.int32)[None, :]
+    churn_at = act_period + rs("churn").geometric(hazard).astype(np.int32)
+    dead_months = (k - churn_at[:, None]).astype(f32)
+    rate = np.where(dead_months >= 0,
+                    (r0[:, None] * wp.dead_factor).astype(f32)
+                    * np.exp(-wp.dead_decay * np.maximum(dead_months, 0)),
+                    np.exp(log_r0[:, None].astype(f32) + walk)).astype(f32)
+    return rate, k
 
 
 def _assemble(parts: list[dict], campaign: date, H: int) -> tuple[pd.DataFrame, ...]:

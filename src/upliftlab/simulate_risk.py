@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from upliftlab.errors import InputError
-from upliftlab.simulate import ARMS, BLOCK, World, WorldParams, _params_from_json, _Streams
+from upliftlab.simulate import (ARMS, BLOCK, World, WorldParams, _params_from_json, _Streams,
+                                rate_path_months)
 from upliftlab.sources import parse_date
 
 
@@ -68,7 +69,6 @@ def rate_path(wp: WorldParams, seed: int, block: int, m: int, H: int
     rs = _Streams(seed, block)
     L = wp.period_days
     K = -(-H // L)
-    f32 = np.float32
     pre = rs("pre").random(m) < wp.pre_window_share
     pre_days = np.ceil(rs("pre_days").exponential(wp.pre_window_mean_days, m))
     in_days = np.floor(rs("in_days").random(m) * (H - 1))
@@ -78,16 +78,7 @@ def rate_path(wp: WorldParams, seed: int, block: int, m: int, H: int
     log_r0 = (np.log(wp.base_rate_median) + wp.base_rate_sigma * rs("rate").standard_normal(m))
     r0 = np.exp(log_r0)
     hazard = rs("hazard").beta(wp.churn_a, wp.churn_b, m)
-    steps = (wp.drift + wp.walk_sd * rs("walk").standard_normal((m, K))).astype(f32)
-    walk = np.cumsum(steps, axis=1)
-    walk -= np.take_along_axis(walk, act_period[:, None], axis=1)
-    k = np.arange(K, dtype=np.int32)[None, :]
-    churn_at = act_period + rs("churn").geometric(hazard).astype(np.int32)
-    dead_months = (k - churn_at[:, None]).astype(f32)
-    rate = np.where(dead_months >= 0,
-                    (r0[:, None] * wp.dead_factor).astype(f32)
-                    * np.exp(-wp.dead_decay * np.maximum(dead_months, 0)),
-                    np.exp(log_r0[:, None].astype(f32) + walk)).astype(f32)
+    rate, k = rate_path_months(wp, rs, m, K, act_period, log_r0, r0, hazard)
     lo = np.maximum(k * L, act[:, None])
     hi = np.minimum((k + 1) * L, H)
     hi = np.broadcast_to(hi, lo.shape)
