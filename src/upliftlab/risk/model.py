@@ -36,13 +36,14 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
     Parameters are LightGBM's (`n_estimators`, `learning_rate`, `num_leaves`,
     `min_child_samples`), the calibration (`method`: isotonic or sigmoid, over `cv` folds),
-    `random_state` and `n_jobs` (threads per booster). Learned: ``feature_names_in_``,
-    ``calibrated_``, ``classes_``, ``feature_importances_`` (share of total gain).
+    `random_state` and `n_jobs` (threads per booster; None: every core, LightGBM's default).
+    Learned: ``feature_names_in_``, ``calibrated_``, ``classes_``, ``feature_importances_``
+    (share of total gain).
     """
 
     def __init__(self, n_estimators: int = 100, learning_rate: float = 0.1,
                  num_leaves: int = 31, min_child_samples: int = 100, method: str = "isotonic",
-                 cv: int = 2, random_state: int = 0, n_jobs: int = 1):
+                 cv: int = 2, random_state: int = 0, n_jobs: int | None = None):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves

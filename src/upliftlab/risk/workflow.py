@@ -221,8 +221,9 @@ def score_relation(con: "duckdb.DuckDBPyConnection", model: Any, transactions: A
                    discount_col: str | None = DEFAULT_DISCOUNT_COL, events: Any = None,
                    event_columns: EventColumns = EventColumns(), batch_size: int = 200_000,
                    progress_desc: str | None = "risk score") -> tuple[str, int]:
-    """Score the active customers of `transactions` at `as_of` in batches into the temp table
-    returned (features + `risk`), with the number of rows. Memory: one batch at a time in Python."""
+    """Score the active customers of `transactions` at `as_of` in batches; returns the name of a
+    temp view (features + `risk`) and its number of rows. Memory: one batch of features at a time
+    in Python plus 16 bytes (id, risk) per customer."""
     import pyarrow as pa
 
     from upliftlab.progress import progress
@@ -251,11 +252,15 @@ def score_relation(con: "duckdb.DuckDBPyConnection", model: Any, transactions: A
     risk = pa.concat_tables(scored) if scored else pa.table(
         {"customer_id": pa.array([], reader.schema.field(0).type),
          "risk": pa.array([], pa.float64())})
-    con.register(f"{table}_risk", risk)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(table)} AS SELECT f.*, r.risk FROM "
+    con.register(f"{table}_arrow", risk)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(table + '_risk')} AS SELECT * FROM "
+                f"{quote(table + '_arrow')}")
+    con.unregister(f"{table}_arrow")
+    del scored, risk
+    # a view, not a second copy of every feature: the join is paid once by whoever reads it,
+    # and peak memory stays one feature table (the 10M-customer scoring target is < 2 GiB)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(table)} AS SELECT f.*, r.risk FROM "
                 f"{quote(feats_view)} f JOIN {quote(table + '_risk')} r USING (customer_id)")
-    con.unregister(f"{table}_risk")
-    con.execute(f"DROP TABLE IF EXISTS {quote(feats_view)}")
     return table, int(n)
 
 
