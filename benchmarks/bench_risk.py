@@ -85,8 +85,8 @@ def world(n: int) -> tuple[Path, str]:
     return world_dir / "transactions.parquet", as_of
 
 
-# set by the lead when other work ran beside the benchmark at the lowest CPU priority
-NOTE = (f" Other processes on the machine ran at nice 19 during this run ({os.environ['BENCH_NOTE']})."
+# set when the benchmark ran at the highest CPU priority beside other work
+NOTE = (f" The benchmark ran at nice -20 (highest CPU priority) beside other work ({os.environ['BENCH_NOTE']})."
         if os.environ.get("BENCH_NOTE") else "")
 
 
