@@ -150,7 +150,7 @@ Worst ratio {worst:.2f}x (target <= 3x: {'met' if worst <= 3 else 'NOT met'}).
 | step | rows | seconds | peak RSS |
 |---|---:|---:|---:|
 | training data (4 snapshots, features + labels) | {train['rows']:,} | {train['data_s']:.1f} | |
-| `RiskModel.fit` (LightGBM, 2-fold cross-fitted isotonic calibration, every core per booster) | {train['rows']:,} | {train['fit_s']:.1f} | |
+| `RiskModel.fit` (LightGBM, 2-fold cross-fitted isotonic calibration, 1 thread/booster) | {train['rows']:,} | {train['fit_s']:.1f} | |
 | training, whole process | | {train['seconds']:.1f} | {train['peak_mib']:,.0f} MiB |
 | `score_active` at {as_of} (DuckDB memory_limit 1GB, batches of 200k) | {score['scored']:,} | {score['seconds']:.1f} | {score['peak_mib']:,.0f} MiB |
 | the same on {big_n:,} customers ({big_n // n} copies of the world, disjoint ids): active customers scored | {score_big['scored']:,} | {score_big['seconds']:.1f} | **{score_big['peak_mib']:,.0f} MiB** |

@@ -36,14 +36,16 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
     Parameters are LightGBM's (`n_estimators`, `learning_rate`, `num_leaves`,
     `min_child_samples`), the calibration (`method`: isotonic or sigmoid, over `cv` folds),
-    `random_state` and `n_jobs` (threads per booster; None: every core, LightGBM's default).
+    `random_state` and `n_jobs` (threads per booster: 1 by default, because LightGBM's OpenMP
+    threads slow down badly on shared cores: 4M rows took 686 s with every core against 144 s
+    with one, on a busy 2-core machine).
     Learned: ``feature_names_in_``, ``calibrated_``, ``classes_``, ``feature_importances_``
     (share of total gain).
     """
 
     def __init__(self, n_estimators: int = 100, learning_rate: float = 0.1,
                  num_leaves: int = 31, min_child_samples: int = 100, method: str = "isotonic",
-                 cv: int = 2, random_state: int = 0, n_jobs: int | None = None):
+                 cv: int = 2, random_state: int = 0, n_jobs: int | None = 1):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
