@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from upliftlab.errors import InputError
-from upliftlab.policy.allocate import Allocation, Problem, evaluate, solve, solve_lagrangian
+from upliftlab.policy.lagrangian import solve_lagrangian
+from upliftlab.policy.problem import Allocation, Problem, evaluate
+from upliftlab.policy.solver import solve
 
 DEFAULT_SALT = "upliftlab-explore"
 # the default exploration reserve: 5% of the budget and of each capacity. Enough for a few

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from upliftlab.errors import InputError
-from upliftlab.policy.allocate import BudgetCurve, Problem, make_problem
+from upliftlab.policy.curve import BudgetCurve
+from upliftlab.policy.problem import Problem, make_problem
 from upliftlab.policy.explore import (DEFAULT_EXPLORE_BUDGET, DEFAULT_SALT, ExploreBudget,
                                       Hashes, explore_weights, plan_campaign)
 from upliftlab.policy.io import (Scores, align, plot_budget_curve, read_experiment, to_json,
