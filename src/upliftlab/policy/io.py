@@ -80,6 +80,7 @@ def scores_from_model(model_dir: str, customers: Any, *, customer_col: str = "cu
     """Score customers with a fitted uplift model directory (issue 5's `save_model`)."""
     try:
         from upliftlab.uplift import load_model
+        from upliftlab.uplift.io import check_customers, scores_frame
     except ImportError:
         raise InputError("--model needs a fitted uplift model directory, and the uplift model "
                          "code (upliftlab.uplift) is not available in this installation; use "
@@ -93,7 +94,6 @@ def scores_from_model(model_dir: str, customers: Any, *, customer_col: str = "cu
     try:
         cols = register(con, customers, "customers")
         require_columns(cols, [customer_col], describe(customers))
-        from upliftlab.uplift.io import check_customers
 
         check_customers(con, "customers", customer_col,
                         [str(c) for c in model.feature_names_in_ if str(c) in cols],
@@ -110,10 +110,13 @@ def scores_from_model(model_dir: str, customers: Any, *, customer_col: str = "cu
     arms = [str(a) for a in mu.columns]
     if control not in arms:
         raise InputError(f"{model_dir}: the model has no control arm {control!r}")
-    base = np.clip(mu[control].to_numpy(dtype=float), 0.0, 1.0)
-    uplift = {a: np.clip(mu[a].to_numpy(dtype=float), 0.0, 1.0) - base
-              for a in arms if a != control}
-    return Scores(frame[customer_col].to_numpy(), base, uplift, str(model_dir))
+    # the scores file's own rule (`upliftlab model score`): probabilities of a binary outcome
+    # are clipped to [0, 1], a revenue model's predictions are read as they are
+    table = scores_frame(frame[customer_col].to_numpy(), mu.set_axis(arms, axis=1), control,
+                         [a for a in arms if a != control], getattr(model, "outcome", "binary"))
+    return Scores(table["customer_id"].to_numpy(), table["base"].to_numpy(dtype=float),
+                  {c[len(UPLIFT_PREFIX):]: table[c].to_numpy(dtype=float)
+                   for c in table.columns if c.startswith(UPLIFT_PREFIX)}, str(model_dir))
 
 
 @dataclass(frozen=True, eq=False)
