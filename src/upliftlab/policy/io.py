@@ -196,6 +196,8 @@ def write_targeting(path: Path, customer_id: np.ndarray, labels: np.ndarray,
     import duckdb
     import pyarrow as pa
 
+    from upliftlab.sources import literal
+
     cols = {"customer_id": pa.array(customer_id),
             "arm": pa.array(labels.astype(str)),
             "expected_uplift": pa.array(expected_uplift),
@@ -208,7 +210,7 @@ def write_targeting(path: Path, customer_id: np.ndarray, labels: np.ndarray,
     try:
         con.register("t", table)
         opts = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER true)"
-        con.execute(f"COPY t TO '{str(path).replace(chr(39), chr(39) * 2)}' {opts}")
+        con.execute(f"COPY t TO {literal(path)} {opts}")
     finally:
         con.close()
 
@@ -259,19 +261,7 @@ def write_folder(out: str | os.PathLike, files: dict[str, Any]) -> None:
 
 
 def to_json(obj: Any) -> str:
-    """JSON with NaN/inf as null and numpy scalars as numbers."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if isinstance(v, (np.bool_, bool)):
-            return bool(v)
-        if isinstance(v, (np.integer,)):
-            return int(v)
-        if isinstance(v, (np.floating, float)):
-            return float(v) if np.isfinite(v) else None
-        if isinstance(v, np.ndarray):
-            return clean(v.tolist())
-        return v
-    return json.dumps(clean(obj), indent=2) + "\n"
+    """JSON with NaN/inf as null and numpy values as numbers (`problem.plain`)."""
+    from upliftlab.policy.problem import plain
+
+    return json.dumps(plain(obj), indent=2) + "\n"

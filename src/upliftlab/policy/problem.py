@@ -210,14 +210,20 @@ class Allocation:
 
 
 def plain(v: Any) -> Any:
-    if isinstance(v, dict):
+    """A value as plain JSON-able Python, recursively: numpy scalars and arrays as numbers and
+    lists, NaN and infinity as None (the policy's one JSON cleaner: `to_dict`, policy.json)."""
+    if isinstance(v, Mapping):
         return {str(k): plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [plain(x) for x in v]
-    if isinstance(v, (np.floating, float)):
-        return None if not np.isfinite(v) else float(v)
+    if isinstance(v, np.ndarray):
+        return plain(v.tolist())
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
     if isinstance(v, np.integer):
         return int(v)
+    if isinstance(v, (np.floating, float)):
+        return None if not np.isfinite(v) else float(v)
     return v
 
 

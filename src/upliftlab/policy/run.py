@@ -308,7 +308,7 @@ def _true_values(scores: Scores, truth: Any, plan: Any,
     and for the arms written)."""
     import pandas as pd
 
-    from upliftlab.sources import connect, describe, register, require_columns
+    from upliftlab.sources import connect, describe, quote, register, require_columns
 
     where = describe(truth)
     con = connect()
@@ -316,7 +316,7 @@ def _true_values(scores: Scores, truth: Any, plan: Any,
         cols = register(con, truth, "truth")
         need = [customer_col, "p_control"] + [f"p_{a}" for a in scores.arms]
         require_columns(cols, need, where)
-        frame = con.execute("SELECT " + ", ".join(f'"{c}"' for c in need) + " FROM truth").df()
+        frame = con.execute("SELECT " + ", ".join(quote(c) for c in need) + " FROM truth").df()
     finally:
         con.close()
     pos = pd.Index(frame[customer_col].astype(str)).get_indexer(
