@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from upliftlab.errors import InputError
+from upliftlab.policy.problem import per_arm
 
 
 @dataclass(frozen=True)
@@ -196,21 +197,12 @@ class PolicyEvaluation:
 
 
 def _costs(values: Any, arms: Sequence[str], what: str) -> np.ndarray:
-    out = np.zeros(len(arms))
-    if values is None:
-        return out
-    if isinstance(values, Mapping):
-        for a, v in values.items():
-            if a not in arms:
-                raise InputError(f"{what} given for unknown arm {a!r} (arms: {', '.join(arms)})")
-            out[list(arms).index(a)] = float(v)
-        return out
-    vals = np.asarray(values, dtype=float).ravel()
-    if vals.shape[0] == len(arms) - 1:  # treatment arms only: control costs nothing
-        vals = np.concatenate([[0.0], vals])
-    if vals.shape[0] != len(arms):
-        raise InputError(f"{what} has {vals.shape[0]} values for arms {list(arms)}")
-    return vals
+    """A cost per arm, control first (`problem.per_arm`'s rule); a sequence may leave out the
+    control, which then costs nothing."""
+    if values is not None and not isinstance(values, Mapping):
+        vals = np.asarray(values, dtype=float).ravel()
+        values = np.concatenate([[0.0], vals]) if vals.shape[0] == len(arms) - 1 else vals
+    return per_arm(values, tuple(arms), what, default=0.0)
 
 
 def evaluate_policy(policy: Any, arm: Any, y: Any, propensity: Any, mu_hat: Any = None, *,

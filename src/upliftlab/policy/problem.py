@@ -6,7 +6,8 @@ sum_a x_ia <= 1 per customer, sum c_ia x_ia <= B, sum_i x_ia <= cap_a, x in {0, 
 c_ia = cost_per_contact[a] + cost_per_conversion[a] * (base_i + uplift_ia) and g_ia is the gain
 of the chosen objective (uplift, value x uplift - cost, or revenue uplift - cost). Customers are
 only ever given arms with positive gain. Inside the solvers a customer's arm is the row of the
-k x n arrays (-1 = none); `Allocation.arm` keeps that layout, `Allocation.labels` names it.
+k x n arrays (-1 = none); `Allocation.arm` keeps that layout, `Allocation.column` is the column
+index every consumer uses (0 = none, as `BudgetedPolicy.predict`), `Allocation.labels` names it.
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ def make_problem(base: Any, uplift: Any, *, arms: Sequence[str] | None = None,
     budget = float(budget)
     if np.isnan(budget) or budget < 0:
         raise InputError(f"budget must be >= 0 (got {budget})")
-    cap = _per_arm(capacity, arms, "capacity", default=np.inf)
-    cpc = _per_arm(cost_per_contact, arms, "cost_per_contact", default=0.0)
-    cpv = _per_arm(cost_per_conversion, arms, "cost_per_conversion", default=0.0)
+    cap = per_arm(capacity, arms, "capacity", default=np.inf)
+    cpc = per_arm(cost_per_contact, arms, "cost_per_contact", default=0.0)
+    cpv = per_arm(cost_per_conversion, arms, "cost_per_conversion", default=0.0)
     if objective not in OBJECTIVES:
         raise InputError(f"objective must be one of {', '.join(OBJECTIVES)} (got {objective!r})")
     if objective == "net_value" and (value_per_reactivation is None
@@ -142,7 +143,9 @@ def _columns(values: Any, n: int, what: str) -> tuple[tuple[str, ...] | None, li
     return names, cols
 
 
-def _per_arm(values: Any, arms: tuple[str, ...], what: str, default: float) -> np.ndarray:
+def per_arm(values: Any, arms: tuple[str, ...], what: str, default: float) -> np.ndarray:
+    """One value per arm from a mapping arm -> value (None = unlimited) or a sequence; each
+    >= 0, unknown arms refused (InputError naming `what`)."""
     out = np.full(len(arms), default, dtype=float)
     if values is None:
         return out
@@ -162,9 +165,27 @@ def _per_arm(values: Any, arms: tuple[str, ...], what: str, default: float) -> n
 
 
 
+class ArmColumns:
+    """`column` and `labels` of a result with `arms` and a solver-row `arm` per customer."""
+
+    arms: tuple[str, ...]
+    arm: np.ndarray
+
+    @property
+    def column(self) -> np.ndarray:
+        """The arm per customer as a column index: 0 = none, j = arms[j - 1]."""
+        return arm_column(self.arm)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The arm name per customer ("none" for no treatment)."""
+        return np.array(("none",) + self.arms, dtype=object)[self.column]
+
+
 @dataclass(frozen=True, eq=False)
-class Allocation:
-    """An allocation and what it is expected to deliver; `arm` is -1 for no treatment."""
+class Allocation(ArmColumns):
+    """An allocation and what it is expected to deliver; `arm` is the solver's row (-1 for no
+    treatment), `column` the same as a column index (0 = none)."""
 
     arms: tuple[str, ...]
     arm: np.ndarray
@@ -187,12 +208,6 @@ class Allocation:
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
-    @property
-    def labels(self) -> np.ndarray:
-        """The arm name per customer ("none" for no treatment)."""
-        names = np.array(("none",) + self.arms, dtype=object)
-        return names[self.arm + 1]
-
     def to_dict(self) -> dict:
         """The summary (no per-customer arrays) as plain JSON-able values."""
         keys = ("arms", "counts", "expected_incremental_reactivations", "expected_value",
@@ -207,6 +222,13 @@ class Allocation:
         out["n_customers"] = int(self.arm.shape[0])
         out.update({k: plain(v) for k, v in self.extra.items()})
         return out
+
+
+def arm_column(arm: np.ndarray) -> np.ndarray:
+    """Solver rows (-1 = none, a = the a-th treatment arm) as the column indices that
+    `BudgetedPolicy.predict`, the plan's propensities and the off-policy code use (0 = none,
+    j = the j-th treatment arm): the one place the two meet."""
+    return np.asarray(arm, dtype=np.int64) + 1
 
 
 def plain(v: Any) -> Any:
