@@ -1,5 +1,5 @@
 """Budget curves: expected incremental reactivations (and value) against budget, of the
-optimised allocation (`budget_curve`) and of the written plan, exploration included (`plan_curve`).
+optimised allocation (`budget_curve`) and of the written plan with its exploration (`plan_curve`).
 """
 
 from __future__ import annotations
