@@ -34,7 +34,7 @@ def instance(n, seed=1):
 
 SCALABLE = INSTANCE + '''
 import json, sys, time
-from upliftlab.policy.allocate import make_problem, solve, check_feasible
+from upliftlab.policy import make_problem, solve, check_feasible
 n = int(sys.argv[1])
 base, up, kw = instance(n)
 t0 = time.perf_counter()
@@ -49,7 +49,8 @@ print(json.dumps({"setup": t1 - t0, "solve": t2 - t1, "gap": r.gap_to_dual_bound
 
 LP = INSTANCE + '''
 import json, sys, time
-from upliftlab.policy.allocate import make_problem, solve_lp, solve
+from upliftlab.policy import make_problem, solve
+from upliftlab.policy.exact import solve_lp
 n = int(sys.argv[1])
 base, up, kw = instance(n)
 p = make_problem(base, up, **kw)
@@ -65,7 +66,7 @@ print(json.dumps({"lp": t1 - t0, "bound": bound,
 GREEDY = INSTANCE + '''
 import json, sys, time
 import numpy as np
-from upliftlab.policy.allocate import make_problem, solve
+from upliftlab.policy import make_problem, solve
 n = int(sys.argv[1])
 base, up, kw = instance(n)
 p = make_problem(base, up, **kw)

@@ -179,13 +179,15 @@ def test_budgeted_policy_learns_prices_and_applies_them_to_another_fold():
                          cost_per_conversion=CPV)
     pol.fit(kw["base"][half[0]], kw["uplift"][half[0]])
     assert pol.lambda_ > 0 and pol.mu_[2] > 0
+    # predict's arms are column indices: 0 = none, j = ARMS[j - 1]
     arm = pol.predict(kw["base"][half[1]], kw["uplift"][half[1]])
+    assert arm.min() >= 0 and arm.max() <= 3
     problem = problem_of({**kw, "base": kw["base"][half[1]], "uplift": kw["uplift"][half[1]],
                           "budget": kw["budget"] / 2})
-    spent = sum(problem.cost[a][arm == a].sum() for a in range(3))
+    spent = sum(problem.cost[a][arm == a + 1].sum() for a in range(3))
     # the prices learned on one half spend about the same budget on the other half
     assert spent == pytest.approx(kw["budget"] / 2, rel=0.05)
-    assert abs(int((arm == 2).sum()) - 200) < 40
+    assert abs(int((arm == 1 + ARMS.index("advisor")).sum()) - 200) < 40
     scaled = pol.scaled(0.5)
     assert scaled.budget == pytest.approx(kw["budget"] / 4) and scaled.capacity["advisor"] == 100
 

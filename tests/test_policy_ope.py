@@ -9,7 +9,7 @@ import pytest
 from upliftlab.errors import InputError
 from upliftlab.policy import (BudgetedPolicy, allocate, compare, cross_fit_policy,
                               estimate_from_terms, evaluate_policy,
-                              make_problem, plan_campaign, policy_terms, policy_value)
+                              make_problem, plan_campaign, policy_terms, off_policy_value)
 
 E = np.array([0.4, 0.2, 0.2, 0.2])  # design: control 40%, three arms 20% each
 
@@ -39,7 +39,7 @@ def test_hand_computed_terms():
     dr = policy_terms(pol, arm, y, e, mu)
     # mu(x, pi) + 1{A = pi} (y - mu(x, A)) / e(A)
     np.testing.assert_allclose(dr, [0.3, 0.4 + (0 - 0.4) / 0.25, 0.5, 0.6 + 0.4 / 0.25])
-    est = policy_value(pol, arm, y, e, mu, population=1000)
+    est = off_policy_value(pol, arm, y, e, mu, population=1000)
     assert est.estimate == pytest.approx(dr.mean())
     assert est.se == pytest.approx(dr.std(ddof=1) / 2)
     assert est.total == pytest.approx(1000 * dr.mean())
@@ -63,7 +63,7 @@ def test_ipw_and_dr_unbiased_and_dr_interval_covers_95_percent():
         truth = P[np.arange(n), pi].mean()
         mu = np.clip(P + rng.normal(0, 0.02, P.shape), 0, 1)  # a decent, imperfect model
         for name, mh in (("dr", mu), ("ipw", None)):
-            est = policy_value(pi, A, Y, E, mh)
+            est = off_policy_value(pi, A, Y, E, mh)
             cover[name] += est.ci_low <= truth <= est.ci_high
             err[name].append(est.estimate - truth)
             (se_dr if name == "dr" else se_ipw).append(est.se)
@@ -117,7 +117,7 @@ def test_evaluate_policy_baselines():
     assert abs(ev.cost.estimate - true_cost) < 4 * ev.cost.se
     assert ev.to_dict()["comparisons"][0]["baseline"] == "treat nobody"
     with pytest.raises(InputError, match="propensities"):
-        policy_value(pol, A, Y, np.array([0.5, 0.5, 0.0, 0.0]), P)
+        off_policy_value(pol, A, Y, np.array([0.5, 0.5, 0.0, 0.0]), P)
 
 
 def test_cross_fit_policy_with_a_stratum_mean_model():

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from upliftlab.policy.allocate import make_problem, solve_lp
+from upliftlab.policy.exact import solve_lp
+from upliftlab.policy.problem import make_problem
 from upliftlab.policy.explore import DEFAULT_EXPLORE_BUDGET, plan_campaign
 from upliftlab.policy.io import Scores
 from upliftlab.policy.ope import evaluate_policy

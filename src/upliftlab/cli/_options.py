@@ -87,6 +87,30 @@ def weight(help: str) -> Any:
     return click.option("--weight", "weights", multiple=True, metavar="ARM=WEIGHT", help=help)
 
 
+def parse_pairs(values: tuple[str, ...], option: str, value: str = "VALUE"
+                ) -> list[tuple[str, str]]:
+    """(arm, text) from repeated `option ARM=VALUE` (InputError naming the option)."""
+    from upliftlab.errors import InputError
+
+    out = []
+    for v in values:
+        arm, sep, text = v.rpartition("=")
+        if not sep or not arm.strip() or not text.strip():
+            raise InputError(f"{option} {v!r}: expected ARM={value}")
+        out.append((arm.strip(), text.strip()))
+    return out
+
+
+def parse_number(text: str, option: str) -> float:
+    """A number given to `option` (InputError naming it)."""
+    from upliftlab.errors import InputError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{option}: {text!r} is not a number") from None
+
+
 def parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
     """{arm: weight} from repeated --weight ARM=WEIGHT (None when none given)."""
     from upliftlab.errors import InputError
@@ -95,14 +119,12 @@ def parse_weights(values: tuple[str, ...]) -> dict[str, float] | None:
         return None
     out = {}
     for v in values:
-        arm, sep, w = v.rpartition("=")
         try:
-            if not sep or not arm.strip():
+            ((arm, text),) = parse_pairs((v,), "--weight")
+            out[arm] = parse_number(text, "--weight")
+            if not math.isfinite(out[arm]) or out[arm] < 0:
                 raise ValueError
-            out[arm.strip()] = float(w)
-            if not math.isfinite(out[arm.strip()]) or out[arm.strip()] < 0:
-                raise ValueError
-        except ValueError:
+        except (InputError, ValueError):
             raise InputError(f"--weight {v!r}: expected ARM=WEIGHT with a finite weight >= 0, "
                              "e.g. 'control=0.5'") from None
     return out

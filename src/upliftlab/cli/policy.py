@@ -6,24 +6,8 @@ from __future__ import annotations
 
 import click
 
-from upliftlab.cli._options import arm_col, currency, customer_col, weight
-
-
-def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
-    out = []
-    for v in values:
-        arm, sep, rest = v.partition("=")
-        if not sep or not arm or not rest:
-            raise click.BadParameter(f"expected ARM=VALUE, got {v!r}", param_hint=option)
-        out.append((arm.strip(), rest.strip()))
-    return out
-
-
-def _number(text: str, option: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a number", param_hint=option) from None
+from upliftlab.cli._options import (arm_col, currency, customer_col, parse_number,
+                                    parse_pairs, parse_weights, weight)
 
 
 @click.command("policy")
@@ -114,22 +98,19 @@ def policy(scores_path, model_dir, customers, budget, capacity, cost, value_per_
     if (scores_path is None) == (model_dir is None):
         raise InputError("give either --scores FILE or --model DIR --customers FILE")
     costs = {}
-    for arm, text in _pairs(cost, "--cost"):
+    for arm, text in parse_pairs(cost, "--cost", "PER_CONTACT[:PER_CONVERSION]"):
         contact, _, conversion = text.partition(":")
-        costs[arm] = (_number(contact, "--cost"), _number(conversion, "--cost") if conversion
-                      else 0.0)
+        costs[arm] = (parse_number(contact, "--cost"),
+                      parse_number(conversion, "--cost") if conversion else 0.0)
         if not all(math.isfinite(c) and c >= 0 for c in costs[arm]):
             raise InputError(f"--cost {arm}: costs must be finite numbers >= 0 (got {text})")
     caps = {}
-    for arm, text in _pairs(capacity, "--capacity"):
-        n = _number(text, "--capacity")
+    for arm, text in parse_pairs(capacity, "--capacity", "N"):
+        n = parse_number(text, "--capacity")
         if not math.isfinite(n) or n < 0 or n != int(n):
             raise InputError(f"--capacity {arm}: must be a whole number >= 0 (got {text})")
         caps[arm] = int(n)
-    weights = {arm: _number(text, "--weight") for arm, text in _pairs(weights, "--weight")}
-    bad = [f"{a}={w:g}" for a, w in weights.items() if not (math.isfinite(w) and w >= 0)]
-    if bad:
-        raise InputError(f"--weight {', '.join(bad)}: weights must be finite numbers >= 0")
+    weights = parse_weights(weights)
     if model_dir is not None:
         if customers is None:
             raise InputError("--model needs --customers FILE (the customers to score)")

@@ -27,7 +27,10 @@ from typing import Any
 import numpy as np
 
 from upliftlab.errors import InputError
-from upliftlab.policy.allocate import Allocation, Problem, evaluate, solve, solve_lagrangian
+from upliftlab.policy.lagrangian import solve_lagrangian
+from upliftlab.policy.problem import (Allocation, ArmColumns, Problem, arm_column,
+                                      evaluate)
+from upliftlab.policy.solver import solve
 
 DEFAULT_SALT = "upliftlab-explore"
 # the default exploration reserve: 5% of the budget and of each capacity. Enough for a few
@@ -177,9 +180,10 @@ def reserve(problem: Problem, hashes: Hashes, weights: np.ndarray, money: float,
 
 
 @dataclass(frozen=True, eq=False)
-class CampaignPlan:
-    """Arm per customer (-1 = none / control), the exploration flag, each customer's propensity
-    of every arm (column 0 = none), and what the model expects of them."""
+class CampaignPlan(ArmColumns):
+    """Arm per customer (`arm`: the solver row, -1 = none; `column`: 0 = none), the exploration
+    flag, each customer's propensity of every arm (column 0 = none), and what the model
+    expects of them."""
 
     arms: tuple[str, ...]
     arm: np.ndarray
@@ -195,10 +199,7 @@ class CampaignPlan:
     explore_counts: dict[str, int]  # per arm, control ("none") included
     summary: dict = field(default_factory=dict)
 
-    @property
-    def labels(self) -> np.ndarray:
-        names = np.array(("none",) + self.arms, dtype=object)
-        return names[self.arm + 1]
+
 
 
 def plan_campaign(problem: Problem, customer_ids: Any, *,
@@ -244,7 +245,7 @@ def plan_campaign(problem: Problem, customer_ids: Any, *,
     arm[rest] = alloc.arm
     rows = np.arange(problem.n)
     prop = np.zeros((problem.n, problem.k + 1))
-    prop[rows[~explore], arm[~explore] + 1] = 1.0
+    prop[rows[~explore], arm_column(arm[~explore])] = 1.0
     prop[explore] = w
     up = np.zeros(problem.n)
     cost = np.zeros(problem.n)

@@ -80,6 +80,7 @@ def scores_from_model(model_dir: str, customers: Any, *, customer_col: str = "cu
     """Score customers with a fitted uplift model directory (issue 5's `save_model`)."""
     try:
         from upliftlab.uplift import load_model
+        from upliftlab.uplift.io import check_customers, scores_frame
     except ImportError:
         raise InputError("--model needs a fitted uplift model directory, and the uplift model "
                          "code (upliftlab.uplift) is not available in this installation; use "
@@ -93,7 +94,6 @@ def scores_from_model(model_dir: str, customers: Any, *, customer_col: str = "cu
     try:
         cols = register(con, customers, "customers")
         require_columns(cols, [customer_col], describe(customers))
-        from upliftlab.uplift.io import check_customers
 
         check_customers(con, "customers", customer_col,
                         [str(c) for c in model.feature_names_in_ if str(c) in cols],
@@ -110,10 +110,13 @@ def scores_from_model(model_dir: str, customers: Any, *, customer_col: str = "cu
     arms = [str(a) for a in mu.columns]
     if control not in arms:
         raise InputError(f"{model_dir}: the model has no control arm {control!r}")
-    base = np.clip(mu[control].to_numpy(dtype=float), 0.0, 1.0)
-    uplift = {a: np.clip(mu[a].to_numpy(dtype=float), 0.0, 1.0) - base
-              for a in arms if a != control}
-    return Scores(frame[customer_col].to_numpy(), base, uplift, str(model_dir))
+    # the scores file's own rule (`upliftlab model score`): probabilities of a binary outcome
+    # are clipped to [0, 1], a revenue model's predictions are read as they are
+    table = scores_frame(frame[customer_col].to_numpy(), mu.set_axis(arms, axis=1), control,
+                         [a for a in arms if a != control], getattr(model, "outcome", "binary"))
+    return Scores(table["customer_id"].to_numpy(), table["base"].to_numpy(dtype=float),
+                  {c[len(UPLIFT_PREFIX):]: table[c].to_numpy(dtype=float)
+                   for c in table.columns if c.startswith(UPLIFT_PREFIX)}, str(model_dir))
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,6 +196,8 @@ def write_targeting(path: Path, customer_id: np.ndarray, labels: np.ndarray,
     import duckdb
     import pyarrow as pa
 
+    from upliftlab.sources import literal
+
     cols = {"customer_id": pa.array(customer_id),
             "arm": pa.array(labels.astype(str)),
             "expected_uplift": pa.array(expected_uplift),
@@ -205,7 +210,7 @@ def write_targeting(path: Path, customer_id: np.ndarray, labels: np.ndarray,
     try:
         con.register("t", table)
         opts = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER true)"
-        con.execute(f"COPY t TO '{str(path).replace(chr(39), chr(39) * 2)}' {opts}")
+        con.execute(f"COPY t TO {literal(path)} {opts}")
     finally:
         con.close()
 
@@ -256,19 +261,7 @@ def write_folder(out: str | os.PathLike, files: dict[str, Any]) -> None:
 
 
 def to_json(obj: Any) -> str:
-    """JSON with NaN/inf as null and numpy scalars as numbers."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if isinstance(v, (np.bool_, bool)):
-            return bool(v)
-        if isinstance(v, (np.integer,)):
-            return int(v)
-        if isinstance(v, (np.floating, float)):
-            return float(v) if np.isfinite(v) else None
-        if isinstance(v, np.ndarray):
-            return clean(v.tolist())
-        return v
-    return json.dumps(clean(obj), indent=2) + "\n"
+    """JSON with NaN/inf as null and numpy values as numbers (`problem.plain`)."""
+    from upliftlab.policy.problem import plain
+
+    return json.dumps(plain(obj), indent=2) + "\n"

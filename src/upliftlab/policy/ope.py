@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from upliftlab.errors import InputError
+from upliftlab.policy.problem import per_arm
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Estimate:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class BaselineComparison:
     """Policy minus a baseline, paired on the same customers, with a plain statement."""
 
     name: str
@@ -133,15 +134,15 @@ def policy_terms(policy: Any, arm: Any, y: Any, propensity: Any, mu_hat: Any = N
     return (pi * mu).sum(1) + w * (y - mu[rows, arm])
 
 
-def policy_value(policy: Any, arm: Any, y: Any, propensity: Any, mu_hat: Any = None, *,
-                 population: float | None = None, alpha: float = 0.05) -> Estimate:
+def off_policy_value(policy: Any, arm: Any, y: Any, propensity: Any, mu_hat: Any = None, *,
+                     population: float | None = None, alpha: float = 0.05) -> Estimate:
     """IPW (no `mu_hat`) or doubly robust estimate of the mean outcome under `policy`."""
     return estimate_from_terms(policy_terms(policy, arm, y, propensity, mu_hat), population, alpha)
 
 
 def compare(terms_policy: np.ndarray, terms_baseline: np.ndarray, *, name: str, metric: str,
             population: float | None = None, alpha: float = 0.05, unit: str = "per customer"
-            ) -> Comparison:
+            ) -> BaselineComparison:
     """Paired difference policy - baseline on the same customers, with a plain statement."""
     from scipy.stats import norm
 
@@ -159,7 +160,7 @@ def compare(terms_policy: np.ndarray, terms_baseline: np.ndarray, *, name: str, 
     else:
         statement = (f"{body}; not significant at {100 * alpha:g}%: this experiment cannot tell "
                      f"the policy from {name}.")
-    return Comparison(name, metric, d, p, sig, statement)
+    return BaselineComparison(name, metric, d, p, sig, statement)
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ class PolicyEvaluation:
     cost: Estimate                        # expected cost under the policy
     cost_per_incremental_reactivation: float | None
     baselines: dict[str, dict]            # name -> reactivation / cost estimates
-    comparisons: list[Comparison]
+    comparisons: tuple[BaselineComparison, ...]
     shares: dict[str, float]              # share of customers per arm under the policy
     extra: dict = field(default_factory=dict)
 
@@ -194,35 +195,21 @@ class PolicyEvaluation:
             **self.extra,
         }
 
-    @property
-    def statements(self) -> list[str]:
-        return [c.statement for c in self.comparisons]
-
 
 def _costs(values: Any, arms: Sequence[str], what: str) -> np.ndarray:
-    out = np.zeros(len(arms))
-    if values is None:
-        return out
-    if isinstance(values, Mapping):
-        for a, v in values.items():
-            if a not in arms:
-                raise InputError(f"{what} given for unknown arm {a!r} (arms: {', '.join(arms)})")
-            out[list(arms).index(a)] = float(v)
-        return out
-    vals = np.asarray(values, dtype=float).ravel()
-    if vals.shape[0] == len(arms) - 1:  # treatment arms only: control costs nothing
-        vals = np.concatenate([[0.0], vals])
-    if vals.shape[0] != len(arms):
-        raise InputError(f"{what} has {vals.shape[0]} values for arms {list(arms)}")
-    return vals
+    """A cost per arm, control first (`problem.per_arm`'s rule); a sequence may leave out the
+    control, which then costs nothing."""
+    if values is not None and not isinstance(values, Mapping):
+        vals = np.asarray(values, dtype=float).ravel()
+        values = np.concatenate([[0.0], vals]) if vals.shape[0] == len(arms) - 1 else vals
+    return per_arm(values, tuple(arms), what, default=0.0)
 
 
 def evaluate_policy(policy: Any, arm: Any, y: Any, propensity: Any, mu_hat: Any = None, *,
                     arms: Sequence[str] | None = None, cost_per_contact: Any = None,
                     cost_per_conversion: Any = None, budget_per_customer: float | None = None,
                     capacity_share: Mapping[str, float] | None = None,
-                    population: float | None = None, alpha: float = 0.05,
-                    seed: int = 0) -> PolicyEvaluation:
+                    population: float | None = None, alpha: float = 0.05) -> PolicyEvaluation:
     """Value of `policy` (reactivations and cost) against the baselines, with intervals.
 
     Baselines: treat nobody; the best single arm (each treatment arm given to a random share
@@ -290,7 +277,7 @@ def evaluate_policy(policy: Any, arm: Any, y: Any, propensity: Any, mu_hat: Any 
     extra_cost = estimate_from_terms(t_cost - b_cost, pop, alpha)
     cpir = extra_cost.estimate / inc.estimate if inc.estimate > 0 else None
     return PolicyEvaluation(method, arms, estimate_from_terms(t_react, pop, alpha), inc, cost,
-                            cpir, baselines, comps,
+                            cpir, baselines, tuple(comps),
                             {a: float(shares[j]) for j, a in enumerate(arms)})
 
 
@@ -302,13 +289,13 @@ OutcomeFitter = Callable[[Any, np.ndarray, np.ndarray], Callable[[Any], np.ndarr
 
 
 @dataclass(frozen=True, eq=False)
-class CrossFit:
+class PolicyCrossFit:
     """Out-of-fold policy arms (column indices, 0 = control) and outcome predictions."""
 
     policy: np.ndarray
     mu_hat: np.ndarray
     folds: np.ndarray
-    prices: list[dict]
+    prices: tuple[dict, ...]
     evaluation: PolicyEvaluation | None
 
 
@@ -316,16 +303,10 @@ def _take(x: Any, idx: np.ndarray) -> Any:
     return x.iloc[idx] if hasattr(x, "iloc") else np.asarray(x)[idx]
 
 
-def make_folds(n: int, n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """A random fold label 0..n_folds-1 per customer, balanced."""
-    rng = np.random.default_rng(seed)
-    return rng.permutation(np.arange(n) % n_folds)
-
-
 def cross_fit_policy(features: Any, arm: Any, y: Any, propensity: Any, *,
                      fit_outcome: OutcomeFitter, policy: Any, folds: Any = 5,
                      population: float | None = None, seed: int = 0, evaluate: bool = True,
-                     **evaluate_kwargs: Any) -> CrossFit:
+                     **evaluate_kwargs: Any) -> PolicyCrossFit:
     """Learn the policy on the other folds, apply it to each held-out fold, then evaluate.
 
     `fit_outcome(X_train, arm_train, y_train)` returns `predict(X) -> (m, k+1)` predictions of
@@ -335,19 +316,17 @@ def cross_fit_policy(features: Any, arm: Any, y: Any, propensity: Any, *,
     applies the learned prices to the predictions of the model fitted without that fold, and
     the doubly robust terms use those same out-of-fold predictions.
     """
+    from upliftlab.uplift.crossfit import fold_splits, random_folds
+
     arm = np.asarray(arm, dtype=np.int64)
     y = np.asarray(y, dtype=float)
     n = arm.shape[0]
-    folds = make_folds(n, int(folds), seed) if np.isscalar(folds) else np.asarray(folds)
-    if folds.shape[0] != n:
-        raise InputError(f"folds has {folds.shape[0]} entries for {n} customers")
+    folds = random_folds(n, int(folds), seed) if np.isscalar(folds) else np.asarray(folds)
     pop = float(n if population is None else population)
     pol_out = np.zeros(n, dtype=np.int64)
     mu_out: np.ndarray | None = None
     prices = []
-    for f in np.unique(folds):
-        test = np.flatnonzero(folds == f)
-        train = np.flatnonzero(folds != f)
+    for f, train, test in fold_splits(folds, n):
         predict = fit_outcome(_take(features, train), arm[train], y[train])
         mu_tr = np.clip(np.asarray(predict(_take(features, train)), dtype=float), 0.0, 1.0)
         mu_te = np.clip(np.asarray(predict(_take(features, test)), dtype=float), 0.0, 1.0)
@@ -355,9 +334,9 @@ def cross_fit_policy(features: Any, arm: Any, y: Any, propensity: Any, *,
             mu_out = np.zeros((n, mu_te.shape[1]))
         learner = policy.scaled(train.size / pop)
         learner.fit(mu_tr[:, 0], mu_tr[:, 1:] - mu_tr[:, [0]])
-        pol_out[test] = learner.predict(mu_te[:, 0], mu_te[:, 1:] - mu_te[:, [0]]) + 1
+        pol_out[test] = learner.predict(mu_te[:, 0], mu_te[:, 1:] - mu_te[:, [0]])
         mu_out[test] = mu_te
-        prices.append({"fold": int(f), "lambda": learner.lambda_,
+        prices.append({"fold": f, "lambda": learner.lambda_,
                        "mu": learner.mu_.tolist()})
     ev = None
     if evaluate:
@@ -366,7 +345,7 @@ def cross_fit_policy(features: Any, arm: Any, y: Any, propensity: Any, *,
             arms = ("control",) + tuple(policy.arms)
         ev = evaluate_policy(pol_out, arm, y, propensity, mu_out, arms=arms, population=pop,
                              **evaluate_kwargs)
-    return CrossFit(pol_out, mu_out, folds, prices, ev)
+    return PolicyCrossFit(pol_out, mu_out, folds, tuple(prices), ev)
 
 
 def outcome_fitter(make_model: Callable[[], Any], arms: Sequence[str]) -> OutcomeFitter:

@@ -190,9 +190,13 @@ def _weights(w: dict | None) -> str:
 
 
 def section_markdown(policy: dict[str, Any], heading: bool = False, figure: bool = False) -> str:
+    """The policy in Markdown; every value passes the weekly report's inert-text filter
+    (`report.markdown_text`), so an arm label can neither become HTML nor split a table."""
     from jinja2 import Environment
 
-    env = Environment(keep_trailing_newline=True)
+    from upliftlab.report import markdown_text
+
+    env = Environment(keep_trailing_newline=True, finalize=markdown_text)
     return env.from_string(_MD).render(heading=heading, figure=figure, **context(policy))
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from upliftlab.errors import InputError
-from upliftlab.policy.allocate import BudgetCurve, Problem, make_problem
+from upliftlab.policy.curve import BudgetCurve, plan_curve, plan_expectation
+from upliftlab.policy.problem import Problem, make_problem
 from upliftlab.policy.explore import (DEFAULT_EXPLORE_BUDGET, DEFAULT_SALT, ExploreBudget,
                                       Hashes, explore_weights, plan_campaign)
 from upliftlab.policy.io import (Scores, align, plot_budget_curve, read_experiment, to_json,
@@ -98,18 +99,18 @@ def run_policy(scores: Scores, *, budget: float,
         if soft_budget or est is None or not np.isfinite(budget) or est <= budget:
             break
         # from what the plan spends by the model (the budget may not bind), scaled down
-        spent = max(_expected(problem, plan.propensity)["cost"],
+        spent = max(plan_expectation(problem, plan.propensity)["cost"],
                     float(plan.expected_cost.sum()))
         planning = min(planning, spent) * budget / est * (1 - 1e-6)
     opt = plan.allocation
-    expected = _expected(problem, plan.propensity)
+    expected = plan_expectation(problem, plan.propensity)
     written_cost = float(plan.expected_cost.sum())
     alloc = opt.to_dict()
     alloc.update({k: v for k, v in plan.summary.items() if k in (
         "counts", "expected_incremental_reactivations", "expected_value", "expected_cost",
         "cost_per_incremental_reactivation")})
     alloc["n_customers"] = problem.n
-    alloc["n_treated"] = int((plan.arm >= 0).sum())
+    alloc["n_treated"] = int((plan.column > 0).sum())
     alloc["budget"] = float(budget)
     alloc["budget_used"] = (written_cost / budget) if budget > 0 else None
     alloc["optimality_gap"] = (opt.gap_to_lp_bound if opt.gap_to_lp_bound is not None
@@ -196,59 +197,6 @@ def _check_costs(scores: Scores, costs: Mapping[str, tuple[float, float]]) -> No
                      f"cost arms ({', '.join(sorted(costs))}): {'; '.join(parts)}")
 
 
-def _expected(problem: Problem, prop: np.ndarray) -> dict[str, float]:
-    """The model's expectation of the stochastic plan: incremental reactivations, cost, value."""
-    p = prop[:, 1:].T
-    return {"reactivations": float((p * problem.uplift).sum()),
-            "cost": float((p * problem.cost).sum()),
-            "value": float((p * problem.gain).sum())}
-
-
-def plan_curve(problem: Problem, ids: np.ndarray, budget: float, eb: ExploreBudget,
-               weights: Mapping[str, float] | None, hashes: Hashes, salt: str,
-               points: int, seed: int, plan_point: tuple[float, float, float],
-               plan_budget: float | None = None, max_customers: int = 200_000) -> BudgetCurve:
-    """The written plan (same exploration rule) at budgets from 0 to twice the chosen one.
-
-    Above `max_customers` the other points are computed on a random subsample with budget and
-    capacities scaled, then scaled back; the plan's own point (at `plan_budget`, default the
-    chosen budget) is the plan itself. Budgets too small to hold the exploration are left out.
-    """
-    plan_budget = budget if plan_budget is None else plan_budget
-    if not np.isfinite(budget) or budget <= 0:
-        return BudgetCurve(np.array([budget]), np.array([plan_point[1]]),
-                           np.array([plan_point[0]]), np.array([plan_point[2]]),
-                           np.zeros(1), 1.0)
-    grid = np.linspace(0, 2 * budget, points + 1)[1:]
-    n = problem.n
-    idx = np.arange(n)
-    if n > max_customers:
-        idx = np.sort(np.random.default_rng(seed).choice(n, max_customers, replace=False))
-    frac = idx.size / n
-    cap = np.where(np.isfinite(problem.capacity), np.floor(problem.capacity * frac), np.inf)
-    sub_hash = Hashes(hashes.u[idx], hashes.arm[idx])
-    rows = []
-    for b in grid:
-        if np.isclose(b, plan_budget):
-            continue
-        part = Problem(problem.arms, problem.gain[:, idx], problem.cost[:, idx],
-                       problem.uplift[:, idx], b * frac, cap, problem.objective)
-        part_eb = eb if eb.share is not None else ExploreBudget(amount=min(eb.amount, b) * frac)
-        try:
-            plan = plan_campaign(part, ids[idx], explore_budget=part_eb,
-                                 explore_weights_=weights, salt=salt, seed=seed,
-                                 hashes=sub_hash, lp_bound=False, polish=False)
-        except InputError:  # too small to hold the exploration
-            continue
-        e = _expected(part, plan.propensity)
-        rows.append((b, e["cost"] / frac, e["reactivations"] / frac, e["value"] / frac))
-    rows.append((plan_budget, plan_point[1], plan_point[0], plan_point[2]))
-    rows.sort()
-    arr = np.array(rows)
-    return BudgetCurve(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], np.zeros(len(rows)),
-                       1 / frac)
-
-
 def _off_policy(problem: Problem, scores: Scores, experiment: Any, prop: np.ndarray,
                 weights: Mapping[str, float] | None, budget: float,
                 costs: Mapping[str, tuple[float, float]], *, arm_col: str,
@@ -307,7 +255,7 @@ def _true_values(scores: Scores, truth: Any, plan: Any,
     and for the arms written)."""
     import pandas as pd
 
-    from upliftlab.sources import connect, describe, register, require_columns
+    from upliftlab.sources import connect, describe, quote, register, require_columns
 
     where = describe(truth)
     con = connect()
@@ -315,7 +263,7 @@ def _true_values(scores: Scores, truth: Any, plan: Any,
         cols = register(con, truth, "truth")
         need = [customer_col, "p_control"] + [f"p_{a}" for a in scores.arms]
         require_columns(cols, need, where)
-        frame = con.execute("SELECT " + ", ".join(f'"{c}"' for c in need) + " FROM truth").df()
+        frame = con.execute("SELECT " + ", ".join(quote(c) for c in need) + " FROM truth").df()
     finally:
         con.close()
     pos = pd.Index(frame[customer_col].astype(str)).get_indexer(
@@ -327,7 +275,7 @@ def _true_values(scores: Scores, truth: Any, plan: Any,
     cpv = np.array([0.0] + [costs[a][1] for a in scores.arms])
     value = true_plan_value(P, plan.propensity, cpc, cpv)
     onehot = np.zeros_like(P)
-    onehot[np.arange(P.shape[0]), plan.arm + 1] = 1.0
+    onehot[np.arange(P.shape[0]), plan.column] = 1.0
     return {"source": where, "plan": value,
             "arms_written": true_plan_value(P, onehot, cpc, cpv),
             "note": "plan = the written plan as a stochastic policy (exploration at its "
@@ -427,7 +375,7 @@ def profile(problem: Problem, scores: Scores, plan: Any, customers: Any = None, 
     tier, band = _segments(scores, customers, customer_col)
     arms = []
     for j, name in enumerate(("none",) + problem.arms):
-        m = plan.arm == j - 1
+        m = plan.column == j
         row = {"arm": name, "customers": int(m.sum()), "explored": int((m & plan.explore).sum()),
                "mean_predicted_uplift": float(plan.expected_uplift[m].mean()) if m.any() and j
                else None,
@@ -439,7 +387,7 @@ def profile(problem: Problem, scores: Scores, plan: Any, customers: Any = None, 
             row["by_value_band"] = _counts(band[m])
         arms.append(row)
     best = problem.uplift.max(0)
-    spared_rows = (plan.arm < 0) & ~plan.explore
+    spared_rows = (plan.column == 0) & ~plan.explore
     harm = spared_rows & (best < 0)
     anyway = spared_rows & ~harm & (scores.base >= ANYWAY_RATIO * np.maximum(best, 1e-12))
     rest = spared_rows & ~harm & ~anyway

@@ -1,5 +1,8 @@
-"""Cross-fitting: out-of-fold uplift predictions, so no score is measured on training rows, and
-the learner comparison table (learner x arm x AUUC/Qini with intervals, fit time, peak memory).
+"""Cross-fitting: the folds (`fold_ids`, `random_folds`, `fold_splits`, used by the policy's
+cross-fitting too), out-of-fold uplift predictions and the learner comparison table.
+
+Out of fold, no score is measured on training rows; the comparison is learner x arm x AUUC/Qini
+with intervals, fit time and peak memory.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -101,6 +104,24 @@ def fold_ids(y: Any, treatment: Any, folds: int = 5, random_state: int = 0) -> n
     return out
 
 
+def random_folds(n: int, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """A fold id 0..folds-1 per row, balanced and shuffled by `seed` (not stratified: for
+    callers that have no outcome to stratify by, such as the policy's cross-fitting)."""
+    if not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise InputError(f"folds: need at least 2, got {folds!r}")
+    return np.random.default_rng(seed).permutation(np.arange(n) % folds)
+
+
+def fold_splits(fold: Any, n: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(fold id, training rows, held-out rows) per fold of the fold ids `fold` of `n` rows:
+    the one loop of every cross-fitting here."""
+    fold = np.asarray(fold)
+    if fold.shape[0] != n:
+        raise InputError(f"folds: {fold.shape[0]} fold ids for {n} rows")
+    for k in np.unique(fold):
+        yield int(k), np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+
+
 def _subset_propensity(propensity: Any, rows: np.ndarray) -> Any:
     if isinstance(propensity, pd.DataFrame):
         return propensity.iloc[rows]
@@ -124,12 +145,9 @@ def cross_fit_predict(model: Any, X: pd.DataFrame, y: Any, treatment: Any, prope
     y = np.asarray(y)
     treatment = np.asarray(treatment, dtype=object)
     fold = (np.asarray(folds) if np.ndim(folds) else fold_ids(y, treatment, int(folds), random_state))
-    if len(fold) != len(X):
-        raise InputError(f"folds: {len(fold)} fold ids for {len(X)} rows")
-    ks = np.unique(fold)
     up_parts, out_parts = [], []
-    for k in progress(ks, desc=desc or "cross-fitting", unit="fold"):
-        train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+    splits = list(fold_splits(fold, len(X)))
+    for _, train, test in progress(splits, desc=desc or "cross-fitting", unit="fold"):
         m = clone(model).fit(X.iloc[train], y[train], treatment[train],
                              propensity=_subset_propensity(propensity, train))
         Xt = X.iloc[test]
