@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 
 from upliftlab._files import staged_file
 from upliftlab.errors import InputError, SpecError
-from upliftlab.sources import (ColumnMap, connect, describe, literal, parse_date, quote, register,
-                               require_columns)
+from upliftlab.sources import (INTEGER_TYPES, ColumnMap, connect, describe, is_number, literal,
+                               parse_date, quote, register, require_columns)
 
 if TYPE_CHECKING:
     import duckdb
@@ -75,9 +75,6 @@ SUMMARY_FEATURES: tuple[str, ...] = ("days_since_last", "orders_total", "revenue
 
 _OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 _TS_TYPES = ("TIMESTAMP", "DATE")  # prefixes: TIMESTAMP_NS, TIMESTAMP WITH TIME ZONE, ...
-_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                  "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
-_INT_TYPES = _NUMERIC_TYPES[:10]
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt", ".csv.zst")
 _view_ids = itertools.count()
 
@@ -325,7 +322,7 @@ def _clean_view_sql(raw: str, types: dict[str, str], columns: ColumnMap, disc: s
     else:
         raise InputError(f"{label}: column {t!r} has type {types[t]}; expected timestamps or dates "
                          "(e.g. 2024-03-31 14:05:00)")
-    if a_type.startswith(_NUMERIC_TYPES):
+    if is_number(a_type):
         amount = f"CAST({quote(a)} AS DOUBLE)"
     elif a_type == "VARCHAR":
         amount = f"TRY_CAST(trim({quote(a)}) AS DOUBLE)"  # trim(): see ts above
@@ -337,7 +334,7 @@ def _clean_view_sql(raw: str, types: dict[str, str], columns: ColumnMap, disc: s
         d_type = types[disc].upper()
         if d_type == "BOOLEAN":
             flag = quote(disc)
-        elif d_type.startswith(_INT_TYPES):
+        elif d_type.startswith(INTEGER_TYPES):
             # 0/1 only: anything else becomes NULL here and is reported by the checks
             flag = f"CASE WHEN {quote(disc)} = 1 THEN TRUE WHEN {quote(disc)} = 0 THEN FALSE END"
         elif d_type == "VARCHAR":
