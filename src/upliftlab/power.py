@@ -256,9 +256,10 @@ def spec_power(spec: "ExperimentSpec", session: "Session",
     `session`), baselines from the spec or from history, effective weights from its
     capacities."""
     from upliftlab.assignment.formula import Design, capped_weights
+    from upliftlab.session import require_session
     from upliftlab.spec_cohort import spec_cohort
 
-    cohort = spec_cohort(session, spec)
+    cohort = spec_cohort(require_session(session, "spec_power"), spec)
     has_tier = "tier" in cohort.columns
     tier_expr = "CAST(tier AS VARCHAR)" if has_tier else "'all'"
     tier_counts = {str(t): int(n) for t, n in session.con.execute(

@@ -51,9 +51,9 @@ class Session:
             kind = self.con.execute(
                 "SELECT 'TABLE' FROM duckdb_tables() WHERE temporary AND table_name = $n "
                 "UNION ALL SELECT 'VIEW' FROM duckdb_views() WHERE temporary AND view_name = $n",
-                {"n": name}).fetchone()
-            if kind is not None:
-                self.con.execute(f"DROP {kind[0]} IF EXISTS {quote(name)}")
+                {"n": name}).fetchall()
+            if kind:
+                self.con.execute(f"DROP {kind[0][0]} IF EXISTS {quote(name)}")
 
     def close(self) -> None:
         if self._owns:

@@ -227,7 +227,7 @@ class Store:
         if not self.has_table("assignments"):
             return None
         v = self.con.execute("SELECT max(version) FROM assignments WHERE experiment = ?",
-                             [name]).fetchone()[0]
+                             [name]).fetchall()[0][0]
         return None if v is None else int(v)
 
     def assignments(self, name: str, version: int, *, holdout_as: str | None = None) -> Any:
@@ -372,8 +372,8 @@ class Store:
         row = self.con.execute(
             "SELECT revision, fingerprint, computed_at FROM weekly_results WHERE experiment = ? "
             "AND version = ? AND as_of = ? ORDER BY revision DESC LIMIT 1",
-            [name, version, day]).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]), row[2])
+            [name, version, day]).fetchall()
+        return None if not row else (int(row[0][0]), str(row[0][1]), row[0][2])
 
     def add_weekly_result(self, name: str, version: int, day: dt.date, revision: int,
                           analysis: str, fingerprint: str, report: dict) -> None:
