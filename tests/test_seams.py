@@ -258,6 +258,14 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(project, capsys)
 
         with open_store(tmp / "s.duckdb", read_only=True) as store:
             export_contacts(load_spec(tmp / "seam.toml"), store, str(tmp / "out"), "xlsx")
+    from upliftlab.outcomes import report_spec
+
+    with pytest.raises(InputError, match=r"^as_of '2026-13-01' is not a date"):
+        report_spec(str(tmp / "seam.toml"), as_of="2026-13-01", out=str(tmp / "r"),
+                    store_path=str(tmp / "s.duckdb"))
+    with pytest.raises(UpliftlabError, match=r"^store .*: not a new folder or file name"):
+        with open_store(tmp / "nope" / ".."):
+            pass
     # the CLI's one error line names the flag
     with pytest.raises(SystemExit) as code:
         main(["report", str(tmp / "seam.toml"), "--as-of", "2026-01-01", "--store",

@@ -46,7 +46,9 @@ def connect(database: str = ":memory:", *, read_only: bool = False) -> "duckdb.D
 
 def parse_date(value: Any, what: str) -> "date":
     """A date from a date, a datetime (its day) or a YYYY-MM-DD string; InputError naming
-    `what` (e.g. "--as-of") otherwise. Every date argument of upliftlab is read through here."""
+    `what` otherwise: a label (e.g. "--as-of"), or a parameter written "{as_of}" (the error then
+    names it as a parameter, which the CLI shows as its flag). Every date argument of upliftlab is
+    read through here."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -56,7 +58,9 @@ def parse_date(value: Any, what: str) -> "date":
             raise ValueError
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise InputError(f"{what} {value!r} is not a date (expected YYYY-MM-DD)") from None
+        params = [what[1:-1]] if what.startswith("{") and what.endswith("}") else []
+        raise InputError(f"{what} {value!r} is not a date (expected YYYY-MM-DD)",
+                         params=params) from None
 
 
 def describe(source: Source) -> str:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upliftlab.errors import StoreError
+from upliftlab.errors import StoreError, UpliftlabError
 
 if TYPE_CHECKING:
     import duckdb
@@ -465,7 +465,10 @@ def open_store(path: str | Path = DEFAULT_STORE, *, read_only: bool = False) -> 
         finally:
             store.close()
         return
-    check_target(p, "--store")
+    try:
+        check_target(p, "{store}")
+    except UpliftlabError as exc:
+        raise type(exc)(exc.template, params=["store"]) from None
     stage = _new_store_stage(p)
     store = Store(p, file=stage)
     try:
@@ -488,7 +491,8 @@ def _new_store_stage(p: Path) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(p)
     except OSError as exc:
-        raise StoreError(f"--store {p}: cannot create the store there ({exc.strerror})") from None
+        raise StoreError(f"{{store}} {p}: cannot create the store there ({exc.strerror})",
+                         params=["store"]) from None
     fault_step("store staged")
     return p.with_name(f".{p.name}.stage-{os.getpid()}-{secrets.token_hex(4)}")
 
