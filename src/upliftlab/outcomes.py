@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import InputError, StoreError
-from upliftlab.queries import day_start_sql, window_purchases_sql
+from upliftlab.queries import (day_start_sql, outcomes_with_cohort_sql, source_facts_sql,
+                               source_match_sql, text_id_sql, window_purchases_sql)
 from upliftlab.session import CohortHandle, OutcomesHandle, Session, require_session, require_store
 from upliftlab.sources import ColumnMap, parse_date, quote
 from upliftlab.spec import HOLDOUT_ARM
@@ -153,14 +154,9 @@ def check_outcome_source(session: Session, source: OutcomeSource, assigned: str,
                         "{columns} or [outcomes.columns])")
     except InputError as exc:
         raise InputError(str(exc), params=["columns"]) from None
-    cid, ts = quote(cols.customer_id), quote(cols.timestamp)
-    s = day_start_sql(start)
-    assigned = f"({assigned})"
     try:
         n, first, last, n_after, last_after = con.execute(
-            f"SELECT count(*), min(CAST({ts} AS TIMESTAMP)), max(CAST({ts} AS TIMESTAMP)), "
-            f"count(*) FILTER (WHERE CAST({ts} AS TIMESTAMP) >= {s}), "
-            f"max(CAST({ts} AS TIMESTAMP)) FROM {quote(tx)}").fetchone()
+            source_facts_sql(tx, cols.timestamp, start)).fetchone()
     except Exception as exc:  # noqa: BLE001 - a DuckDB conversion error names the bad value
         raise InputError(f"outcome source {source.location}: column {cols.timestamp!r} is not "
                          f"a timestamp ({str(exc).splitlines()[0]})") from None
@@ -172,23 +168,17 @@ def check_outcome_source(session: Session, source: OutcomeSource, assigned: str,
                          "{transactions}", params=["transactions"])
     id_type = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {quote(tx)})"
                                ).fetchall())[cols.customer_id]
-    text_id = con.execute(f"SELECT customer_id FROM {assigned} a WHERE NOT "
-                          "regexp_full_match(customer_id, '-?[0-9]+') LIMIT 1").fetchone()
+    text_id = con.execute(text_id_sql(assigned)).fetchone()
     if "INT" in id_type.upper() and text_id is not None:
         raise InputError(f"outcome source {source.location}: column {cols.customer_id!r} holds "
                          f"integers ({id_type}) but the experiment's customer ids are text "
                          f"(e.g. {text_id[0]!r}); map the right id column with {{customer_col}}",
                          params=["customer_col"])
-    matched, outside, example = con.execute(f"""
-        SELECT count(*) FILTER (WHERE a.customer_id IS NOT NULL),
-               count(*) FILTER (WHERE a.customer_id IS NULL),
-               any_value(t.cid) FILTER (WHERE a.customer_id IS NULL)
-        FROM (SELECT CAST({cid} AS VARCHAR) AS cid FROM {quote(tx)}
-              WHERE CAST({ts} AS TIMESTAMP) >= {s}) t
-        LEFT JOIN {assigned} a ON a.customer_id = t.cid""").fetchone()
+    matched, outside, example = con.execute(
+        source_match_sql(tx, cols, start, assigned)).fetchone()
     session.drop(tx)
     if not matched:
-        sample = con.execute(f"SELECT customer_id FROM {assigned} a LIMIT 1").fetchone()
+        sample = con.execute(f"SELECT customer_id FROM ({assigned}) a LIMIT 1").fetchone()
         raise InputError(f"outcome source {source.location}: none of its {outside:,} purchases "
                          f"from {start} on is by a customer of the experiment (ids such as "
                          f"{example!r} there, {sample[0] if sample else 'none'!r} in the store); "
@@ -396,10 +386,8 @@ def spec_outcomes(session: Session, spec: Any, source: "OutcomeSource | str", st
     cohort = cohort or spec_cohort(session, spec)
     covariates = [c for c in spec.covariates if c in cohort.columns]
     extra = [c for c in covariates + ["tier"] if c in cohort.columns]
-    sel = ", ".join(f"c.{quote(c)}" for c in extra)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {quote(table)} AS
-        SELECT o.*{', ' + sel if sel else ''} FROM {quote(outcomes)} o
-        LEFT JOIN {cohort.sql} c ON CAST(c.customer_id AS VARCHAR) = o.customer_id""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(table)} AS "
+                + outcomes_with_cohort_sql(outcomes, cohort.name, extra))
     segments = (["tier"] if "tier" in cohort.columns else []) + ["stratum"]
     # a customer assigned earlier may have left the current cohort: no covariates, then
     missing = con.execute(f"SELECT count(*) FROM {quote(table)} WHERE " + " OR ".join(

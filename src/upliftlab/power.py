@@ -225,7 +225,7 @@ def measure_baseline(session: "Session", transactions: Any, history_as_of: Any,
     import datetime as dt
 
     from upliftlab.cohort import build_cohort_relation
-    from upliftlab.queries import window_purchases_sql
+    from upliftlab.queries import baseline_sql
     from upliftlab.session import require_session
     from upliftlab.sources import ColumnMap, quote, register
 
@@ -239,13 +239,7 @@ def measure_baseline(session: "Session", transactions: Any, history_as_of: Any,
                                 tiers=tiers, columns=columns, discount_col=discount_col)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(cohort)} AS {rel.sql_query()}")
     register(con, transactions, tx)
-    rows = con.execute(f"""
-        SELECT CAST(c.tier AS VARCHAR), count(*), count(r.customer_id)
-        FROM {quote(cohort)} c LEFT JOIN (
-            SELECT DISTINCT customer_id FROM ({window_purchases_sql(tx, start, end, columns)})
-        ) r ON r.customer_id = CAST(c.customer_id AS VARCHAR)
-        GROUP BY 1
-    """).fetchall()
+    rows = con.execute(baseline_sql(cohort, tx, start, end, columns)).fetchall()
     session.drop(cohort, tx)
     return {str(t): (int(n), (int(k) / int(n)) if n else 0.0) for t, n, k in rows}
 

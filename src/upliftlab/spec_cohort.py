@@ -92,10 +92,7 @@ def validate_cohort(con: "duckdb.DuckDBPyConnection", view: str, where: str,
                         ).fetchone()[0]
     if nulls:
         raise InputError(f"{where}: {nulls} rows have no customer_id")
-    dup = con.execute(f"""
-        SELECT CAST(customer_id AS VARCHAR) AS id, count(*) AS n, count(*) OVER () AS ids
-        FROM {quote(view)} GROUP BY customer_id HAVING count(*) > 1 ORDER BY n DESC, id LIMIT 1
-    """).fetchone()
+    dup = con.execute(duplicate_ids_sql(view)).fetchone()
     if dup:
         raise InputError(f"{where}: customer_id {dup[0]!r} appears {dup[1]} times "
                          f"({dup[2]} ids are duplicated); each customer must appear once")
@@ -116,15 +113,35 @@ def add_value_band(con: "duckdb.DuckDBPyConnection", view: str, spec: "ValueBand
     if spec.thresholds is not None:
         cuts = [float(t) for t in spec.thresholds]
     else:
-        qs = ", ".join(repr(float(q)) for q in spec.quantiles or spec.cuts())
-        got = con.execute(f"SELECT quantile_cont({quote(spec.column)}, [{qs}]) "
-                          f"FROM {quote(view)}").fetchone()[0]
+        got = con.execute(value_band_cuts_sql(view, spec.column, spec.quantiles or spec.cuts())
+                          ).fetchone()[0]
         cuts = [float(x) if x is not None else 0.0 for x in (got or [0.0] * len(spec.cuts()))]
-    labels = spec.band_labels()
-    col = quote(spec.column)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(out)} AS "
+                + value_band_sql(view, cols, spec.column, cuts, spec.band_labels()))
+    return cuts
+
+
+def duplicate_ids_sql(view: str) -> str:
+    """The most duplicated customer id of `view` (id text, its rows, how many ids repeat)."""
+    return f"""
+        SELECT CAST(customer_id AS VARCHAR) AS id, count(*) AS n, count(*) OVER () AS ids
+        FROM {quote(view)} GROUP BY customer_id HAVING count(*) > 1 ORDER BY n DESC, id LIMIT 1
+    """
+
+
+def value_band_cuts_sql(view: str, column: str, quantiles: Sequence[float]) -> str:
+    """The `quantiles` of `column` over `view`, as one list (linear interpolation)."""
+    qs = ", ".join(repr(float(q)) for q in quantiles)
+    return f"SELECT quantile_cont({quote(column)}, [{qs}]) FROM {quote(view)}"
+
+
+def value_band_sql(view: str, columns: Sequence[str], column: str, cuts: Sequence[float],
+                   labels: Sequence[str]) -> str:
+    """`view`'s `columns` plus value_band: band i holds values with exactly i cuts strictly
+    below them; NULL -> the lowest."""
+    col = quote(column)
     whens = " ".join(f"WHEN {col} > {cuts[i - 1]!r} THEN {literal(labels[i])}"
                      for i in range(len(cuts), 0, -1))
-    others = ", ".join(quote(c) for c in cols if c != "value_band")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(out)} AS SELECT {others}, "
-                f"CASE {whens} ELSE {literal(labels[0])} END AS value_band FROM {quote(view)}")
-    return cuts
+    others = ", ".join(quote(c) for c in columns if c != "value_band")
+    return (f"SELECT {others}, CASE {whens} ELSE {literal(labels[0])} END AS value_band "
+            f"FROM {quote(view)}")

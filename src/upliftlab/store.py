@@ -165,8 +165,9 @@ class Store:
         for statement in ddl:
             self.con.execute(statement)
         if row is None or row[0] < version:
-            self.con.execute("INSERT OR REPLACE INTO schema_version VALUES (?, ?, ?)",
-                             [module, version, now()])
+            self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?) ON CONFLICT (module) "
+                             "DO UPDATE SET version = excluded.version, "
+                             "applied_at = excluded.applied_at", [module, version, now()])
 
     # ---- transactions ---------------------------------------------------------------------
     @contextmanager

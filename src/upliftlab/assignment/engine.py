@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from upliftlab.assignment.formula import (ArmQuota, AssignmentQuotas, Design, capped_weights,
                                           fit_capacity)
-from upliftlab.assignment.sql import (before_sql, holdout_sql, md5_sql, next_prefix,
-                                      simple_case_hex, stratum_sql)
+from upliftlab.assignment.sql import (arms_sql, boundary_need_sql, boundary_rows_sql, hashed_sql,
+                                      simple_arms_case, strata_codes_sql, stratified_arms_case,
+                                      stratum_sql)
 from upliftlab.session import Session, require_session
-from upliftlab.sources import literal, quote
-from upliftlab.spec import HOLDOUT_ARM
+from upliftlab.sources import quote
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,8 +53,8 @@ def _order_keys(session: Session, table: str, group: str, where: str,
     con, need_table = session.con, session.temp_name("need")
     if hist is None:
         hist = {}
-        for g, b, n in con.execute(f"SELECT {group}, substr(h, 1, 2), count(*) FROM {table} "
-                                   f"WHERE {where} GROUP BY ALL").fetchall():
+        for g, b, n in con.execute(f"SELECT {group}, substr(h, 1, 2), count(*) FROM "
+                                   f"{quote(table)} WHERE {where} GROUP BY ALL").fetchall():
             hist.setdefault(g, []).append((str(b), int(n)))
         hist = {g: sorted(v) for g, v in hist.items()}
     need = []
@@ -64,30 +64,11 @@ def _order_keys(session: Session, table: str, group: str, where: str,
         for r in ranks:
             i = next(i for i in range(len(buckets)) if starts[i + 1] > r)
             need.append((g, buckets[i][0], r - starts[i], r))
-    # the group column keeps its own type, so the filter below compares without casts
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {need_table} AS SELECT {group} AS g, "
-                f"CAST(NULL AS VARCHAR) AS b, 0::BIGINT AS off, 0::BIGINT AS rnk FROM {table} "
-                "LIMIT 0")
-    con.executemany(f"INSERT INTO {need_table} VALUES (?, ?, ?, ?)", need)
-    # a range test per distinct prefix reads the string's inlined first bytes only; boundaries
-    # sit at the same cumulative weights in every stratum, so there are few distinct prefixes
-    ranges = " OR ".join(f"(x.h >= {literal(b)} AND x.h < {literal(next_prefix(b))})"
-                         for b in sorted({b for _, b, _, _ in need}))
-    rows = con.execute(f"""
-        WITH cand AS (
-            SELECT x.{group} AS g, substr(x.h, 1, 2) AS b, x.h, x.customer_id
-            FROM {table} x
-            SEMI JOIN (SELECT DISTINCT g, b FROM {need_table}) p
-              ON x.{group} = p.g AND substr(x.h, 1, 2) = p.b
-            WHERE ({ranges}) AND {where}
-        ), ranked AS (
-            SELECT g, b, substr(h, 1, 15) AS k, CAST(customer_id AS VARCHAR) AS cid,
-                   row_number() OVER (PARTITION BY g, b ORDER BY substr(h, 1, 15),
-                                      CAST(customer_id AS VARCHAR)) - 1 AS off
-            FROM cand
-        )
-        SELECT n.g, n.rnk, r.k, r.cid FROM ranked r JOIN {need_table} n USING (g, b, off)
-    """).fetchall()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(need_table)} AS "
+                + boundary_need_sql(table, group))
+    con.executemany(f"INSERT INTO {quote(need_table)} VALUES (?, ?, ?, ?)", need)
+    rows = con.execute(boundary_rows_sql(table, group, where, need_table,
+                                         sorted({b for _, b, _, _ in need}))).fetchall()
     session.drop(need_table)
     return {(int(g), int(r)): (str(k), str(cid)) for g, r, k, cid in rows}
 
@@ -111,47 +92,34 @@ def assign_sql(session: Session, pool: str, design: Design, *,
     con = session.con
     existing = dict(existing or {})
     out = session.temp_name("assigned")
-    base, strata, keys = (quote(f"{out}__{x}") for x in "hsk")
+    base, strata, keys = (f"{out}__{x}" for x in "hsk")
     share = design.holdout_share
-    holdout = holdout_sql(design, "cid")
     names = design.names
     k = len(names)
-    control = design.control.name
     remaining = {a.name: max(a.capacity - existing.get(a.name, 0), 0)
                  for a in design.arms if a.capacity is not None}
     # strata travel as a 64-bit code (hash of the label) and get their label back at the end:
     # materialising ten million long label strings costs more than the md5 itself
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {strata} AS SELECT stratum, hash(stratum) AS scode "
-                f"FROM (SELECT DISTINCT stratum FROM {pool})")
-    n_strata, n_codes = con.execute(f"SELECT count(*), count(DISTINCT scode) FROM {strata}"
-                                    ).fetchone()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(strata)} AS {strata_codes_sql(pool)}")
+    n_strata, n_codes = con.execute(f"SELECT count(*), count(DISTINCT scode) FROM "
+                                    f"{quote(strata)}").fetchone()
     if n_strata != n_codes:  # a 64-bit collision among a handful of labels: number them instead
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {strata} AS SELECT stratum, CAST(row_number() "
-                    f"OVER (ORDER BY stratum) AS UBIGINT) AS scode FROM {strata}")
-        code = f"(SELECT s.scode FROM {strata} s WHERE s.stratum = p.stratum)"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(strata)} AS SELECT stratum, "
+                    f"CAST(row_number() OVER (ORDER BY stratum) AS UBIGINT) AS scode "
+                    f"FROM {quote(strata)}")
+        code = f"(SELECT s.scode FROM {quote(strata)} s WHERE s.stratum = p.stratum)"
     else:
         code = "hash(p.stratum)"
     simple = design.mode == "simple"
     # simple mode keeps the md5 text only when a capacity may have to cut an arm
     keep_h = not simple or bool(remaining)
-    # the id is kept as the text the hash read: the store wants text, and it breaks hash ties
-    cols = ["cid AS customer_id", "scode"] + (["h"] if keep_h else [])
-    if simple:
-        cols.append(f"CASE WHEN {holdout} THEN -1 ELSE {simple_case_hex(design, 'h', index=True)}"
-                    " END AS a")
-    else:
-        cols.append(f"{holdout} AS holdout")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {base} AS
-        SELECT {', '.join(cols)}
-        FROM (SELECT customer_id, scode, cid, {md5_sql(design.salt, 'cid')} AS h
-              FROM (SELECT p.customer_id, {code} AS scode, CAST(p.customer_id AS VARCHAR) AS cid
-                    FROM {pool} p))
-    """)
-    labels = {int(c): s for s, c in con.execute(f"SELECT stratum, scode FROM {strata}").fetchall()}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(base)} AS "
+                + hashed_sql(pool, design, code, keep_h=keep_h))
+    labels = {int(c): s for s, c in con.execute(f"SELECT stratum, scode FROM {quote(strata)}"
+                                                ).fetchall()}
     counts: dict[str, int] = {}
     if simple:
-        by_arm = dict(con.execute(f"SELECT a, count(*) FROM {base} GROUP BY a").fetchall())
+        by_arm = dict(con.execute(f"SELECT a, count(*) FROM {quote(base)} GROUP BY a").fetchall())
         n_hold = int(by_arm.get(-1, 0))
         counts = {names[i]: int(by_arm.get(i, 0)) for i in range(k)}
         n = sum(counts.values())
@@ -160,23 +128,19 @@ def assign_sql(session: Session, pool: str, design: Design, *,
         # keep it and the rest go to control; which ones is still random
         over = {names.index(a): r for a, r in remaining.items() if counts[a] > r}
         found = _order_keys(session, base, "a", "a >= 0", {i: [r] for i, r in over.items()})
-        whens = [f"WHEN h.a = -1 THEN {literal(HOLDOUT_ARM)}"]
+        control = design.control.name
         for i, r in over.items():
-            key, key_cid = found[(i, r)]
-            whens.append(f"WHEN h.a = {i} AND NOT "
-                         f"{before_sql('h.h', 'h.customer_id', literal(key), literal(key_cid))} "
-                         f"THEN {literal(control)}")
             counts[control] += counts[names[i]] - r
             counts[names[i]] = r
-        whens += [f"WHEN h.a = {i} THEN {literal(a)}" for i, a in enumerate(names)]
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {keys} AS SELECT * FROM {strata}")
-        arm_sql = f"CASE {' '.join(whens)} END"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(keys)} AS SELECT * FROM {quote(strata)}")
+        arm_case = simple_arms_case(design, {i: found[(i, r)] for i, r in over.items()})
     else:
         hist: dict[int, list[tuple[str, int]]] = {}
         n_hold = 0
         hold_col = "holdout" if share > 0 else "FALSE"
         for g, is_hold, b, c in con.execute(f"SELECT scode, {hold_col}, substr(h, 1, 2), "
-                                            f"count(*) FROM {base} GROUP BY ALL").fetchall():
+                                            f"count(*) FROM {quote(base)} GROUP BY ALL"
+                                            ).fetchall():
             if is_hold:
                 n_hold += int(c)
             else:
@@ -206,25 +170,19 @@ def assign_sql(session: Session, pool: str, design: Design, *,
         for i, a in enumerate(names):
             counts[a] = sum(q[i] - (q[i - 1] if i else 0) for q in quotas.values())
         key_cols = ", ".join(f"k{i} VARCHAR, c{i} VARCHAR" for i in range(k - 1))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {keys} (scode UBIGINT, stratum VARCHAR"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(keys)} (scode UBIGINT, stratum VARCHAR"
                     f"{', ' + key_cols if key_cols else ''})")
         if rows:
-            con.executemany(f"INSERT INTO {keys} VALUES ({', '.join(['?'] * (2 * k))})", rows)
-        whens = " ".join(f"WHEN {before_sql('h.h', 'h.customer_id', f'k.k{i}', f'k.c{i}')} "
-                         f"THEN {literal(names[i])}" for i in range(k - 1))
-        arm_sql = (f"CASE WHEN h.holdout THEN {literal(HOLDOUT_ARM)} {whens} "
-                   f"ELSE {literal(names[-1])} END")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW {quote(out)} AS
-        SELECT h.customer_id, k.stratum, {arm_sql} AS arm
-        FROM {base} h JOIN {keys} k USING (scode)
-    """)
-    con.execute(f"DROP TABLE IF EXISTS {strata}")
+            con.executemany(f"INSERT INTO {quote(keys)} VALUES ({', '.join(['?'] * (2 * k))})",
+                            rows)
+        arm_case = stratified_arms_case(design)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(out)} AS {arms_sql(base, keys, arm_case)}")
+    session.drop(strata)
     arms = tuple(ArmQuota(a.name, float(a.weight), float(weights[a.name]), a.capacity,
                                int(existing.get(a.name, 0)), int(counts.get(a.name, 0)))
                  for a in design.arms)
     summary = AssignmentQuotas(design.mode, n + n_hold, n_hold, arms)
-    return AssignedHandle(session, out, (f"{out}__h", f"{out}__k"), summary)
+    return AssignedHandle(session, out, (base, keys), summary)
 
 
 @dataclass(frozen=True)
