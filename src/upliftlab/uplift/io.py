@@ -40,7 +40,7 @@ def read_experiment_table(path: str, columns: list[str]) -> pd.DataFrame:
 def check_customers(con: Any, view: str, id_col: str, features: list[str], where: str) -> None:
     """Customers to score: every id present and once, no infinite feature value (a model would
     score them silently, and a plan would count a customer twice)."""
-    from upliftlab.sources import quote
+    from upliftlab.sources import FLOAT_TYPES, quote
 
     cid = quote(id_col)
     missing = con.execute(f"SELECT count(*) FROM {quote(view)} WHERE {cid} IS NULL").fetchone()[0]
@@ -53,7 +53,7 @@ def check_customers(con: Any, view: str, id_col: str, features: list[str], where
                          "customer must appear once")
     types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {quote(view)})"
                              ).fetchall())
-    floats = [c for c in features if str(types.get(c, "")).upper() in ("DOUBLE", "FLOAT", "REAL")]
+    floats = [c for c in features if str(types.get(c, "")).upper() in FLOAT_TYPES]
     if floats:
         counts = con.execute("SELECT " + ", ".join(
             f"count(*) FILTER (WHERE isinf({quote(c)}))" for c in floats)
