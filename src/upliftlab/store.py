@@ -439,7 +439,9 @@ class Store:
         tables = [r[0] for r in self.con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
             "AND schema_name = 'main' ORDER BY table_name").fetchall()]
-        return {t: sorted(self.con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr)
+        from upliftlab.sources import quote
+
+        return {t: sorted(self.con.execute(f"SELECT * FROM {quote(t)}").fetchall(), key=repr)
                 for t in tables}
 
     def close(self) -> None:
