@@ -31,7 +31,7 @@ _EXTRA_COLUMNS = ["mean_treatment", "mean_control", "se", "ci_low_unadjusted",
 @dataclass(frozen=True)
 class AnalysisResult:
     """What `analyze` found; `.to_dict()` is the report.json structure (JSON-safe). Frozen: a
-    caller that adds to it (the weekly report's notes) makes a new one with `dataclasses.replace`."""
+    caller that adds to it (the weekly report's notes) makes a new one (`dataclasses.replace`)."""
 
     experiment: str | None
     as_of: str | None

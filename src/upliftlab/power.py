@@ -276,7 +276,8 @@ def spec_power(spec: "ExperimentSpec", session: "Session",
                             f"{', '.join(missing)} of the cohort")
     else:
         c = spec.cohort
-        measured = measure_baseline(session, spec.resolve(c.transactions), spec.baseline.history_as_of,
+        measured = measure_baseline(session, spec.resolve(c.transactions),
+                                    spec.baseline.history_as_of,
                                     spec.outcome_window_days, dormant_after=c.dormant_after,
                                     tiers=c.tiers, columns=c.columns.column_map(),
                                     discount_col=c.columns.discount_col)
