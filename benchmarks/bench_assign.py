@@ -51,14 +51,17 @@ print(json.dumps({"core": wall, "cpu": cpu,
 
 ASSIGN = SETUP + TIMED + """
 from upliftlab.assign import Design, assign_sql
+from upliftlab.session import Session
 mode, holdout, cap, repeat = sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 design = Design.of("bench-salt", {"control": 0.4, "coupon": 0.2, "content": 0.2, "advisor": 0.2},
                    mode=mode, strata=("tier", "value_band"), holdout_share=holdout,
                    capacity={"advisor": cap} if cap else None)
-wall, cpu = timed(lambda: assign_sql(con, "pool", design, out="out"), repeat)
+session = Session(con)
+runs = []
+wall, cpu = timed(lambda: runs.append(assign_sql(session, "pool", design)), repeat)
 # the result is a view; writing it out (as the store's INSERT does) is timed separately
 mat_wall, mat_cpu = timed(lambda: con.execute(
-    "CREATE OR REPLACE TEMP TABLE m AS SELECT * FROM out"), repeat)
+    f'CREATE OR REPLACE TEMP TABLE m AS SELECT * FROM "{runs[-1].name}"'), repeat)
 arms = dict(con.execute("SELECT arm, count(*) FROM m GROUP BY arm").fetchall())
 print(json.dumps({"core": wall, "cpu": cpu, "mat": mat_wall, "mat_cpu": mat_cpu,
                   "rows": sum(arms.values()), "advisor": arms.get("advisor", 0)}))

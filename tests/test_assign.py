@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from upliftlab.assign import (Design, _simple_case, assign, hash_sql, simple_arm, thresholds,
+from upliftlab.assign import (Design, assign, hash_sql, simple_arm, simple_case, thresholds,
                               unit_sql)
 from upliftlab.checks import check_assignment, smd
 from upliftlab.errors import InputError
@@ -163,7 +163,7 @@ def test_arm_shares_match_weights_over_many_salts():
     x = hash_sql(None, "CAST(i.range AS VARCHAR)", salt_sql="s.salt")
     rows = con.execute(f"""
         SELECT salt, arm, count(*) FROM (
-            SELECT s.salt, {_simple_case(design)} AS arm
+            SELECT s.salt, {simple_case(design)} AS arm
             FROM (SELECT s.salt, {x} AS ui FROM salts s, range(3000) i) s)
         GROUP BY ALL""").fetchall()
     counts: dict[str, dict[str, int]] = {}

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from upliftlab.assign import Design, hash_int, hash_sql, unit_sql
-from upliftlab.cohort import _detail_check_sql, cohort_sql
+from upliftlab.cohort import cohort_sql
+from upliftlab.cohort_input import detail_check_sql
 from upliftlab.engine import render
 from upliftlab.engine.dialect import check_dialect
 from upliftlab.errors import InputError
@@ -42,7 +43,7 @@ def _queries() -> dict[str, str]:
     return {
         "cohort": cohort_sql("tx", "2026-01-05", discount_col="discount_used"),
         "cohort_active": cohort_sql("tx", "2026-01-05", population="active"),
-        "cohort_checks": _detail_check_sql("tx", dt.date(2026, 1, 5), True),
+        "cohort_checks": detail_check_sql("tx", dt.date(2026, 1, 5), True),
         "outcomes": outcomes_sql("assigned", "tx", start=dt.date(2026, 1, 5),
                                  as_of=dt.date(2026, 2, 1), window_days=60),
         "stats_aggregate": aggregate_sql(

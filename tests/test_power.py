@@ -18,7 +18,7 @@ from statsmodels.stats.proportion import proportion_effectsize
 from upliftlab.power import (cohens_h, cs_half_width, detectable_h, h_to_rate,
                              measure_baseline, power_table, power_two_proportions, required_n,
                              sequential_inflation)
-from upliftlab.sources import connect
+from upliftlab.session import Session
 
 SM = NormalIndPower()
 
@@ -139,8 +139,8 @@ def test_baseline_measured_from_history():
             expected[tier][1] += back
     # active customers (bought 10 days before H) are not in the dormant cohort
     rows.append((999, datetime.combine(h - timedelta(days=10), datetime.min.time()), 5.0))
-    con = connect()
-    got = measure_baseline(con, _tx(rows), h, 30, tiers="short=180,mid=365,long")
+    with Session() as session:
+        got = measure_baseline(session, _tx(rows), h, 30, tiers="short=180,mid=365,long")
     assert set(got) == {"short", "long"}
     for tier, (n, k) in expected.items():
         assert got[tier][0] == n

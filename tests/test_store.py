@@ -183,7 +183,7 @@ def test_cost_change_is_allowed_and_recorded(capsys, project):
 
 
 def test_failure_mid_run_leaves_store_as_it_was(capsys, project, monkeypatch):
-    import upliftlab.assign as assign_mod
+    import upliftlab.assignment.experiment as assign_mod
 
     assert assign(capsys, project)[0] == 0
     before = dump(project / "s.duckdb")

@@ -13,15 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from upliftlab.errors import InputError
-from upliftlab.sources import Source, connect, describe, register, require_columns
+from upliftlab.sources import Source, connect, describe, is_number, register, require_columns
 from upliftlab.stats.sufficient import MomentStats
 
 ANALYSES = ("sequential", "fixed")
 CORRECTIONS = ("holm", "bh", "none")
 MAX_SEGMENT_VALUES = 100
 REVENUE_NAMES = ("revenue", "spend", "sales", "amount")
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-            "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL", "BOOLEAN")
 
 COMPARISON_COLUMNS = ["arm", "control", "metric", "estimate", "ci_low", "ci_high", "relative_lift",
                       "relative_ci_low", "relative_ci_high", "p_value", "p_value_adjusted",
@@ -30,9 +28,10 @@ _EXTRA_COLUMNS = ["mean_treatment", "mean_control", "se", "ci_low_unadjusted",
                   "ci_high_unadjusted", "test"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class AnalysisResult:
-    """What `analyze` found; `.to_dict()` is the report.json structure (JSON-safe)."""
+    """What `analyze` found; `.to_dict()` is the report.json structure (JSON-safe). Frozen: a
+    caller that adds to it (the weekly report's notes) makes a new one (`dataclasses.replace`)."""
 
     experiment: str | None
     as_of: str | None
@@ -171,7 +170,7 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
         types = {r[0]: str(r[1]).upper() for r in
                  con.execute('DESCRIBE "upliftlab_analysis"').fetchall()}
         for c in metrics + covariates:
-            if not types[c].startswith(_NUMERIC):
+            if not is_number(types[c], boolean=True):
                 kind = "metric" if c in metrics else "covariate"
                 raise InputError(f"{where}: {kind} column {c!r} is not numeric (type {types[c]})")
         values = list(dict.fromkeys(metrics + covariates))

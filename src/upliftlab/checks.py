@@ -11,16 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from upliftlab.sources import quote
+from upliftlab.sources import is_number, quote
+from upliftlab.spec import HOLDOUT_ARM
 from upliftlab.stats.srm import SRM_THRESHOLD, srm_test
 
 if TYPE_CHECKING:
     import duckdb
 
 SMD_THRESHOLD = 0.1
-HOLDOUT_ARM = "holdout"
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-            "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,7 @@ def numeric_features(con: "duckdb.DuckDBPyConnection", table: str,
     """Numeric (and boolean) columns of `table`, except the ids."""
     rows = con.execute(f"DESCRIBE {quote(table)}").fetchall()
     return [r[0] for r in rows
-            if r[0] not in exclude and str(r[1]).upper().startswith(_NUMERIC)]
+            if r[0] not in exclude and is_number(r[1], boolean=True)]
 
 
 def feature_stats(con: "duckdb.DuckDBPyConnection", assigned: str, cohort: str,

@@ -38,8 +38,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -47,6 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 from upliftlab._files import staged_file
 from upliftlab.errors import InputError, SpecError
+from upliftlab.cohort_input import (check_input, clean_view_sql, column_types, drop_views,
+                                    engine_error_text, input_facts, is_csv, reading)
 from upliftlab.sources import (ColumnMap, connect, describe, literal, parse_date, quote, register,
                                require_columns)
 
@@ -73,12 +73,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 SUMMARY_FEATURES: tuple[str, ...] = ("days_since_last", "orders_total", "revenue_365d",
                                      "tenure_days", "overdue_ratio", "trend")
 
-_OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-_TS_TYPES = ("TIMESTAMP", "DATE")  # prefixes: TIMESTAMP_NS, TIMESTAMP WITH TIME ZONE, ...
-_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                  "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
-_INT_TYPES = _NUMERIC_TYPES[:10]
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt", ".csv.zst")
+OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 _view_ids = itertools.count()
 
 
@@ -163,7 +158,8 @@ def _check_tiers(tiers: tuple[Tier, ...], dormant_after: int, where: str = "") -
     return tiers
 
 
-def _resolve_tiers(tiers: str | tuple[Tier, ...] | None, dormant_after: int) -> tuple[Tier, ...]:
+def resolve_tiers(tiers: str | tuple[Tier, ...] | None, dormant_after: int) -> tuple[Tier, ...]:
+    """The tiers as given (text or Tier tuples), checked; the default tiers when None."""
     _check_dormant_after(dormant_after)
     if tiers is None:
         try:
@@ -185,7 +181,7 @@ def _check_dormant_after(dormant_after: Any) -> None:
         raise SpecError(f"dormant-after must be a whole number of days >= 1, got {dormant_after!r}")
 
 
-def _as_date(as_of: Any) -> date:
+def as_date(as_of: Any) -> date:
     """The as-of date from a date, a midnight datetime/Timestamp or an ISO string."""
     if isinstance(as_of, datetime) and (as_of.hour, as_of.minute, as_of.second,
                                         as_of.microsecond) != (0, 0, 0, 0):
@@ -210,8 +206,8 @@ def cohort_sql(view: str, as_of: date | str, *, dormant_after: int = DEFAULT_DOR
     literals, CAST), which Spark SQL also runs; the one DuckDB spelling, the day difference of
     two dates, lives in `_days_between` for a second engine to swap.
     """
-    d = _as_date(as_of)
-    tiers = _resolve_tiers(tiers, dormant_after)
+    d = as_date(as_of)
+    tiers = resolve_tiers(tiers, dormant_after)
     if population not in POPULATIONS:
         raise InputError(f"population {population!r}: expected one of {', '.join(POPULATIONS)}")
     cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
@@ -301,176 +297,14 @@ class _Prepared:
     views: tuple[str, ...]  # every view created, to drop afterwards
 
 
-def _types(con: "duckdb.DuckDBPyConnection", view: str) -> dict[str, str]:
-    rows = con.execute(f"DESCRIBE SELECT * FROM {quote(view)}").fetchall()
-    return {row[0]: row[1] for row in rows}
-
-
-def _is_csv(source: Any) -> bool:
-    return isinstance(source, (str, Path)) and str(source).lower().endswith(_CSV_SUFFIXES)
-
-
-def _clean_view_sql(raw: str, types: dict[str, str], columns: ColumnMap, disc: str | None,
-                    label: str) -> str:
-    """SELECT over the raw view with typed columns customer_id, ts, amount[, discount_used] and
-    the raw values beside them (ts_raw, amount_raw, discount_raw) for the checks."""
-    c, t, a = columns.customer_id, columns.timestamp, columns.amount
-    t_type, a_type = types[t].upper(), types[a].upper()
-    if t_type.startswith(_TS_TYPES):
-        ts = f"CAST({quote(t)} AS TIMESTAMP)"
-    elif t_type == "VARCHAR":
-        # trim() keeps DuckDB (2.0) from pushing the cast into the CSV reader, where it
-        # becomes a strict cast that fails on the first bad value (duckdb/duckdb#23818)
-        ts = f"TRY_CAST(trim({quote(t)}) AS TIMESTAMP)"
-    else:
-        raise InputError(f"{label}: column {t!r} has type {types[t]}; expected timestamps or dates "
-                         "(e.g. 2024-03-31 14:05:00)")
-    if a_type.startswith(_NUMERIC_TYPES):
-        amount = f"CAST({quote(a)} AS DOUBLE)"
-    elif a_type == "VARCHAR":
-        amount = f"TRY_CAST(trim({quote(a)}) AS DOUBLE)"  # trim(): see ts above
-    else:
-        raise InputError(f"{label}: column {a!r} has type {types[a]}; expected numbers")
-    cols = [f"{quote(c)} AS customer_id", f"{ts} AS ts", f"{amount} AS amount",
-            f"{quote(t)} AS ts_raw", f"{quote(a)} AS amount_raw"]
-    if disc is not None:
-        d_type = types[disc].upper()
-        if d_type == "BOOLEAN":
-            flag = quote(disc)
-        elif d_type.startswith(_INT_TYPES):
-            # 0/1 only: anything else becomes NULL here and is reported by the checks
-            flag = f"CASE WHEN {quote(disc)} = 1 THEN TRUE WHEN {quote(disc)} = 0 THEN FALSE END"
-        elif d_type == "VARCHAR":
-            flag = f"TRY_CAST(trim({quote(disc)}) AS BOOLEAN)"  # trim(): see ts above
-        else:
-            raise InputError(f"{label}: column {disc!r} has type {types[disc]}; expected "
-                             "true/false or 0/1")
-        cols += [f"{flag} AS discount_used", f"{quote(disc)} AS discount_raw"]
-    return f"SELECT {', '.join(cols)} FROM {quote(raw)}"
-
-
-def _quick_check_sqls(view: str, has_disc: bool, has_stats: bool) -> list[str]:
-    """Whole-table facts from plain count/min/max aggregates, which DuckDB answers from Parquet
-    (or DuckDB table) statistics without reading the data, but only when every aggregate of a
-    query can be: so the sum goes in a query of its own there. Clean input then costs almost
-    nothing; any doubt sends it to `_detail_check_sql`, which looks at the rows before D."""
-    parts = ["count(*) AS n_rows", "count(ts) AS n_ts", "min(ts) AS first_ts",
-             "max(ts) AS last_ts", "count(customer_id) AS n_ids", "count(amount) AS n_amount",
-             "min(amount) AS min_amount"]
-    if has_disc:
-        parts += ["count(discount_raw) AS n_disc_raw", "count(discount_used) AS n_disc"]
-    # a sum, not isnan(): Parquet statistics leave NaN out, and DuckDB (2.0) then folds
-    # isnan(amount) to false (duckdb/duckdb#25521); NaN and infinity always reach a sum
-    total = "sum(amount) AS sum_amount"
-    if not has_stats:  # a CSV or a frame is read in full anyway: once is enough
-        return [f"SELECT {', '.join([*parts, total])} FROM {quote(view)}"]
-    return [f"SELECT {', '.join(parts)} FROM {quote(view)}", f"SELECT {total} FROM {quote(view)}"]
-
-
-def _clean(facts: dict[str, Any]) -> bool:
-    n = facts["n_rows"]
-    return (n == 0 or (facts["n_ts"] == n and facts["n_ids"] == n and facts["n_amount"] == n
-                       and facts["min_amount"] >= 0 and math.isfinite(facts["sum_amount"]))
-            ) and facts.get("n_disc_raw") == facts.get("n_disc")
-
-
-def _detail_check_sql(view: str, as_of: date, has_disc: bool) -> str:
-    """Every fact the error messages need: counts and one example of each problem. On Parquet,
-    isnan() may be folded away (see `_quick_check_sqls`); sum_before still shows NaN then."""
-    before = f"ts < TIMESTAMP '{as_of.isoformat()} 00:00:00'"
-    not_finite = "(amount IS NULL OR isnan(amount) OR isinf(amount))"
-    parts = [
-        "count(*) FILTER (WHERE ts_raw IS NULL) AS missing_ts",
-        "count(*) FILTER (WHERE ts_raw IS NOT NULL AND ts IS NULL) AS bad_ts",
-        "any_value(CAST(ts_raw AS VARCHAR)) FILTER (WHERE ts_raw IS NOT NULL AND ts IS NULL) "
-        "AS bad_ts_example",
-        f"count(*) FILTER (WHERE {before} AND customer_id IS NULL) AS null_ids",
-        f"count(*) FILTER (WHERE {before} AND amount_raw IS NULL) AS missing_amount",
-        f"count(*) FILTER (WHERE {before} AND amount_raw IS NOT NULL AND {not_finite}) "
-        "AS bad_amount",
-        f"any_value(CAST(amount_raw AS VARCHAR)) FILTER (WHERE {before} AND amount_raw IS NOT "
-        f"NULL AND {not_finite}) AS bad_amount_example",
-        f"count(*) FILTER (WHERE {before} AND amount < 0) AS neg_amount",
-        f"min(amount) FILTER (WHERE {before} AND amount < 0) AS neg_example",
-        f"arg_min(CAST(customer_id AS VARCHAR), amount) FILTER (WHERE {before} AND amount < 0) "
-        "AS neg_customer",
-        f"sum(amount) FILTER (WHERE {before}) AS sum_before",
-    ]
-    if has_disc:
-        parts += [
-            f"count(*) FILTER (WHERE {before} AND discount_raw IS NOT NULL "
-            "AND discount_used IS NULL) AS bad_disc",
-            f"any_value(CAST(discount_raw AS VARCHAR)) FILTER (WHERE {before} "
-            "AND discount_raw IS NOT NULL AND discount_used IS NULL) AS bad_disc_example",
-        ]
-    return f"SELECT {', '.join(parts)} FROM {quote(view)}"
-
-
-def _facts(con: "duckdb.DuckDBPyConnection", view: str, as_of: date, has_disc: bool,
-           has_stats: bool) -> dict[str, Any]:
-    def one(sql: str) -> dict[str, Any]:
-        cur = con.execute(sql)
-        # fetchall: DuckDB 2.0 refuses other work on a connection with an unfinished result
-        return dict(zip([x[0] for x in cur.description], cur.fetchall()[0]))
-
-    facts: dict[str, Any] = {}
-    for sql in _quick_check_sqls(view, has_disc, has_stats):
-        facts.update(one(sql))
-    if not _clean(facts):
-        facts.update(one(_detail_check_sql(view, as_of, has_disc)))
-    return facts
-
-
-def _check(facts: dict[str, Any], as_of: date, label: str, columns: ColumnMap,
-           disc: str | None) -> None:
-    c, t, a = columns.customer_id, columns.timestamp, columns.amount
-
-    def rows(n: int) -> str:
-        return f"{n} row" if n == 1 else f"{n} rows"
-
-    if facts["n_rows"] == 0:
-        raise InputError(f"{label}: no transactions")
-    if facts.get("bad_ts"):
-        raise InputError(f"{label}: column {t!r} has {rows(facts['bad_ts'])} that are not "
-                         f"timestamps, e.g. {facts['bad_ts_example']!r} "
-                         "(expected e.g. 2024-03-31 or 2024-03-31 14:05:00)")
-    if facts.get("missing_ts"):
-        raise InputError(f"{label}: column {t!r} is empty in {rows(facts['missing_ts'])}")
-    first, last = facts["first_ts"], facts["last_ts"]
-    start = datetime.combine(as_of, datetime.min.time())
-    if first >= start or as_of > last.date() + timedelta(days=1):
-        raise InputError(f"{label}: as-of date {as_of} is outside the data, whose transactions "
-                         f"run from {first.date()} to {last.date()}; choose a date after the "
-                         "first transaction and at most one day after the last")
-    if facts.get("null_ids"):
-        raise InputError(f"{label}: column {c!r} is empty in {rows(facts['null_ids'])} before "
-                         f"the as-of date {as_of}")
-    if facts.get("missing_amount"):
-        raise InputError(f"{label}: column {a!r} is empty in {rows(facts['missing_amount'])} "
-                         f"before the as-of date {as_of}")
-    if facts.get("bad_amount"):
-        raise InputError(f"{label}: column {a!r} has {rows(facts['bad_amount'])} that are not "
-                         f"finite numbers, e.g. {facts['bad_amount_example']!r}")
-    if facts.get("neg_amount"):
-        raise InputError(f"{label}: column {a!r} has {rows(facts['neg_amount'])} with a negative "
-                         f"amount, e.g. {facts['neg_example']:g} for customer "
-                         f"{facts['neg_customer']} (returns must be netted out before the cohort)")
-    if facts.get("bad_disc"):
-        raise InputError(f"{label}: column {disc!r} has {rows(facts['bad_disc'])} that are not "
-                         f"true/false or 0/1, e.g. {facts['bad_disc_example']!r}")
-    if facts.get("sum_before") is not None and not math.isfinite(facts["sum_before"]):
-        raise InputError(f"{label}: column {a!r} has values that are not finite numbers "
-                         f"(NaN or infinity) before the as-of date {as_of}")
-
-
 def _prepare(con: "duckdb.DuckDBPyConnection", transactions: Any, as_of: Any, *,
              dormant_after: int, tiers: str | tuple[Tier, ...] | None, columns: ColumnMap,
              discount_col: str | None, population: str = "dormant") -> _Prepared:
     """Register `transactions`, check them, and return the cohort query over a clean view."""
     import duckdb
 
-    d = _as_date(as_of)
-    resolved = _resolve_tiers(tiers, dormant_after)
+    d = as_date(as_of)
+    resolved = resolve_tiers(tiers, dormant_after)
     label = describe(transactions)
     k = next(_view_ids)
     raw, clean = f"upliftlab_cohort_raw_{k}", f"upliftlab_cohort_tx_{k}"
@@ -486,20 +320,20 @@ def _prepare(con: "duckdb.DuckDBPyConnection", transactions: Any, as_of: Any, *,
                              "a spec, or ColumnMap in Python") from None
         disc = discount_col if discount_col in names else None
         # Parquet files and DuckDB tables carry min/max/count statistics
-        has_stats = isinstance(transactions, (str, Path)) and not _is_csv(transactions)
+        has_stats = isinstance(transactions, (str, Path)) and not is_csv(transactions)
         if discount_col is not None and disc is None and discount_col != DEFAULT_DISCOUNT_COL:
             require_columns(names, [discount_col], label)
 
         def build() -> dict[str, Any]:
-            sql = _clean_view_sql(raw, _types(con, raw), columns, disc, label)
+            sql = clean_view_sql(raw, column_types(con, raw), columns, disc, label)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(clean)} AS {sql}")
-            return _facts(con, clean, d, disc is not None, has_stats)
+            return input_facts(con, clean, d, disc is not None, has_stats)
 
         try:
             facts = build()
         except duckdb.Error as exc:
-            if not _is_csv(transactions):
-                raise InputError(f"cannot read {label}: {_duck_message(exc)}") from None
+            if not is_csv(transactions):
+                raise InputError(f"cannot read {label}: {engine_error_text(exc)}") from None
             # a bad value beyond the CSV sniffer's sample: re-read these columns as text so the
             # checks can count the bad values and show one
             text_cols = [*required, *([disc] if disc else [])]
@@ -509,49 +343,14 @@ def _prepare(con: "duckdb.DuckDBPyConnection", transactions: Any, as_of: Any, *,
             try:
                 facts = build()
             except duckdb.Error as exc2:
-                raise InputError(f"cannot read {label}: {_duck_message(exc2)}") from None
-        _check(facts, d, label, columns, disc)
+                raise InputError(f"cannot read {label}: {engine_error_text(exc2)}") from None
+        check_input(facts, d, label, columns, disc)
         sql = cohort_sql(clean, d, dormant_after=dormant_after, tiers=resolved,
                          discount_col="discount_used" if disc else None, population=population)
         return _Prepared(sql, label, resolved, views)
     except BaseException:
-        _drop(con, views)  # leave a caller's connection as it was
+        drop_views(con, views)  # leave a caller's connection as it was
         raise
-
-
-def _duck_message(exc: BaseException) -> str:
-    """The useful lines of a DuckDB error (its first line, plus the CSV line/value if any)."""
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    keep = lines[:1] + [ln for ln in lines[1:4] if ln.startswith(("Original Line", "Error when"))]
-    return " ".join(keep) if keep else type(exc).__name__
-
-
-@contextmanager
-def _reading(label: str) -> Iterator[None]:
-    """Data errors that surface only while the cohort query reads (a file changed or damaged
-    after the checks) become InputError; anything else stays a bug with its traceback."""
-    import duckdb
-
-    try:
-        yield
-    except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
-        raise InputError(f"cannot read {label}: {_duck_message(exc)}") from None
-
-
-def _drop(con: "duckdb.DuckDBPyConnection", views: tuple[str, ...]) -> None:
-    import duckdb
-
-    for v in views:
-        try:
-            con.execute(f"DROP VIEW IF EXISTS {quote(v)}")
-        except duckdb.TransactionException:
-            # the caller's transaction failed (the error being raised says why); its rollback
-            # removes these views, and a second error here would hide the first
-            return
-        try:
-            con.unregister(v)
-        except Exception:  # noqa: BLE001 - not a registered object: nothing to undo
-            pass
 
 
 def _connection() -> "duckdb.DuckDBPyConnection":
@@ -598,13 +397,13 @@ def build_cohort(transactions: Any, as_of: Any, *, dormant_after: int = DEFAULT_
     try:
         prep = _prepare(con, transactions, as_of, dormant_after=dormant_after, tiers=tiers,
                         columns=columns, discount_col=discount_col)
-        with _reading(prep.label):
+        with reading(prep.label):
             frame = con.execute(prep.sql).df()
     finally:
         if own:
             con.close()
         elif prep is not None:
-            _drop(con, prep.views)
+            drop_views(con, prep.views)
     frame["tier"] = pd.Categorical(frame["tier"], categories=[t.name for t in prep.tiers],
                                    ordered=True)
     return frame
@@ -622,7 +421,7 @@ def write_cohort(transactions: Any, as_of: Any, out: str | Path, *,
     written to a temp file beside `out`, then renamed.
     """
     out = Path(out)
-    fmt = _OUTPUT_FORMATS.get(out.suffix.lower())
+    fmt = OUTPUT_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
     if not out.parent.is_dir():
@@ -639,16 +438,16 @@ def write_cohort(transactions: Any, as_of: Any, out: str | Path, *,
                             columns=columns, discount_col=discount_col)
             options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER"
             try:
-                with _reading(prep.label):
+                with reading(prep.label):
                     con.execute(f"COPY ({prep.sql}) TO {literal(str(tmp))} ({options})")
             except duckdb.IOException as exc:
-                raise InputError(f"{out}: cannot write ({_duck_message(exc)})") from None
+                raise InputError(f"{out}: cannot write ({engine_error_text(exc)})") from None
             # the summary reads the few columns it needs back from the file just written, which
             # is cheaper than keeping the whole cohort in a table
             reader = "read_parquet" if fmt == "parquet" else "read_csv"
             con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(written)} AS "
                         f"SELECT * FROM {reader}({literal(str(tmp))})")
-            summary = _summary(con, written, [t.name for t in prep.tiers])
+            summary = tier_summary_rows(con, written, [t.name for t in prep.tiers])
     except OSError as exc:
         raise InputError(f"{out}: cannot write ({exc.strerror})") from None
     finally:
@@ -657,7 +456,7 @@ def write_cohort(transactions: Any, as_of: Any, out: str | Path, *,
         else:
             con.execute(f"DROP VIEW IF EXISTS {quote(written)}")
             if prep is not None:
-                _drop(con, prep.views)
+                drop_views(con, prep.views)
     return summary
 
 
@@ -683,15 +482,15 @@ def tier_summary(cohort: "pd.DataFrame", tiers: str | tuple[Tier, ...] | None = 
     con = _connection()
     try:
         con.register("cohort_frame", frame)
-        records = _summary(con, "cohort_frame", names)
+        records = tier_summary_rows(con, "cohort_frame", names)
     finally:
         con.close()
     frame = pd.DataFrame.from_records(records)
     return frame.astype({c: "float64" for c in frame.columns if c not in ("tier", "customers")})
 
 
-def _summary(con: "duckdb.DuckDBPyConnection", table: str, names: list[str] | None,
-             ) -> list[dict[str, Any]]:
+def tier_summary_rows(con: "duckdb.DuckDBPyConnection", table: str, names: list[str] | None,
+                      ) -> list[dict[str, Any]]:
     """Tier summary records of the cohort in `table`: one per tier (in `names` order, or by
     recency), then ``total``. Plain records, so writing a cohort never needs pandas."""
     cols = [d[0] for d in con.execute(f"SELECT * FROM {quote(table)} LIMIT 0").description]

@@ -10,38 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import InputError, StoreError
-from upliftlab.sources import ColumnMap, literal, parse_date, quote
+from upliftlab.queries import (day_start_sql, outcomes_with_cohort_sql, source_facts_sql,
+                               source_match_sql, text_id_sql, window_purchases_sql)
+from upliftlab.session import CohortHandle, OutcomesHandle, Session, require_session, require_store
+from upliftlab.sources import ColumnMap, parse_date, quote
+from upliftlab.spec import HOLDOUT_ARM
 
 if TYPE_CHECKING:
-    import duckdb
     import pandas as pd
 
-REPORT_SCHEMA_VERSION = 2
-REPORT_DDL = [
-    # append-only: one row per experiment version, report date and revision, holding the week's
-    # report.json (so the trend needs no re-computation of old weeks). A re-run of a week with
-    # other numbers adds a revision beside the earlier ones; the trend reads the latest.
-    """CREATE TABLE IF NOT EXISTS weekly_results (
-        experiment VARCHAR NOT NULL,
-        version INTEGER NOT NULL,
-        as_of DATE NOT NULL,
-        revision INTEGER NOT NULL,
-        computed_at TIMESTAMP NOT NULL,
-        analysis VARCHAR NOT NULL,
-        fingerprint VARCHAR NOT NULL,
-        report_json JSON NOT NULL,
-        PRIMARY KEY (experiment, version, as_of, revision)
-    )""",
-]
-# the latest revision of each week: what the trend and `stored_history` read
-LATEST_WEEKS = """SELECT * FROM weekly_results w WHERE experiment = ? AND version = ?
-    AND revision = (SELECT max(revision) FROM weekly_results v WHERE v.experiment = w.experiment
-                    AND v.version = w.version AND v.as_of = w.as_of)"""
+    from upliftlab.store import Store
+
 OUTCOME_METRICS = {"reactivation": "reactivated", "revenue": "revenue", "orders": "orders"}
 
 
@@ -54,17 +38,11 @@ def outcomes_sql(assigned: str, transactions: str, *, start: dt.date, as_of: dt.
     reactivated (0/1), revenue, orders, days_to_reactivation (NULL when not reactivated),
     exposure_days and window_closed.
     """
-    s = f"TIMESTAMP '{start.isoformat()} 00:00:00'"
     end_day = min(start + dt.timedelta(days=window_days), as_of)
-    e = f"TIMESTAMP '{end_day.isoformat()} 00:00:00'"
-    cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
     closed = "TRUE" if start + dt.timedelta(days=window_days) <= as_of else "FALSE"
     return f"""
 WITH t AS (
-    SELECT CAST({cid} AS VARCHAR) AS customer_id, CAST({ts} AS TIMESTAMP) AS ts,
-           CAST({amt} AS DOUBLE) AS amount
-    FROM {quote(transactions)}
-    WHERE CAST({ts} AS TIMESTAMP) >= {s} AND CAST({ts} AS TIMESTAMP) < {e}
+    {window_purchases_sql(transactions, start, end_day, columns)}
 ), per AS (
     SELECT customer_id, count(*) AS orders, sum(amount) AS revenue, min(ts) AS first_ts
     FROM t GROUP BY customer_id
@@ -73,7 +51,7 @@ SELECT a.customer_id, a.arm, a.stratum,
        CASE WHEN per.orders > 0 THEN 1 ELSE 0 END AS reactivated,
        COALESCE(per.revenue, 0.0) AS revenue,
        COALESCE(per.orders, 0) AS orders,
-       datediff('day', {s}, per.first_ts) AS days_to_reactivation,
+       datediff('day', {day_start_sql(start)}, per.first_ts) AS days_to_reactivation,
        {(end_day - start).days} AS exposure_days,
        {closed} AS window_closed
 FROM {quote(assigned)} a LEFT JOIN per ON per.customer_id = a.customer_id"""
@@ -88,24 +66,24 @@ def compute_outcomes(assignments: Any, transactions: Any, *, start: Any, as_of: 
     (text), arm, stratum, reactivated, revenue, orders, days_to_reactivation, exposure_days,
     window_closed, one row per assigned customer.
     """
-    from upliftlab.sources import connect, register, require_columns
+    from upliftlab.sources import register, require_columns
 
-    con = connect()
-    try:
-        have = register(con, assignments, "ul_a_src")
+    with Session() as session:
+        con = session.con
+        src, assigned, tx = (session.temp_name(x) for x in ("assignments_src", "assigned", "tx"))
+        have = register(con, assignments, src)
         require_columns(have, ["customer_id", "arm"], "assignments")
         stratum = "CAST(stratum AS VARCHAR)" if "stratum" in have else "'all'"
-        con.execute("CREATE TEMP VIEW ul_a AS SELECT CAST(customer_id AS VARCHAR) AS customer_id, "
-                    f"CAST(arm AS VARCHAR) AS arm, {stratum} AS stratum FROM ul_a_src")
-        tx_cols = register(con, transactions, "ul_t")
+        con.execute(f"CREATE TEMP VIEW {quote(assigned)} AS SELECT CAST(customer_id AS VARCHAR) "
+                    f"AS customer_id, CAST(arm AS VARCHAR) AS arm, {stratum} AS stratum "
+                    f"FROM {quote(src)}")
+        tx_cols = register(con, transactions, tx)
         require_columns(tx_cols, [columns.customer_id, columns.timestamp, columns.amount],
                         "transactions")
-        frame = con.execute(outcomes_sql("ul_a", "ul_t", start=parse_date(start, "start"),
+        frame = con.execute(outcomes_sql(assigned, tx, start=parse_date(start, "start"),
                                          as_of=parse_date(as_of, "as_of"),
                                          window_days=int(window_days), columns=columns)
                             + " ORDER BY a.customer_id").df()
-    finally:
-        con.close()
     # the design's name travels with the table, so `analyze` titles the report with it
     name = (getattr(assignments, "attrs", None) or {}).get("experiment")
     if name:
@@ -122,13 +100,17 @@ class WeeklyReport:
     revision: int = 1
 
 
+# the origin of an outcome source given as the `transactions` argument (the CLI's --transactions)
+GIVEN = "--transactions"
+
+
 @dataclass(frozen=True)
 class OutcomeSource:
     """Where a report's outcomes come from and what was found there (for the report's notes)."""
 
     location: str
     columns: ColumnMap
-    origin: str  # "--transactions", "[outcomes] transactions" or "cohort.transactions"
+    origin: str  # "transactions" (given), "[outcomes] transactions" or "cohort.transactions"
     rows_from_start: int = 0
     last_purchase: dt.date | None = None
     outside: int = 0  # purchases from the start by customers not in the experiment
@@ -137,43 +119,44 @@ class OutcomeSource:
 
 def outcome_source(spec: Any, transactions: str | None = None,
                    columns: ColumnMap | None = None) -> OutcomeSource:
-    """The outcome source of `spec`: --transactions, else [outcomes] transactions, else the
+    """The outcome source of `spec`: `transactions`, else [outcomes] transactions, else the
     cohort's transactions (stated in the report); columns from `columns`, else the spec."""
     if transactions:
-        location, origin = transactions, "--transactions"
+        location, origin = transactions, GIVEN
     elif spec.outcomes.transactions:
         location, origin = spec.resolve(spec.outcomes.transactions), "[outcomes] transactions"
     elif spec.cohort.transactions:
         location, origin = spec.resolve(spec.cohort.transactions), "cohort.transactions"
     else:
         raise InputError(f"{spec.path or spec.name}: no outcome source; set [outcomes] "
-                         "transactions in the spec or give --transactions FILE with the purchases "
-                         "after the campaign start")
+                         "transactions in the spec or give {transactions} FILE with the purchases "
+                         "after the campaign start", params=["transactions"])
     return OutcomeSource(location, columns or spec.outcome_columns(), origin)
 
 
-def check_outcome_source(con: "duckdb.DuckDBPyConnection", source: OutcomeSource,
-                         assigned: str, start: dt.date) -> OutcomeSource:
+def check_outcome_source(session: Session, source: OutcomeSource, assigned: str,
+                         start: dt.date) -> OutcomeSource:
     """Refuse an outcome source that would give silent zeros; return it with what was found.
 
-    `assigned` is a view of the experiment's customer_id (text). Refused (InputError): no
-    purchase on or after `start`; ids of another type than the store's (integers against text
-    ids); no purchase from `start` on by any customer of the experiment.
+    `assigned` is the SQL of the experiment's customers (customer_id as text). Refused
+    (InputError): no purchase on or after `start`; ids of another type than the store's
+    (integers against text ids); no purchase from `start` on by any customer of the experiment.
     """
     from upliftlab.sources import register, require_columns
 
-    have = register(con, source.location, "ul_tx")
+    con = require_session(session, "check_outcome_source").con
+    tx = session.temp_name("tx")
+    have = register(con, source.location, tx)
     cols = source.columns
-    require_columns(have, [cols.customer_id, cols.timestamp, cols.amount],
-                    f"outcome source {source.location} ({source.origin}; map the names with "
-                    "--customer-col/--time-col/--amount-col or [outcomes.columns])")
-    cid, ts = quote(cols.customer_id), quote(cols.timestamp)
-    s = f"TIMESTAMP '{start.isoformat()} 00:00:00'"
+    try:
+        require_columns(have, [cols.customer_id, cols.timestamp, cols.amount],
+                        f"outcome source {source.location} ({source.origin}; map the names with "
+                        "{columns} or [outcomes.columns])")
+    except InputError as exc:
+        raise InputError(str(exc), params=["columns"]) from None
     try:
         n, first, last, n_after, last_after = con.execute(
-            f"SELECT count(*), min(CAST({ts} AS TIMESTAMP)), max(CAST({ts} AS TIMESTAMP)), "
-            f"count(*) FILTER (WHERE CAST({ts} AS TIMESTAMP) >= {s}), "
-            f"max(CAST({ts} AS TIMESTAMP)) FROM ul_tx").fetchone()
+            source_facts_sql(tx, cols.timestamp, start)).fetchone()
     except Exception as exc:  # noqa: BLE001 - a DuckDB conversion error names the bad value
         raise InputError(f"outcome source {source.location}: column {cols.timestamp!r} is not "
                          f"a timestamp ({str(exc).splitlines()[0]})") from None
@@ -182,28 +165,24 @@ def check_outcome_source(con: "duckdb.DuckDBPyConnection", source: OutcomeSource
         raise InputError(f"outcome source {source.location} ({source.origin}) has no purchases "
                          f"on or after the campaign start {start} (found {found}); give the "
                          "post-campaign transactions with [outcomes] transactions or "
-                         "--transactions")
-    id_type = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE ul_tx)").fetchall()
-                   )[cols.customer_id]
-    text_id = con.execute(f"SELECT customer_id FROM {quote(assigned)} WHERE NOT "
-                          "regexp_full_match(customer_id, '-?[0-9]+') LIMIT 1").fetchone()
+                         "{transactions}", params=["transactions"])
+    id_type = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {quote(tx)})"
+                               ).fetchall())[cols.customer_id]
+    text_id = con.execute(text_id_sql(assigned)).fetchone()
     if "INT" in id_type.upper() and text_id is not None:
         raise InputError(f"outcome source {source.location}: column {cols.customer_id!r} holds "
                          f"integers ({id_type}) but the experiment's customer ids are text "
-                         f"(e.g. {text_id[0]!r}); map the right id column with --customer-col")
-    matched, outside, example = con.execute(f"""
-        SELECT count(*) FILTER (WHERE a.customer_id IS NOT NULL),
-               count(*) FILTER (WHERE a.customer_id IS NULL),
-               any_value(t.cid) FILTER (WHERE a.customer_id IS NULL)
-        FROM (SELECT CAST({cid} AS VARCHAR) AS cid FROM ul_tx
-              WHERE CAST({ts} AS TIMESTAMP) >= {s}) t
-        LEFT JOIN {quote(assigned)} a ON a.customer_id = t.cid""").fetchone()
+                         f"(e.g. {text_id[0]!r}); map the right id column with {{customer_col}}",
+                         params=["customer_col"])
+    matched, outside, example = con.execute(
+        source_match_sql(tx, cols, start, assigned)).fetchone()
+    session.drop(tx)
     if not matched:
-        sample = con.execute(f"SELECT customer_id FROM {quote(assigned)} LIMIT 1").fetchone()
+        sample = con.execute(f"SELECT customer_id FROM ({assigned}) a LIMIT 1").fetchone()
         raise InputError(f"outcome source {source.location}: none of its {outside:,} purchases "
                          f"from {start} on is by a customer of the experiment (ids such as "
                          f"{example!r} there, {sample[0] if sample else 'none'!r} in the store); "
-                         "is it the right file and --customer-col?")
+                         "is it the right file and {customer_col}?", params=["customer_col"])
     ignored = tuple(c for c in have if c not in (cols.customer_id, cols.timestamp, cols.amount))
     return OutcomeSource(source.location, cols, source.origin, int(n_after),
                          last_after.date() if last_after is not None else None, int(outside),
@@ -237,14 +216,14 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
 
     spec = load_spec(spec_path)
     if as_of is None:
-        raise InputError("report SPEC needs --as-of DATE (YYYY-MM-DD)")
-    report_day = parse_date(as_of, "--as-of")
+        raise InputError("report SPEC needs {as_of} DATE (YYYY-MM-DD)", params=["as_of"])
+    report_day = parse_date(as_of, "{as_of}")
     start = spec.cohort.as_of
     if report_day <= start:
-        raise InputError(f"--as-of {report_day} is not after the campaign start {start} "
-                         f"(cohort.as_of of {spec_path}): no outcomes yet")
+        raise InputError(f"{{as_of}} {report_day} is not after the campaign start {start} "
+                         f"(cohort.as_of of {spec_path}): no outcomes yet", params=["as_of"])
     if out is None:
-        raise InputError("report: missing --out DIR")
+        raise InputError("report: missing {out} DIR", params=["out"])
     from upliftlab._files import claim
     from upliftlab.report import REPORT_FILES
 
@@ -267,41 +246,42 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
         if store.experiment(spec.name, spec.version) is None:
             raise StoreError(f"experiment '{spec.name}' v{spec.version} is not in {store_path} "
                              "(run `upliftlab assign` first)")
-        _assigned_view(store.con, spec)
-        source = check_outcome_source(store.con, source, "ul_assigned", start)
+        source = check_outcome_source(store.session, source, store.assignments_sql(
+            spec.name, spec.version, holdout=False), start)
 
     with open_store(store_path) as store:
-        con = store.con
+        session = store.session
         with store.transaction():
-            _ensure_report_schema(store)
-            rel, n_holdout, covariates, segments = outcome_relation(
-                con, spec, source, start, report_day)
-            weights = design_weights(con, spec)
-            past = _history(con, spec, report_day) if history else []
+            store.ensure_report_schema()
+            got = spec_outcomes(session, spec, source, start, report_day)
+            weights = design_weights(store, spec)
+            past = store.weekly_history(spec.name, spec.version, before=report_day) \
+                if history else []
             costs = {a.name: (a.cost_per_contact, a.cost_per_conversion) for a in spec.arms}
             metrics = [OUTCOME_METRICS["reactivation"]] + [
                 OUTCOME_METRICS[m] for m in spec.metrics.secondary]
             n_assigned = sum(n for a, n in store.arm_counts(spec.name, spec.version).items()
-                             if a != "holdout")
-            result = analyze(rel, arm="arm", control=spec.control_arm.name, metrics=metrics,
-                             covariates=covariates, segments=segments, costs=costs,
+                             if a != HOLDOUT_ARM)
+            result = analyze(got.relation(), arm="arm", control=spec.control_arm.name,
+                             metrics=metrics, covariates=list(got.covariates),
+                             segments=list(got.segments), costs=costs,
                              analysis=analysis, alpha=spec.alpha if alpha is None else alpha,
                              correction=correction, planned_n=n_assigned or None,
                              experiment=spec.name, as_of=report_day, weights=weights,
                              revenue="revenue" if "revenue" in metrics else None,
                              currency=spec.currency)
             observed = min((report_day - start).days, spec.outcome_window_days)
-            result.method.update(
-                outcome_window_days=spec.outcome_window_days, campaign_start=start.isoformat(),
-                windows_closed=closed, days_observed=observed, source="experiment",
-                outcome_source=source.location)
-            result.method["notes"][:0] = _source_notes(source, report_day)
-            result.method["notes"].append(_window_note(spec, start, report_day, closed,
-                                                       n_holdout))
+            method = {**result.method,
+                      "outcome_window_days": spec.outcome_window_days,
+                      "campaign_start": start.isoformat(), "windows_closed": closed,
+                      "days_observed": observed, "source": "experiment",
+                      "outcome_source": source.location}
+            notes = [*_source_notes(source, report_day), *result.method["notes"],
+                     _window_note(spec, start, report_day, closed, got.n_holdout)]
             if not closed:
-                result.method["projection"] = _projections(result, spec, observed)
+                method["projection"] = _projections(result, spec, observed)
                 if result.cost_rows:
-                    result.method["notes"].append(
+                    notes.append(
                         "Projection of the cost per incremental reactivation to the full "
                         f"{spec.outcome_window_days} days: control's daily reactivation rate so "
                         "far (a constant hazard) is assumed for the remaining days in every arm, "
@@ -310,31 +290,35 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                         "projection is usually above the cost to date. A scenario, not an "
                         "interval; it needs at least 7 observed days and a bounded cost interval.")
             if analysis == "fixed" and closed and past:
-                result.method["notes"].append(
+                notes.append(
                     "All outcome windows are closed: this final report is fixed-horizon; the "
                     "weekly reports before it were sequential.")
-            touch_result = spec_touches(con, spec, rel, touches, touch_columns, covariates,
+            result = replace(result, method={**method, "notes": notes})
+            touch_result = spec_touches(session, spec, got, touches, touch_columns,
                                         start, min(window_end, report_day),
                                         spec.alpha if alpha is None else alpha)
-            revision, earlier = _revision(con, spec, report_day, result)
+            revision, earlier = _revision(store, spec, report_day, result)
             if earlier is not None:
-                result.method["revision"] = revision
-                result.method["notes"].append(
-                    f"This week was reported before with other numbers (revision {revision - 1}, "
-                    f"computed {earlier:%Y-%m-%d %H:%M} UTC); both are kept in the store and the "
-                    f"trend uses this revision {revision}.")
+                result = replace(result, method={
+                    **result.method, "revision": revision, "notes": [
+                        *result.method["notes"],
+                        f"This week was reported before with other numbers (revision "
+                        f"{revision - 1}, computed {earlier:%Y-%m-%d %H:%M} UTC); both are kept "
+                        f"in the store and the trend uses this revision {revision}."]})
             if revision is not None:
                 body = result.to_dict()
-                con.execute("INSERT INTO weekly_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            [spec.name, spec.version, report_day, revision, _now(), analysis,
-                             _fingerprint(body), json.dumps(body, allow_nan=False)])
+                store.add_weekly_result(spec.name, spec.version, report_day, revision, analysis,
+                                        _fingerprint(body), body)
             # the row is committed when the folder is complete, right before the swap: a run
             # killed in between leaves the old report and a stored row whose re-run of the same
             # week adds nothing (same numbers), never a report without its row
             path = write_report(result, out, history=past, model=model, policy=policy,
                                 touches=touch_result, before_swap=store.commit)
-    return WeeklyReport(path, result, n_holdout, closed, revision or _latest_revision(
-        store_path, spec, report_day))
+    if revision is None:
+        with open_store(store_path, read_only=True) as store:
+            latest = store.latest_week(spec.name, spec.version, report_day)
+        revision = latest[0] if latest else 1
+    return WeeklyReport(path, result, got.n_holdout, closed, revision)
 
 
 def _projections(result: Any, spec: Any, days: int) -> list[dict[str, Any]]:
@@ -357,29 +341,6 @@ def _projections(result: Any, spec: Any, days: int) -> list[dict[str, Any]]:
     return out
 
 
-def _assigned_view(con: "duckdb.DuckDBPyConnection", spec: Any) -> None:
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_assigned AS
-        SELECT customer_id, arm, stratum FROM assignments
-        WHERE experiment = {literal(spec.name)} AND version = {int(spec.version)}
-          AND arm <> 'holdout'""")
-
-
-def _ensure_report_schema(store: Any) -> None:
-    """Create `weekly_results`, or move a version-1 table (one row per week, replaced on a
-    re-run) to the append-only version 2, its rows becoming revision 1."""
-    con = store.con
-    old = store.has_table("schema_version") and con.execute(
-        "SELECT version FROM schema_version WHERE module = 'report'").fetchone()
-    if old and old[0] == 1 and store.has_table("weekly_results"):
-        con.execute("ALTER TABLE weekly_results RENAME TO weekly_results_v1")
-        con.execute(REPORT_DDL[0])
-        con.execute("""INSERT INTO weekly_results SELECT experiment, version, as_of, 1,
-            computed_at, analysis, md5(CAST(report_json AS VARCHAR)), report_json
-            FROM weekly_results_v1""")
-        con.execute("DROP TABLE weekly_results_v1")
-    store.ensure_schema("report", REPORT_SCHEMA_VERSION, REPORT_DDL)
-
-
 def _fingerprint(report: dict) -> str:
     """The week's numbers (arms, comparisons, costs), not when or how it was rendered."""
     import hashlib
@@ -388,27 +349,103 @@ def _fingerprint(report: dict) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _revision(con: "duckdb.DuckDBPyConnection", spec: Any, day: dt.date, result: Any):
+def _revision(store: "Store", spec: Any, day: dt.date, result: Any):
     """(revision to write or None when the latest has the same numbers, computed_at of the
     latest earlier revision or None when there is none)."""
-    row = con.execute(
-        "SELECT revision, fingerprint, computed_at FROM weekly_results WHERE experiment = ? AND "
-        "version = ? AND as_of = ? ORDER BY revision DESC LIMIT 1",
-        [spec.name, spec.version, day]).fetchone()
-    if row is None:
+    latest = store.latest_week(spec.name, spec.version, day)
+    if latest is None:
         return 1, None
-    if row[1] == _fingerprint(result.to_dict()):
+    revision, fingerprint, computed_at = latest
+    if fingerprint == _fingerprint(result.to_dict()):
         return None, None
-    return row[0] + 1, row[2]
+    return revision + 1, computed_at
 
 
-def _latest_revision(store_path: str, spec: Any, day: dt.date) -> int:
+def spec_outcomes(session: Session, spec: Any, source: "OutcomeSource | str", start: dt.date,
+                  report_day: dt.date, cohort: CohortHandle | None = None) -> OutcomesHandle:
+    """The outcomes stage of a designed experiment: its assigned customers (the store of
+    `session`; the holdout left out) with their outcomes from `source`, joined with the
+    cohort's covariates and tier (`cohort`, else the spec's cohort built here)."""
+    from upliftlab.sources import register
+    from upliftlab.spec_cohort import spec_cohort
+
+    store = require_store(session, "spec_outcomes")
+    con = session.con
+    n_holdout = store.arm_counts(spec.name, spec.version).get(HOLDOUT_ARM, 0)
+    if isinstance(source, str):
+        source = OutcomeSource(source, spec.outcome_columns(), GIVEN)
+    assigned, tx = session.temp_name("assigned"), session.temp_name("tx")
+    outcomes, table = session.temp_name("outcomes"), session.temp_name("report")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(assigned)} AS "
+                + store.assignments_sql(spec.name, spec.version, holdout=False))
+    register(con, source.location, tx)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(outcomes)} AS " + outcomes_sql(
+        assigned, tx, start=start, as_of=report_day, window_days=spec.outcome_window_days,
+        columns=source.columns))
+    # covariates and tier come from the cohort as of the campaign start (pre-period only)
+    cohort = cohort or spec_cohort(session, spec)
+    covariates = [c for c in spec.covariates if c in cohort.columns]
+    extra = [c for c in covariates + ["tier"] if c in cohort.columns]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(table)} AS "
+                + outcomes_with_cohort_sql(outcomes, cohort.name, extra))
+    segments = (["tier"] if "tier" in cohort.columns else []) + ["stratum"]
+    # a customer assigned earlier may have left the current cohort: no covariates, then
+    missing = con.execute(f"SELECT count(*) FROM {quote(table)} WHERE " + " OR ".join(
+        f"{quote(c)} IS NULL" for c in extra)).fetchone()[0] if extra else 0
+    if missing:
+        covariates = []
+        segments = ["stratum"]
+    return OutcomesHandle(session, outcomes, table, cohort, int(n_holdout), tuple(covariates),
+                          tuple(segments))
+
+
+def spec_touches(session: Session, spec: Any, outcomes: OutcomesHandle, source: str | None,
+                 columns: Any, start: dt.date, cutoff: dt.date, alpha: float) -> Any:
+    """The touch section of a spec's report (None without a touch log): the log `source`
+    (default the spec's [touches] source) against every assigned customer, holdout included."""
+    from upliftlab.sources import register
+    from upliftlab.touches import TouchColumns, analyze_touches
+
+    store = require_store(session, "spec_touches")
+    cfg = spec.touches
+    if source is None and cfg is None:
+        if columns is not None:
+            raise InputError("touch_columns: given, but there is no touch log (give touches, "
+                             "or a [touches] table in the spec)")
+        return None
+    source = source or spec.resolve(cfg.source)
+    if columns is None:
+        columns = cfg.columns.column_map() if cfg is not None else TouchColumns()
+    con = session.con
+    log, assigned = session.temp_name("touch_log"), session.temp_name("touch_assigned")
+    have = register(con, source, log)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(assigned)} AS " + store.assignments_sql(
+        spec.name, spec.version, columns=("customer_id", "arm")))
+    return analyze_touches(
+        con, log=log, log_columns=have, columns=columns,
+        assigned=assigned, outcomes=outcomes.table, arm="arm",
+        control=spec.control_arm.name, covariates=outcomes.covariates,
+        conversion_costs={a.name: a.cost_per_conversion for a in spec.arms},
+        channels=tuple(cfg.channels) if cfg is not None and cfg.channels else None,
+        start=start, cutoff=cutoff, alpha=alpha)
+
+
+def design_weights(store: "Store", spec: Any) -> dict[str, float]:
+    """Expected share per arm: each batch's effective weights (capacity applied) × its size;
+    the spec's weights when nothing is allocated."""
+    weights = store.allocated_weights(spec.name, spec.version)
+    if not weights or sum(weights.values()) <= 0:
+        weights = {a.name: a.weight for a in spec.arms}
+    return weights
+
+
+def stored_history(store_path: str, name: str, version: int = 1) -> list[dict]:
+    """The stored weekly report.json dicts of an experiment (the latest revision of each
+    week), oldest first."""
     from upliftlab.store import open_store
 
     with open_store(store_path, read_only=True) as store:
-        return int(store.con.execute(
-            "SELECT max(revision) FROM weekly_results WHERE experiment = ? AND version = ? AND "
-            "as_of = ?", [spec.name, spec.version, day]).fetchone()[0] or 1)
+        return store.weekly_history(name, version)
 
 
 def _source_notes(source: OutcomeSource, day: dt.date) -> list[str]:
@@ -433,109 +470,6 @@ def _source_notes(source: OutcomeSource, day: dt.date) -> list[str]:
     return notes
 
 
-def outcome_relation(con: "duckdb.DuckDBPyConnection", spec: Any, source: "OutcomeSource | str",
-                     start: dt.date, report_day: dt.date):
-    """Outcomes joined with the cohort's covariates and tier, as a relation on `con`."""
-    from upliftlab.assign import cohort_view
-    from upliftlab.sources import register
-
-    name, version = literal(spec.name), int(spec.version)
-    _assigned_view(con, spec)
-    n_holdout = con.execute(
-        f"SELECT count(*) FROM assignments WHERE experiment = {name} AND version = {version} "
-        "AND arm = 'holdout'").fetchone()[0]
-    if isinstance(source, str):
-        source = OutcomeSource(source, spec.outcome_columns(), "--transactions")
-    register(con, source.location, "ul_tx")
-    con.execute("CREATE OR REPLACE TEMP VIEW ul_outcomes AS " + outcomes_sql(
-        "ul_assigned", "ul_tx", start=start, as_of=report_day,
-        window_days=spec.outcome_window_days, columns=source.columns))
-    # covariates and tier come from the cohort as of the campaign start (pre-period only)
-    cohort_cols = cohort_view(con, spec, "ul_cohort")
-    covariates = [c for c in spec.covariates if c in cohort_cols]
-    extra = [c for c in covariates + ["tier"] if c in cohort_cols]
-    sel = ", ".join(f"c.{quote(c)}" for c in extra)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE ul_report AS
-        SELECT o.*{', ' + sel if sel else ''} FROM ul_outcomes o
-        LEFT JOIN ul_cohort c ON CAST(c.customer_id AS VARCHAR) = o.customer_id""")
-    segments = (["tier"] if "tier" in cohort_cols else []) + ["stratum"]
-    # a customer assigned earlier may have left the current cohort: no covariates, then
-    missing = con.execute("SELECT count(*) FROM ul_report WHERE " + " OR ".join(
-        f"{quote(c)} IS NULL" for c in extra)).fetchone()[0] if extra else 0
-    if missing:
-        covariates = []
-        segments = ["stratum"]
-    return con.table("ul_report"), n_holdout, covariates, segments
-
-
-def spec_touches(con: "duckdb.DuckDBPyConnection", spec: Any, outcomes: Any,
-                 source: str | None, columns: Any, covariates: list[str], start: dt.date,
-                 cutoff: dt.date, alpha: float) -> Any:
-    """The touch section of a spec's report (None without a touch log): the log `source`
-    (default the spec's [touches] source) against every assigned customer, holdout included."""
-    from upliftlab.sources import register
-    from upliftlab.touches import TouchColumns, analyze_touches
-
-    cfg = spec.touches
-    if source is None and cfg is None:
-        if columns is not None:
-            raise InputError("touch_columns: given, but there is no touch log (give touches, "
-                             "or a [touches] table in the spec)")
-        return None
-    source = source or spec.resolve(cfg.source)
-    if columns is None:
-        columns = cfg.columns.column_map() if cfg is not None else TouchColumns()
-    have = register(con, source, "ul_touch_log")
-    con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_touch_assigned AS
-        SELECT customer_id, arm FROM assignments
-        WHERE experiment = {literal(spec.name)} AND version = {int(spec.version)}""")
-    outcomes.create_view("ul_touch_outcomes", replace=True)
-    return analyze_touches(
-        con, log="ul_touch_log", log_columns=have, columns=columns,
-        assigned="ul_touch_assigned", outcomes="ul_touch_outcomes", arm="arm",
-        control=spec.control_arm.name, covariates=tuple(covariates),
-        conversion_costs={a.name: a.cost_per_conversion for a in spec.arms},
-        channels=tuple(cfg.channels) if cfg is not None and cfg.channels else None,
-        start=start, cutoff=cutoff, alpha=alpha)
-
-
-def design_weights(con: "duckdb.DuckDBPyConnection", spec: Any) -> dict[str, float]:
-    """Expected share per arm: each batch's effective weights (capacity applied) × its size."""
-    rows = con.execute(
-        "SELECT arm, sum(effective_weight * n) FROM allocations JOIN (SELECT batch AS b, "
-        "sum(assigned) AS n FROM allocations WHERE experiment = ? AND version = ? GROUP BY batch)"
-        " ON batch = b WHERE experiment = ? AND version = ? GROUP BY arm",
-        [spec.name, spec.version, spec.name, spec.version]).fetchall()
-    weights = {a: float(w) for a, w in rows if a != "holdout"}
-    if not weights or sum(weights.values()) <= 0:
-        weights = {a.name: a.weight for a in spec.arms}
-    return weights
-
-
-def _history(con: "duckdb.DuckDBPyConnection", spec: Any, report_day: dt.date) -> list[dict]:
-    rows = con.execute(f"SELECT report_json FROM ({LATEST_WEEKS}) WHERE as_of < ? ORDER BY as_of",
-                       [spec.name, spec.version, report_day]).fetchall()
-    return [json.loads(r[0]) if isinstance(r[0], str) else r[0] for r in rows]
-
-
-def stored_history(store_path: str, name: str, version: int = 1) -> list[dict]:
-    """The stored weekly report.json dicts of an experiment (the latest revision of each
-    week), oldest first."""
-    from upliftlab.store import open_store
-
-    with open_store(store_path, read_only=True) as store:
-        if not store.has_table("weekly_results"):
-            return []
-        cols = [d[0] for d in store.con.execute("SELECT * FROM weekly_results LIMIT 0")
-                .description]
-        # a store of schema version 1 (one row per week) is read as it is, never migrated here
-        query = LATEST_WEEKS if "revision" in cols else (
-            "SELECT * FROM weekly_results WHERE experiment = ? AND version = ?")
-        rows = store.con.execute(f"SELECT report_json FROM ({query}) ORDER BY as_of",
-                                 [name, version]).fetchall()
-    return [json.loads(r[0]) if isinstance(r[0], str) else r[0] for r in rows]
-
-
 def _window_note(spec: Any, start: dt.date, day: dt.date, closed: bool, n_holdout: int) -> str:
     w = spec.outcome_window_days
     if closed:
@@ -549,7 +483,3 @@ def _window_note(spec: Any, start: dt.date, day: dt.date, closed: bool, n_holdou
     if n_holdout:
         text += f" The {n_holdout:,} customers of the global holdout are left out."
     return text
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 from upliftlab.errors import InputError, SpecError
 
 if TYPE_CHECKING:
-    import duckdb
-
+    from upliftlab.session import Session
     from upliftlab.spec import ExperimentSpec
+    from upliftlab.store import Store
 
 
 # ---- the formulas -------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def power_table(*, baselines: Mapping[str, float], tier_counts: Mapping[str, int
 
 
 # ---- baselines from history ---------------------------------------------------------------------
-def measure_baseline(con: "duckdb.DuckDBPyConnection", transactions: Any, history_as_of: Any,
+def measure_baseline(session: "Session", transactions: Any, history_as_of: Any,
                      window_days: int, *, dormant_after: int = 90,
                      tiers: str = "short=180,mid=365,long", columns: Any = None,
                      discount_col: str | None = None) -> dict[str, tuple[int, float]]:
@@ -225,43 +225,39 @@ def measure_baseline(con: "duckdb.DuckDBPyConnection", transactions: Any, histor
     import datetime as dt
 
     from upliftlab.cohort import build_cohort_relation
+    from upliftlab.queries import baseline_sql
+    from upliftlab.session import require_session
     from upliftlab.sources import ColumnMap, quote, register
 
+    con = require_session(session, "measure_baseline").con
     columns = columns or ColumnMap()
     start = history_as_of if isinstance(history_as_of, dt.date) else dt.date.fromisoformat(
         str(history_as_of))
     end = start + dt.timedelta(days=window_days)
-    con.execute("SET TimeZone = 'UTC'")
+    cohort, tx = session.temp_name("hist_cohort"), session.temp_name("hist_tx")
     rel = build_cohort_relation(con, transactions, start, dormant_after=dormant_after,
                                 tiers=tiers, columns=columns, discount_col=discount_col)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE ul_hist_cohort AS {rel.sql_query()}")
-    register(con, transactions, "ul_hist_tx")
-    cid, ts = quote(columns.customer_id), quote(columns.timestamp)
-    rows = con.execute(f"""
-        SELECT CAST(c.tier AS VARCHAR), count(*), count(r.cid)
-        FROM ul_hist_cohort c LEFT JOIN (
-            SELECT DISTINCT {cid} AS cid FROM ul_hist_tx
-            WHERE CAST({ts} AS TIMESTAMP) >= TIMESTAMP '{start} 00:00:00'
-              AND CAST({ts} AS TIMESTAMP) < TIMESTAMP '{end} 00:00:00'
-        ) r ON r.cid = c.customer_id
-        GROUP BY 1
-    """).fetchall()
-    con.execute("DROP TABLE IF EXISTS ul_hist_cohort")
-    con.execute("DROP VIEW IF EXISTS ul_hist_tx")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(cohort)} AS {rel.sql_query()}")
+    register(con, transactions, tx)
+    rows = con.execute(baseline_sql(cohort, tx, start, end, columns)).fetchall()
+    session.drop(cohort, tx)
     return {str(t): (int(n), (int(k) / int(n)) if n else 0.0) for t, n, k in rows}
 
 
-def spec_power(spec: "ExperimentSpec", con: "duckdb.DuckDBPyConnection",
+def spec_power(spec: "ExperimentSpec", session: "Session",
                arm_counts: Mapping[str, Mapping[str, int]] | None = None) -> PowerReport:
-    """The power report of a spec: cohort sizes from its cohort, baselines from the spec or from
-    history, effective weights from its capacities. `con` is where the cohort is built."""
-    from upliftlab.assign import Design, capped_weights, cohort_view
+    """The power report of a spec: cohort sizes from its cohort (the cohort stage, on
+    `session`), baselines from the spec or from history, effective weights from its
+    capacities."""
+    from upliftlab.assignment.formula import Design, capped_weights
+    from upliftlab.session import require_session
+    from upliftlab.spec_cohort import spec_cohort
 
-    cols = cohort_view(con, spec, "ul_power_cohort")
-    has_tier = "tier" in cols
+    cohort = spec_cohort(require_session(session, "spec_power"), spec)
+    has_tier = "tier" in cohort.columns
     tier_expr = "CAST(tier AS VARCHAR)" if has_tier else "'all'"
-    tier_counts = {str(t): int(n) for t, n in con.execute(
-        f"SELECT {tier_expr}, count(*) FROM ul_power_cohort GROUP BY 1").fetchall()}
+    tier_counts = {str(t): int(n) for t, n in session.con.execute(
+        f"SELECT {tier_expr}, count(*) FROM {cohort.sql} GROUP BY 1").fetchall()}
     order = spec.cohort.tier_names() if has_tier else ["all"]
     tier_counts = {t: tier_counts[t] for t in sorted(tier_counts, key=lambda t: (
         order.index(t) if t in order else len(order), t))}
@@ -280,7 +276,8 @@ def spec_power(spec: "ExperimentSpec", con: "duckdb.DuckDBPyConnection",
                             f"{', '.join(missing)} of the cohort")
     else:
         c = spec.cohort
-        measured = measure_baseline(con, spec.resolve(c.transactions), spec.baseline.history_as_of,
+        measured = measure_baseline(session, spec.resolve(c.transactions),
+                                    spec.baseline.history_as_of,
                                     spec.outcome_window_days, dormant_after=c.dormant_after,
                                     tiers=c.tiers, columns=c.columns.column_map(),
                                     discount_col=c.columns.discount_col)
@@ -296,7 +293,7 @@ def spec_power(spec: "ExperimentSpec", con: "duckdb.DuckDBPyConnection",
     weights = {a: float(w) for a, w in capped_weights(design, n_assign).items()}
     if arm_counts is not None:
         arm_counts = dict(arm_counts)
-    con.execute("DROP TABLE IF EXISTS ul_power_cohort")
+    cohort.drop()
     return power_table(baselines={t: baselines[t] for t in tier_counts}, tier_counts=tier_counts,
                        weights=weights, control=spec.control_arm.name, alpha=spec.alpha,
                        power=spec.power, mde=spec.mde, mde_relative=spec.mde_relative,
@@ -305,13 +302,11 @@ def spec_power(spec: "ExperimentSpec", con: "duckdb.DuckDBPyConnection",
                        arm_counts=arm_counts, experiment=spec.name, baseline_source=source)
 
 
-def assigned_counts(con: "duckdb.DuckDBPyConnection", spec: "ExperimentSpec"
+def assigned_counts(store: "Store", spec: "ExperimentSpec"
                     ) -> dict[str, dict[str, int]] | None:
     """Assigned customers per tier and arm (and 'all') from the store, or None when there are
     none. The tier is read from the stored stratum label when it has one."""
-    rows = con.execute(
-        "SELECT stratum, arm, count(*) FROM assignments WHERE experiment = ? AND version = ? "
-        "AND arm <> 'holdout' GROUP BY ALL", [spec.name, spec.version]).fetchall()
+    rows = store.stratum_counts(spec.name, spec.version)
     if not rows:
         return None
     out: dict[str, dict[str, int]] = {"all": {}}

@@ -46,7 +46,9 @@ def connect(database: str = ":memory:", *, read_only: bool = False) -> "duckdb.D
 
 def parse_date(value: Any, what: str) -> "date":
     """A date from a date, a datetime (its day) or a YYYY-MM-DD string; InputError naming
-    `what` (e.g. "--as-of") otherwise. Every date argument of upliftlab is read through here."""
+    `what` otherwise: a label (e.g. "--as-of"), or a parameter written "{as_of}" (the error then
+    names it as a parameter, which the CLI shows as its flag). Every date argument of upliftlab is
+    read through here."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -56,7 +58,9 @@ def parse_date(value: Any, what: str) -> "date":
             raise ValueError
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise InputError(f"{what} {value!r} is not a date (expected YYYY-MM-DD)") from None
+        params = [what[1:-1]] if what.startswith("{") and what.endswith("}") else []
+        raise InputError(f"{what} {value!r} is not a date (expected YYYY-MM-DD)",
+                         params=params) from None
 
 
 def describe(source: Source) -> str:
@@ -78,8 +82,9 @@ def register(con: "duckdb.DuckDBPyConnection", source: Source, view: str) -> lis
     if isinstance(source, (str, Path)):
         try:
             sql = _read_sql(con, str(source), view)
-            con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS {sql}')
-            columns = [d[0] for d in con.execute(f'SELECT * FROM "{view}" LIMIT 0').description]
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS {sql}")
+            columns = [d[0] for d in con.execute(f"SELECT * FROM {quote(view)} LIMIT 0"
+                                                 ).description]
         except duckdb.Error as exc:
             raise InputError(_csv_error(exc, str(source))) from None
         return columns
@@ -93,8 +98,8 @@ def register(con: "duckdb.DuckDBPyConnection", source: Source, view: str) -> lis
         con.register(f"{view}__src", source)
     except (duckdb.Error, TypeError, ValueError) as exc:
         raise InputError(f"cannot use {describe(source)} as a table: {_first_line(exc)}") from None
-    con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS SELECT * FROM "{view}__src"')
-    return [d[0] for d in con.execute(f'SELECT * FROM "{view}" LIMIT 0').description]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS SELECT * FROM {quote(view + '__src')}")
+    return [d[0] for d in con.execute(f"SELECT * FROM {quote(view)} LIMIT 0").description]
 
 
 def _contiguous(source: Any) -> Any:
@@ -136,6 +141,21 @@ def require_columns(columns: list[str], required: list[str], where: str) -> None
         noun = "column" if len(missing) == 1 else "columns"
         raise InputError(f"{where}: missing {noun} {', '.join(repr(m) for m in missing)} "
                          f"(found: {have})")
+
+
+# ---- DuckDB column types: one definition of each family --------------------------------------
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                 "UINTEGER", "UBIGINT", "UHUGEINT")
+FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
+NUMBER_TYPES = (*INTEGER_TYPES, *FLOAT_TYPES, "DECIMAL")
+TEXT_TYPES = ("VARCHAR", "UUID")
+
+
+def is_number(type_name: str, *, boolean: bool = False) -> bool:
+    """Whether a DuckDB type (as DESCRIBE writes it, e.g. DECIMAL(18,2)) holds numbers; with
+    `boolean`, a BOOLEAN counts as the numbers 0/1 (a metric or a covariate may be one)."""
+    kind = str(type_name).upper()
+    return kind.startswith(NUMBER_TYPES) or (boolean and kind.startswith("BOOLEAN"))
 
 
 def quote(name: str) -> str:
@@ -236,17 +256,13 @@ def _checked_csv_sql(con: "duckdb.DuckDBPyConnection", path: str) -> str:
     return _typed_csv(path, types)
 
 
-_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-             "UINTEGER", "UBIGINT")
-
-
 def _checked_types(con: "duckdb.DuckDBPyConnection", path: str,
                    types: dict[str, str]) -> dict[str, str]:
     """`types` after one scan that converts every value of every column (duckdb.Error where a
     value does not fit), with integer columns widened to DOUBLE where a row holds a fraction
     (DuckDB would round "2.5" to an integer silently)."""
-    scan = {n: ("DOUBLE" if t in _INTEGERS else t) for n, t in types.items()}
-    ints = [n for n, t in types.items() if t in _INTEGERS]
+    scan = {n: ("DOUBLE" if t in INTEGER_TYPES else t) for n, t in types.items()}
+    ints = [n for n, t in types.items() if t in INTEGER_TYPES]
     # count(column) makes DuckDB convert every value (count(*) would not)
     parts = [f"count({quote(n)})" for n in types if n not in ints]
     parts += [f"count(*) FILTER (WHERE {quote(n)} <> trunc({quote(n)}))" for n in ints]

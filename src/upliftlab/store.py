@@ -1,7 +1,8 @@
-"""The DuckDB store: experiments, assignments, allocations and checks (weekly results later).
+"""The DuckDB store: experiments, assignments, allocations, checks and weekly results.
 
-Every run opens it, does all its writes in one transaction and commits or rolls back, so a failed
-run leaves it as it was; other modules add their tables with `Store.ensure_schema`.
+The one owner of these tables: their DDL and every read and write of them are methods here (the
+stages and the CLI call them; none queries a table by name). Every run opens the store, does all
+its writes in one transaction and commits or rolls back, so a failed run leaves it as it was.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upliftlab.errors import StoreError
+from upliftlab.errors import StoreError, UpliftlabError
 
 if TYPE_CHECKING:
     import duckdb
@@ -75,6 +76,38 @@ DESIGN_DDL = [
 ]
 
 
+REPORT_SCHEMA_VERSION = 2
+REPORT_DDL = [
+    # append-only: one row per experiment version, report date and revision, holding the week's
+    # report.json (so the trend needs no re-computation of old weeks). A re-run of a week with
+    # other numbers adds a revision beside the earlier ones; the trend reads the latest.
+    """CREATE TABLE IF NOT EXISTS weekly_results (
+        experiment VARCHAR NOT NULL,
+        version INTEGER NOT NULL,
+        as_of DATE NOT NULL,
+        revision INTEGER NOT NULL,
+        computed_at TIMESTAMP NOT NULL,
+        analysis VARCHAR NOT NULL,
+        fingerprint VARCHAR NOT NULL,
+        report_json JSON NOT NULL,
+        PRIMARY KEY (experiment, version, as_of, revision)
+    )""",
+]
+# the latest revision of each week: what the trend and `weekly_history` read
+LATEST_WEEKS = """SELECT * FROM weekly_results w WHERE experiment = ? AND version = ?
+    AND revision = (SELECT max(revision) FROM weekly_results v WHERE v.experiment = w.experiment
+                    AND v.version = w.version AND v.as_of = w.as_of)"""
+
+
+def now() -> dt.datetime:
+    """The store's clock: the time in UTC, without a zone (as the TIMESTAMP columns hold it)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("could not set lock" in text or "conflicting lock" in text)
@@ -86,7 +119,8 @@ class Store:
     def __init__(self, path: str | Path, *, read_only: bool = False,
                  file: str | Path | None = None) -> None:
         """`file`: where the database really is while a new store is being built beside
-        `path` (see `open_store`); `path` is the store's name in messages."""
+        `path` (see `open_store`); `path` is the store's name in messages. `session` is the run's
+        session on the store's connection (stages that read the store take it)."""
         import duckdb
 
         from upliftlab.sources import connect
@@ -105,6 +139,9 @@ class Store:
             raise StoreError(f"cannot open store {self.path}: {str(exc).splitlines()[0]}") from None
         except duckdb.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {str(exc).splitlines()[0]}") from None
+        from upliftlab.session import Session
+
+        self.session = Session(self.con, store=self)
 
     # ---- schema ---------------------------------------------------------------------------
     def has_table(self, table: str) -> bool:
@@ -128,8 +165,9 @@ class Store:
         for statement in ddl:
             self.con.execute(statement)
         if row is None or row[0] < version:
-            self.con.execute("INSERT OR REPLACE INTO schema_version VALUES (?, ?, ?)",
-                             [module, version, _now()])
+            self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?) ON CONFLICT (module) "
+                             "DO UPDATE SET version = excluded.version, "
+                             "applied_at = excluded.applied_at", [module, version, now()])
 
     # ---- transactions ---------------------------------------------------------------------
     @contextmanager
@@ -185,15 +223,181 @@ class Store:
             "SELECT coalesce(max(batch), 0) + 1 FROM allocations WHERE experiment = ? AND "
             "version = ?", [name, version]).fetchone()[0])
 
-    def assignments_frame(self, name: str, version: int) -> Any:
-        """The stored assignments of one experiment version as a DataFrame."""
+    def latest_version(self, name: str) -> int | None:
+        """The highest version of experiment `name` with assignments (None: none)."""
         if not self.has_table("assignments"):
-            import pandas as pd
+            return None
+        v = self.con.execute("SELECT max(version) FROM assignments WHERE experiment = ?",
+                             [name]).fetchall()[0][0]
+        return None if v is None else int(v)
 
-            return pd.DataFrame(columns=["customer_id", "arm", "stratum", "batch"])
+    def assignments(self, name: str, version: int, *, holdout_as: str | None = None) -> Any:
+        """customer_id (text) and arm of one experiment version as a DataFrame, by customer_id;
+        `holdout_as` relabels the global holdout (e.g. 'control': untreated)."""
+        from upliftlab.sources import literal
+        from upliftlab.spec import HOLDOUT_ARM
+
+        arm = "arm" if holdout_as is None else (
+            f"CASE WHEN arm = {literal(HOLDOUT_ARM)} THEN {literal(holdout_as)} ELSE arm END")
         return self.con.execute(
-            "SELECT customer_id, arm, stratum, batch, assigned_at, method_version FROM assignments "
-            "WHERE experiment = ? AND version = ? ORDER BY customer_id", [name, version]).df()
+            f"SELECT customer_id, {arm} AS arm FROM assignments WHERE experiment = ? AND "
+            "version = ? ORDER BY customer_id", [name, version]).df()
+
+    def assignments_sql(self, name: str, version: int, *, holdout: bool = True,
+                        columns: Sequence[str] = ("customer_id", "arm", "stratum")) -> str:
+        """SQL of the stored assignments of one experiment version (`columns`; customer_id is
+        the id's text), the global holdout included unless `holdout` is False."""
+        from upliftlab.sources import literal, quote
+        from upliftlab.spec import HOLDOUT_ARM
+
+        keep = "" if holdout else f" AND arm <> {literal(HOLDOUT_ARM)}"
+        return (f"SELECT {', '.join(quote(c) for c in columns)} FROM assignments "
+                f"WHERE {self._key(name, version)}{keep}")
+
+    def not_assigned_sql(self, name: str, version: int, id_sql: str) -> str:
+        """SQL predicate: the customer whose id (SQL `id_sql`) is not yet assigned in the
+        experiment version."""
+        from upliftlab.sources import literal
+
+        return (f"NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment = {literal(name)} "
+                f"AND a.version = {int(version)} AND a.customer_id = CAST({id_sql} AS VARCHAR))")
+
+    def stratum_counts(self, name: str, version: int) -> list[tuple[str, str, int]]:
+        """(stratum, arm, customers) of one experiment version, the holdout left out."""
+        from upliftlab.spec import HOLDOUT_ARM
+
+        if not self.has_table("assignments"):
+            return []
+        return [(str(s), str(a), int(n)) for s, a, n in self.con.execute(
+            "SELECT stratum, arm, count(*) FROM assignments WHERE experiment = ? AND version = ? "
+            "AND arm <> ? GROUP BY ALL", [name, version, HOLDOUT_ARM]).fetchall()]
+
+    def expected_sql(self, name: str, version: int, assigned: str) -> str:
+        """SQL of the customers each (stratum, arm) should have: per run (batch), its customers
+        of the stratum (`assigned`: a relation with batch, stratum, arm) times that run's
+        effective weight of the arm (the holdout left out)."""
+        from upliftlab.sources import literal, quote
+        from upliftlab.spec import HOLDOUT_ARM
+
+        return f"""SELECT n.stratum, al.arm, sum(n.n * al.effective_weight) AS expected
+        FROM (SELECT batch, stratum, count(*) AS n FROM {quote(assigned)}
+              WHERE arm <> {literal(HOLDOUT_ARM)} GROUP BY ALL) n
+        JOIN (SELECT * FROM allocations WHERE {self._key(name, version)}) al USING (batch)
+        GROUP BY ALL"""
+
+    def allocated_weights(self, name: str, version: int) -> dict[str, float]:
+        """Expected share per arm over every run: each run's effective weights x its size (the
+        holdout left out; empty when nothing is allocated)."""
+        from upliftlab.spec import HOLDOUT_ARM
+
+        rows = self.con.execute(
+            "SELECT arm, sum(effective_weight * n) FROM allocations JOIN (SELECT batch AS b, "
+            "sum(assigned) AS n FROM allocations WHERE experiment = ? AND version = ? GROUP BY "
+            "batch) ON batch = b WHERE experiment = ? AND version = ? GROUP BY arm",
+            [name, version, name, version]).fetchall()
+        return {a: float(w) for a, w in rows if a != HOLDOUT_ARM}
+
+    @staticmethod
+    def _key(name: str, version: int) -> str:
+        from upliftlab.sources import literal
+
+        return f"experiment = {literal(name)} AND version = {int(version)}"
+
+    # ---- writes of a design run (inside the caller's transaction) ------------------------------
+    def record_experiment(self, spec: Any, stored: dict[str, Any] | None, at: dt.datetime
+                          ) -> bool:
+        """Insert the spec's row, or update the stored one (`stored`) when its spec or
+        randomisation hash differ; True when it updated a row."""
+        from upliftlab.spec import randomisation_fields, randomisation_hash, spec_hash, spec_json
+
+        s_hash, r_hash = spec_hash(spec), randomisation_hash(spec)
+        body, fields = json.dumps(spec_json(spec)), json.dumps(randomisation_fields(spec))
+        path = str(spec.path) if spec.path is not None else None
+        if stored is None:
+            self.con.execute("INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [spec.name, spec.version, body, s_hash, r_hash, fields, path, at, at])
+            return False
+        if stored["spec_hash"] == s_hash and stored["randomisation_hash"] == r_hash:
+            return False
+        self.con.execute("UPDATE experiments SET spec_json = ?, spec_hash = ?, randomisation_hash"
+                         " = ?, randomisation_json = ?, spec_path = ?, updated_at = ? WHERE name"
+                         " = ? AND version = ?",
+                         [body, s_hash, r_hash, fields, path, at, spec.name, spec.version])
+        return True
+
+    def add_assignments(self, name: str, version: int, assigned: str, quotas: Any,
+                        method: str, at: dt.datetime) -> int:
+        """Append a run's new customers (`assigned`: a relation with customer_id text, arm,
+        stratum) and its allocation (`quotas`: an `AssignmentQuotas`) as the next batch;
+        return the batch."""
+        from upliftlab.sources import quote
+
+        batch = self.next_batch(name, version)
+        self.con.execute(f"INSERT INTO assignments SELECT ?, ?, customer_id, arm, stratum, ?, ?, ? "
+                         f"FROM {quote(assigned)}", [name, version, batch, at, method])
+        self.con.executemany(
+            "INSERT INTO allocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[name, version, batch, a.arm, a.weight, a.effective_weight, a.capacity,
+              quotas.n_pool, quotas.n_holdout, a.assigned, at] for a in quotas.arms])
+        return batch
+
+    def add_checks(self, name: str, version: int, checks: Sequence[Any], at: dt.datetime
+                   ) -> None:
+        """Append check results (kind, scope, statistic, p_value, ok, details)."""
+        self.con.executemany("INSERT INTO checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [[name, version, at, c.kind, c.scope, _finite(c.statistic),
+                               _finite(c.p_value), c.ok, json.dumps(c.details, default=str)]
+                              for c in checks])
+
+    # ---- weekly results ------------------------------------------------------------------------
+    def ensure_report_schema(self) -> None:
+        """Create `weekly_results`, or move a version-1 table (one row per week, replaced on a
+        re-run) to the append-only version 2, its rows becoming revision 1."""
+        con = self.con
+        old = self.has_table("schema_version") and con.execute(
+            "SELECT version FROM schema_version WHERE module = 'report'").fetchone()
+        if old and old[0] == 1 and self.has_table("weekly_results"):
+            con.execute("ALTER TABLE weekly_results RENAME TO weekly_results_v1")
+            con.execute(REPORT_DDL[0])
+            con.execute("""INSERT INTO weekly_results SELECT experiment, version, as_of, 1,
+                computed_at, analysis, md5(CAST(report_json AS VARCHAR)), report_json
+                FROM weekly_results_v1""")
+            con.execute("DROP TABLE weekly_results_v1")
+        self.ensure_schema("report", REPORT_SCHEMA_VERSION, REPORT_DDL)
+
+    def latest_week(self, name: str, version: int, day: dt.date
+                    ) -> tuple[int, str, dt.datetime] | None:
+        """(revision, fingerprint, computed_at) of the latest revision of the week `day`."""
+        if not self.has_table("weekly_results"):
+            return None
+        row = self.con.execute(
+            "SELECT revision, fingerprint, computed_at FROM weekly_results WHERE experiment = ? "
+            "AND version = ? AND as_of = ? ORDER BY revision DESC LIMIT 1",
+            [name, version, day]).fetchall()
+        return None if not row else (int(row[0][0]), str(row[0][1]), row[0][2])
+
+    def add_weekly_result(self, name: str, version: int, day: dt.date, revision: int,
+                          analysis: str, fingerprint: str, report: dict) -> None:
+        self.con.execute("INSERT INTO weekly_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [name, version, day, revision, now(), analysis, fingerprint,
+                          json.dumps(report, allow_nan=False)])
+
+    def weekly_history(self, name: str, version: int, before: dt.date | None = None
+                       ) -> list[dict]:
+        """The stored weekly report.json dicts (the latest revision of each week, before `before`
+        when given), oldest first. A table of schema version 1 (one row per week) is read as it
+        is, never migrated here."""
+        if not self.has_table("weekly_results"):
+            return []
+        cols = [d[0] for d in self.con.execute("SELECT * FROM weekly_results LIMIT 0")
+                .description]
+        query = LATEST_WEEKS if "revision" in cols else (
+            "SELECT * FROM weekly_results WHERE experiment = ? AND version = ?")
+        where, params = ("WHERE as_of < ? ", [name, version, before]) if before is not None \
+            else ("", [name, version])
+        rows = self.con.execute(f"SELECT report_json FROM ({query}) {where}ORDER BY as_of",
+                                params).fetchall()
+        return [_json(r[0]) for r in rows]
 
     # ---- the programme: every experiment at once --------------------------------------------
     def experiment_specs(self) -> list[dict[str, Any]]:
@@ -235,7 +439,9 @@ class Store:
         tables = [r[0] for r in self.con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
             "AND schema_name = 'main' ORDER BY table_name").fetchall()]
-        return {t: sorted(self.con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr)
+        from upliftlab.sources import quote
+
+        return {t: sorted(self.con.execute(f"SELECT * FROM {quote(t)}").fetchall(), key=repr)
                 for t in tables}
 
     def close(self) -> None:
@@ -262,7 +468,10 @@ def open_store(path: str | Path = DEFAULT_STORE, *, read_only: bool = False) -> 
         finally:
             store.close()
         return
-    check_target(p, "--store")
+    try:
+        check_target(p, "{store}")
+    except UpliftlabError as exc:
+        raise type(exc)(exc.template, params=["store"]) from None
     stage = _new_store_stage(p)
     store = Store(p, file=stage)
     try:
@@ -285,7 +494,8 @@ def _new_store_stage(p: Path) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(p)
     except OSError as exc:
-        raise StoreError(f"--store {p}: cannot create the store there ({exc.strerror})") from None
+        raise StoreError(f"{{store}} {p}: cannot create the store there ({exc.strerror})",
+                         params=["store"]) from None
     fault_step("store staged")
     return p.with_name(f".{p.name}.stage-{os.getpid()}-{secrets.token_hex(4)}")
 
@@ -306,5 +516,7 @@ def _publish_store(stage: Path, p: Path) -> None:
     fault_step("store published")
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+def _finite(x: float | None) -> float | None:
+    import math
+
+    return None if x is None or not math.isfinite(x) else float(x)

@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app.main(args=argv, prog_name="upliftlab", standalone_mode=False)
     except UpliftlabError as exc:
-        fail(" ".join(str(exc).split("\n")))
+        from upliftlab.cli._params import FLAGS
+
+        fail(" ".join(str(exc.named(FLAGS)).split("\n")))
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(130)

@@ -137,7 +137,7 @@ def power(spec_path: str, store_path: str) -> None:
     from pathlib import Path
 
     from upliftlab.power import assigned_counts, spec_power
-    from upliftlab.sources import connect
+    from upliftlab.session import Session
     from upliftlab.spec import load_spec
     from upliftlab.store import open_store
 
@@ -145,16 +145,11 @@ def power(spec_path: str, store_path: str) -> None:
     counts = None
     if Path(store_path).exists():
         with open_store(store_path, read_only=True) as store:
-            if store.has_table("assignments"):
-                counts = assigned_counts(store.con, spec)
+            counts = assigned_counts(store, spec)
     from upliftlab.progress import status
 
-    con = connect()
-    try:
-        with status(f"sizing {spec.name}"):
-            report = spec_power(spec, con, arm_counts=counts)
-    finally:
-        con.close()
+    with Session() as session, status(f"sizing {spec.name}"):
+        report = spec_power(spec, session, arm_counts=counts)
     click.echo(format_power(report))
 
 

@@ -48,7 +48,7 @@ def respond_long_run(world_dir: str, store_path: str, experiment: str, days: int
             raise InputError(f"--experiment {experiment!r} is not in {store_path} (found: "
                              f"{', '.join(found) or 'none'})")
         f = found[experiment]
-        table = store.assignments_frame(experiment, f["version"])
+        table = store.assignments(experiment, f["version"])
     start = f["spec"]["cohort"]["as_of"]
     try:
         table["customer_id"] = table["customer_id"].astype("int64")

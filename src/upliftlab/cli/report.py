@@ -130,7 +130,7 @@ def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, c
                                correction=correction, model=model_dir, policy=policy_dir,
                                columns=columns, touches=touches,
                                touch_columns=touch_columns)
-        from upliftlab.report._text import headlines
+        from upliftlab.report import headlines
 
         for line in headlines(week.result.to_dict()):
             click.echo(line)
@@ -180,7 +180,7 @@ def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, c
     elif touch_cols:
         raise InputError("--touch-col goes with --touches FILE")
     path = write_report(result, out, model=model, policy=policy, touches=touch_result)
-    from upliftlab.report._text import headlines
+    from upliftlab.report import headlines
 
     for line in headlines(result.to_dict()):
         click.echo(line)

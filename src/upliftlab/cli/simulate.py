@@ -89,9 +89,9 @@ def respond(world_dir: str, assignments: str | None, store_path: str,
         customer_col, arm_col = "customer_id", "arm"
     else:
         con = connect()
-        columns = register(con, assignments, "assignments")
+        columns = register(con, assignments, "ul_assignments")
         require_columns(columns, [customer_col, arm_col], assignments)
-        table = con.execute("SELECT * FROM assignments").df()
+        table = con.execute("SELECT * FROM ul_assignments").df()
     with status(f"responding ({len(table):,} customers) and writing {out}"):
         if touches_out is None:
             rows = world.respond(table, start=start, seed=seed, customer_col=customer_col,
@@ -129,14 +129,10 @@ def _stored_assignments(store_path: str, experiment: str):
                 raise InputError(f"--experiment {experiment}: version must be a number")
             v = int(version)
         else:
-            v = store.con.execute("SELECT max(version) FROM assignments WHERE experiment = ?",
-                                  [name]).fetchall()[0][0]
+            v = store.latest_version(name)
             if v is None:
                 raise InputError(f"{store_path}: no experiment named {name!r}")
-        table = store.con.execute(
-            "SELECT customer_id, CASE WHEN arm = 'holdout' THEN 'control' ELSE arm END AS arm "
-            "FROM assignments WHERE experiment = ? AND version = ? ORDER BY customer_id",
-            [name, v]).df()
+        table = store.assignments(name, v, holdout_as="control")
     if table.empty:
         raise InputError(f"{store_path}: experiment {name!r} v{v} has no assignments")
     try:

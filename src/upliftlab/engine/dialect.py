@@ -164,7 +164,21 @@ def _semi_join(node: "exp.Expression") -> "exp.Expression":
     return node
 
 
+def _full_match(node: "exp.Expression") -> "exp.Expression":
+    """regexp_full_match(s, 'p') -> s RLIKE '^(?:p)$' (Spark's RLIKE finds the pattern anywhere
+    in the text; the anchors make it match the whole text, as DuckDB's function does)."""
+    from sqlglot import exp
+
+    if not isinstance(node, exp.RegexpFullMatch):
+        return node
+    text, pattern = node.this, node.expression
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return node
+    return exp.Paren(this=exp.RegexpLike(this=text.copy(), expression=exp.Literal.string(
+        f"^(?:{pattern.this})$")))
+
+
 SPARK_REWRITES: tuple[Callable[["exp.Expression"], "exp.Expression"], ...] = (
-    _hex_cast, _quantiles, _isinf, _any_value, _day_diff, _epoch, _semi_join)
+    _hex_cast, _quantiles, _isinf, _any_value, _day_diff, _epoch, _semi_join, _full_match)
 
 __all__ = ["DIALECTS", "DUCKDB", "SPARK", "SPARK_REWRITES", "check_dialect", "render"]

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from upliftlab.assign import (HOLDOUT_ARM, Allocation, ArmAllocation, Design, _fit_capacity,
-                              _simple_case_hex, capped_weights, hex_key, holdout_threshold,
-                              md5_sql, stratum_sql)
+from upliftlab.assignment.formula import (ArmQuota, AssignmentQuotas, Design, capped_weights,
+                                          fit_capacity, hex_key, holdout_threshold)
+from upliftlab.assignment.sql import md5_sql, simple_case_hex, stratum_sql
+from upliftlab.spec import HOLDOUT_ARM
 from upliftlab.sources import literal, quote
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def hashed_query(pool: str, design: Design) -> str:
 
 def counts_query(pool: str, design: Design) -> str:
     """Customers per (stratum, holdout, simple-mode arm index): all the driver needs."""
-    simple = _simple_case_hex(design, "h", index=True) if design.mode == "simple" else "0"
+    simple = simple_case_hex(design, "h", index=True) if design.mode == "simple" else "0"
     return (f"WITH h AS ({hashed_query(pool, design)}) "
             f"SELECT stratum, holdout, {simple} AS a, count(*) AS n FROM h "
             "GROUP BY stratum, holdout, a")
@@ -75,7 +76,7 @@ def assign_query(pool: str, design: Design, *, quotas: Mapping[str, Sequence[int
         whens += [f"WHEN a = {i} THEN {literal(a)}" for i, a in enumerate(names)]
         return (f"WITH h AS ({hashed_query(pool, design)}), "
                 f"s AS (SELECT customer_id, stratum, h, CASE WHEN holdout THEN -1 ELSE "
-                f"{_simple_case_hex(design, 'h', index=True)} END AS a FROM h), "
+                f"{simple_case_hex(design, 'h', index=True)} END AS a FROM h), "
                 f"r AS (SELECT *{rank_col} FROM s) "
                 f"SELECT customer_id, stratum, CASE {' '.join(whens)} END AS arm FROM r")
     k = len(names)
@@ -90,7 +91,7 @@ def assign_query(pool: str, design: Design, *, quotas: Mapping[str, Sequence[int
 
 def plan(design: Design, counts: Sequence[tuple[str, bool, int, int]],
          existing: Mapping[str, int] | None = None
-         ) -> tuple[Allocation, dict[str, list[int]], dict[str, int]]:
+         ) -> tuple[AssignmentQuotas, dict[str, list[int]], dict[str, int]]:
     """From the rows of `counts_query`: what the run allocates, the stratified quotas and the
     simple mode's remaining capacities; the arithmetic is `upliftlab.assign`'s own."""
     existing = {a: n for a, n in (existing or {}).items() if a != HOLDOUT_ARM}
@@ -117,19 +118,19 @@ def plan(design: Design, counts: Sequence[tuple[str, bool, int, int]],
             if not hold:
                 sizes[s] = sizes.get(s, 0) + int(n)
         n = sum(sizes.values())
-        weights, quotas = _fit_capacity(design, capped_weights(design, n, existing), sizes,
+        weights, quotas = fit_capacity(design, capped_weights(design, n, existing), sizes,
                                         remaining)
         assigned = {a: sum(q[i] - (q[i - 1] if i else 0) for q in quotas.values())
                     for i, a in enumerate(names)}
-    arms = tuple(ArmAllocation(a.name, float(a.weight), float(weights[a.name]), a.capacity,
+    arms = tuple(ArmQuota(a.name, float(a.weight), float(weights[a.name]), a.capacity,
                                int(existing.get(a.name, 0)), int(assigned.get(a.name, 0)))
                  for a in design.arms)
-    return Allocation(design.mode, n + n_hold, n_hold, arms), quotas, remaining
+    return AssignmentQuotas(design.mode, n + n_hold, n_hold, arms), quotas, remaining
 
 
 def assign_spark(engine: "SparkEngine", cohort: Any, design: Design, *,
                  existing: Mapping[str, int] | None = None,
-                 view: str = "ul_spark_pool") -> tuple["DataFrame", Allocation]:
+                 view: str = "ul_spark_pool") -> tuple["DataFrame", AssignmentQuotas]:
     """Assign `cohort` (a Spark or pandas DataFrame or a Parquet path with customer_id and the
     design's strata columns) on Spark: a lazy DataFrame (customer_id as text, stratum, arm) and
     what was allocated. `existing` counts customers already in each arm (capacities)."""

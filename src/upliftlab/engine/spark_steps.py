@@ -41,12 +41,13 @@ def cohort_spark(engine: "SparkEngine", transactions: Any, as_of: Any, *,
     is an InputError before the cohort is built. The answer is a lazy Spark DataFrame.
     """
     from upliftlab import cohort as c
+    from upliftlab import cohort_input as checks
     from upliftlab.errors import InputError
     from upliftlab.sources import describe, require_columns
 
     dormant_after = c.DEFAULT_DORMANT_AFTER if dormant_after is None else dormant_after
-    d = c._as_date(as_of)
-    resolved = c._resolve_tiers(tiers, dormant_after)
+    d = c.as_date(as_of)
+    resolved = c.resolve_tiers(tiers, dormant_after)
     label = describe(transactions) if not hasattr(transactions, "schema") else "transactions"
     raw, clean = f"{view}_raw", f"{view}_clean"
     names = engine.register(transactions, raw)
@@ -58,9 +59,10 @@ def cohort_spark(engine: "SparkEngine", transactions: Any, as_of: Any, *,
     if discount_col is not None and disc is None and discount_col != c.DEFAULT_DISCOUNT_COL:
         require_columns(names, [discount_col], label)
     types = duckdb_types(engine.spark.table(raw))
-    engine.sql(c._clean_view_sql(raw, types, columns, disc, label)).createOrReplaceTempView(clean)
-    facts = c._facts(engine, clean, d, disc is not None, has_stats=False)
-    c._check(facts, d, label, columns, disc)
+    engine.sql(checks.clean_view_sql(raw, types, columns, disc, label)
+               ).createOrReplaceTempView(clean)
+    facts = checks.input_facts(engine, clean, d, disc is not None, has_stats=False)
+    checks.check_input(facts, d, label, columns, disc)
     return engine.sql(c.cohort_sql(clean, d, dormant_after=dormant_after, tiers=resolved,
                                    discount_col="discount_used" if disc else None,
                                    population=population))
@@ -82,12 +84,13 @@ def write_cohort_spark(transactions: Any, as_of: Any, out: str | Path, *,
     import shutil
 
     from upliftlab import cohort as c
+    from upliftlab import cohort_input as checks
     from upliftlab._files import staged_file
     from upliftlab.engine.spark import SparkEngine, local_session
     from upliftlab.errors import InputError
 
     out = Path(out)
-    fmt = c._OUTPUT_FORMATS.get(out.suffix.lower())
+    fmt = c.OUTPUT_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise InputError(f"{out}: unknown output type (expected .parquet or .csv)")
     if not out.parent.is_dir():
@@ -96,8 +99,8 @@ def write_cohort_spark(transactions: Any, as_of: Any, out: str | Path, *,
         engine = SparkEngine(local_session(
             master or os.environ.get("UPLIFTLAB_SPARK_MASTER") or "local[*]"))
     dormant_after = c.DEFAULT_DORMANT_AFTER if dormant_after is None else dormant_after
-    resolved = c._resolve_tiers(tiers, dormant_after)
-    if isinstance(transactions, (str, os.PathLike)) and c._is_csv(transactions):
+    resolved = c.resolve_tiers(tiers, dormant_after)
+    if isinstance(transactions, (str, os.PathLike)) and checks.is_csv(transactions):
         raise InputError(f"{transactions}: --engine spark reads Parquet transactions (convert "
                          "the CSV with DuckDB first, or use the default engine)")
     with spark_errors(str(transactions) if isinstance(transactions, (str, os.PathLike))
@@ -120,7 +123,7 @@ def write_cohort_spark(transactions: Any, as_of: Any, out: str | Path, *,
                 finally:
                     shutil.rmtree(parts, ignore_errors=True)
                 frame.createOrReplaceTempView(view)
-                summary = c._summary(engine, view, [t.name for t in resolved])
+                summary = c.tier_summary_rows(engine, view, [t.name for t in resolved])
         finally:
             engine.drop(view)
             frame.unpersist()

@@ -17,8 +17,16 @@ from upliftlab._files import claim, staged_dir
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 
-__all__ = ["REPORT_FILES", "load_model_section", "load_policy_section", "render_html",
-           "render_markdown", "write_report"]
+__all__ = ["REPORT_FILES", "headlines", "load_model_section", "load_policy_section",
+           "render_html", "render_markdown", "write_report"]
+
+
+def headlines(report: Mapping[str, Any]) -> list[str]:
+    """The report's headlines (report.json as a dict): one sentence per treatment arm on the
+    primary metric, with its cost when known (what `upliftlab report` prints)."""
+    from upliftlab.report._text import headlines as lines
+
+    return lines(dict(report))
 
 
 def load_model_section(folder: str | os.PathLike) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def read_experiment_table(path: str, columns: list[str]) -> pd.DataFrame:
 def check_customers(con: Any, view: str, id_col: str, features: list[str], where: str) -> None:
     """Customers to score: every id present and once, no infinite feature value (a model would
     score them silently, and a plan would count a customer twice)."""
-    from upliftlab.sources import quote
+    from upliftlab.sources import FLOAT_TYPES, quote
 
     cid = quote(id_col)
     missing = con.execute(f"SELECT count(*) FROM {quote(view)} WHERE {cid} IS NULL").fetchone()[0]
@@ -53,7 +53,7 @@ def check_customers(con: Any, view: str, id_col: str, features: list[str], where
                          "customer must appear once")
     types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {quote(view)})"
                              ).fetchall())
-    floats = [c for c in features if str(types.get(c, "")).upper() in ("DOUBLE", "FLOAT", "REAL")]
+    floats = [c for c in features if str(types.get(c, "")).upper() in FLOAT_TYPES]
     if floats:
         counts = con.execute("SELECT " + ", ".join(
             f"count(*) FILTER (WHERE isinf({quote(c)}))" for c in floats)
@@ -84,38 +84,39 @@ def spec_training_data(spec_path: str, as_of: Any, store_path: str, outcome: str
     `as_of`: a model fitted on half-observed windows would learn the wrong outcome.
     Returns (X indexed by customer_id, y, treatment, propensity, control).
     """
-    from upliftlab.outcomes import design_weights, outcome_relation, outcome_source
+    from upliftlab.outcomes import design_weights, outcome_source, spec_outcomes
     from upliftlab.sources import parse_date, quote
     from upliftlab.spec import load_spec
+    from upliftlab.spec_cohort import spec_cohort
     from upliftlab.store import open_store
 
     spec = load_spec(spec_path)
     if as_of is None:
-        raise InputError("model fit SPEC needs --as-of DATE (YYYY-MM-DD)")
-    day = parse_date(as_of, "--as-of")
+        raise InputError("model fit SPEC needs {as_of} DATE (YYYY-MM-DD)", params=["as_of"])
+    day = parse_date(as_of, "{as_of}")
     start = spec.cohort.as_of
     end = start + dt.timedelta(days=spec.outcome_window_days)
     if day < end:
-        raise InputError(f"--as-of {day}: the outcome windows of {spec_path} close on {end}; "
-                         "fit the uplift model once they are closed")
+        raise InputError(f"{{as_of}} {day}: the outcome windows of {spec_path} close on {end}; "
+                         "fit the uplift model once they are closed", params=["as_of"])
     if outcome not in ("reactivated", "revenue", "orders"):
-        raise InputError(f"--metric {outcome!r}: a designed experiment has reactivated, revenue "
-                         "or orders")
-    tx = outcome_source(spec, transactions, columns)  # [outcomes], --transactions, mapping
+        raise InputError(f"{{outcome}} {outcome!r}: a designed experiment has reactivated, "
+                         "revenue or orders", params=["outcome"])
+    tx = outcome_source(spec, transactions, columns)  # [outcomes], transactions, mapping
     if not Path(store_path).exists():
         raise StoreError(f"store {store_path} does not exist (run `upliftlab assign` first)")
     with open_store(store_path) as store:
         if store.experiment(spec.name, spec.version) is None:
             raise StoreError(f"experiment '{spec.name}' v{spec.version} is not in {store_path}")
-        con = store.con
-        outcome_relation(con, spec, tx, start, day)
-        weights = design_weights(con, spec)
-        cohort_cols = [d[0] for d in con.execute("SELECT * FROM ul_cohort LIMIT 0").description
-                       if d[0] not in _NOT_FEATURES]
+        # the cohort from the cohort stage, the outcomes from the outcomes stage (joined with it)
+        cohort = spec_cohort(store.session, spec)
+        got = spec_outcomes(store.session, spec, tx, start, day, cohort=cohort)
+        weights = design_weights(store, spec)
+        cohort_cols = [c for c in cohort.columns if c not in _NOT_FEATURES]
         sel = ", ".join(f"c.{quote(c)}" for c in cohort_cols)
-        df = con.execute(f"""SELECT o.customer_id AS ul_customer_id, o.arm, o.{quote(outcome)} AS y,
-            {sel} FROM ul_outcomes o
-            JOIN ul_cohort c ON CAST(c.customer_id AS VARCHAR) = o.customer_id
+        df = store.con.execute(f"""SELECT o.customer_id AS ul_customer_id, o.arm,
+            o.{quote(outcome)} AS y, {sel} FROM {quote(got.outcomes)} o
+            JOIN {cohort.sql} c ON CAST(c.customer_id AS VARCHAR) = o.customer_id
             ORDER BY o.customer_id""").df()
     if len(df) == 0:
         raise InputError(f"{spec_path}: no assigned customers with cohort features")

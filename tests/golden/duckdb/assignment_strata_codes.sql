@@ -1,0 +1,1 @@
+SELECT stratum, hash(stratum) AS scode FROM (SELECT DISTINCT stratum FROM "pool")

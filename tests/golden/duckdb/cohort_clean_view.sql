@@ -1,0 +1,1 @@
+SELECT "client" AS customer_id, TRY_CAST(trim("bought_at") AS TIMESTAMP) AS ts, CAST("net" AS DOUBLE) AS amount, "bought_at" AS ts_raw, "net" AS amount_raw, CASE WHEN "coupon" = 1 THEN TRUE WHEN "coupon" = 0 THEN FALSE END AS discount_used, "coupon" AS discount_raw FROM "tx_raw"

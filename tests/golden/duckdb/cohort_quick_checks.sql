@@ -1,0 +1,1 @@
+SELECT count(*) AS n_rows, count(ts) AS n_ts, min(ts) AS first_ts, max(ts) AS last_ts, count(customer_id) AS n_ids, count(amount) AS n_amount, min(amount) AS min_amount, count(discount_raw) AS n_disc_raw, count(discount_used) AS n_disc FROM "tx_clean"

@@ -1,0 +1,1 @@
+SELECT sum(amount) AS sum_amount FROM "tx_clean"

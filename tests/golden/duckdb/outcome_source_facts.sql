@@ -1,0 +1,1 @@
+SELECT count(*), min(CAST("bought_at" AS TIMESTAMP)), max(CAST("bought_at" AS TIMESTAMP)), count(*) FILTER (WHERE CAST("bought_at" AS TIMESTAMP) >= TIMESTAMP '2026-01-05 00:00:00'), max(CAST("bought_at" AS TIMESTAMP)) FROM "tx"

@@ -1,0 +1,1 @@
+SELECT quantile_cont("revenue_365d", [0.3333333333333333, 0.6666666666666666]) FROM "cohort"

@@ -1,0 +1,1 @@
+SELECT CAST(CONV(SUBSTRING(MD5('s' || ':' || CAST(customer_id AS STRING)), 1, 15), 16, 10) AS BIGINT) AS x FROM c

@@ -1,0 +1,1 @@
+SELECT cid AS customer_id, scode, h, MD5('global-holdout' || ':' || cid) < '0ccccccccccccd0' AS holdout FROM (SELECT customer_id, scode, cid, MD5('reactivation-2026q1' || ':' || cid) AS h FROM (SELECT p.customer_id, HASH(p.stratum) AS scode, CAST(p.customer_id AS STRING) AS cid FROM `pool` AS p))

@@ -1,0 +1,1 @@
+SELECT stratum, HASH(stratum) AS scode FROM (SELECT DISTINCT stratum FROM `pool`)

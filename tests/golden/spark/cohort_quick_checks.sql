@@ -1,0 +1,1 @@
+SELECT COUNT(*) AS n_rows, COUNT(ts) AS n_ts, MIN(ts) AS first_ts, MAX(ts) AS last_ts, COUNT(customer_id) AS n_ids, COUNT(amount) AS n_amount, MIN(amount) AS min_amount, COUNT(discount_raw) AS n_disc_raw, COUNT(discount_used) AS n_disc FROM `tx_clean`

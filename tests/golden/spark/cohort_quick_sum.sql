@@ -1,0 +1,1 @@
+SELECT SUM(amount) AS sum_amount FROM `tx_clean`
