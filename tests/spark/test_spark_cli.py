@@ -137,3 +137,19 @@ def test_model_score_engine_spark_bad_input(spark, model_dir, tmp_path, capsys):
         assert words in lines[0], lines[0]
         assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv", "short.parquet"]
+
+
+def test_relative_paths_are_the_working_directory_s(spark, model_dir, tmp_path, capsys,
+                                                      monkeypatch):
+    """Spark's JVM resolves a relative path against its own working directory: upliftlab gives
+    it absolute paths, so relative names mean what they mean to the user."""
+    import shutil
+
+    shutil.copy(model_dir / "customers.parquet", tmp_path / "customers.parquet")
+    monkeypatch.chdir(tmp_path)
+    code, io = _run(capsys, "model", "score", "--model", str(model_dir / "model"),
+                    "--customers", "customers.parquet", "--out", "scores.parquet",
+                    "--engine", "spark")
+    assert code == 0, io.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.parquet", "scores.parquet"]
+    assert len(pd.read_parquet(tmp_path / "scores.parquet")) == 2500

@@ -64,6 +64,16 @@ def duckdb_type(spark_type: str) -> str:
     return _SPARK_TO_DUCKDB.get(name) or name.upper()
 
 
+def spark_path(path: "str | os.PathLike") -> str:
+    """A path as Spark must be given it: a URL (s3://, hdfs://, file:) as it is, a local path
+    absolute, because the JVM resolves a relative path against its own working directory,
+    which is not the Python process's after a chdir."""
+    text = str(path)
+    if "://" in text or text.startswith("file:"):
+        return text
+    return os.path.abspath(text)
+
+
 class EngineError(UpliftlabError):
     """The engine cannot run: PySpark or Java missing, a cluster not reached, a session with the
     wrong settings. The message says what to install or change."""
@@ -253,7 +263,7 @@ class SparkEngine:
         if isinstance(data, SparkFrame):
             frame = data
         elif isinstance(data, (str, os.PathLike)):
-            frame = self.spark.read.parquet(str(data))
+            frame = self.spark.read.parquet(spark_path(data))
         else:
             frame = self.spark.createDataFrame(_plain(data))
         frame.createOrReplaceTempView(name)
@@ -291,4 +301,4 @@ def _plain(frame: "pd.DataFrame") -> "pd.DataFrame":
 
 __all__ = ["CONNECT_TIMEOUT", "DEFAULT_MASTER", "EngineError", "INSTALL_JAVA", "MASTER_ENV", "INSTALL_PYSPARK", "LOCAL_CONF", "REQUIRED_CONF",
            "Result", "SparkEngine", "check_reachable", "check_session", "duckdb_type",
-           "local_session", "master_from_env", "spark_available"]
+           "local_session", "master_from_env", "spark_available", "spark_path"]

@@ -388,6 +388,7 @@ def write_plan_spark(allocation: SparkAllocation, out: str | os.PathLike) -> Non
     other name a folder of parts as Spark writes them on a cluster (written whole, then
     renamed into place)."""
     from upliftlab._files import staged_file
+    from upliftlab.engine.spark import spark_path
     from upliftlab.engine.spark_steps import spark_errors, write_one_file
 
     out = Path(out)
@@ -399,7 +400,7 @@ def write_plan_spark(allocation: SparkAllocation, out: str | os.PathLike) -> Non
             from upliftlab._files import staged_dir
 
             with staged_dir(out, owner="plan") as tmp:
-                allocation.plan.write.mode("overwrite").parquet(str(tmp))
+                allocation.plan.write.mode("overwrite").parquet(spark_path(tmp))
 
 
 __all__ = ["NONE", "SparkAllocation", "allocate_spark", "with_prices", "write_plan_spark"]

@@ -42,7 +42,7 @@ class SparkAssignment:
         the store records as it records DuckDB's own assignment; returns `name`."""
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT "
                     + ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in ASSIGNMENT_COLUMNS)
-                    + f" FROM read_parquet({literal(str(self.path / '*.parquet'))})")
+                    + f" FROM read_parquet({literal(os.path.abspath(self.path / '*.parquet'))})")
         return name
 
 
@@ -51,6 +51,7 @@ def assign_to_parquet(engine: "SparkEngine", pool: Any, design: Any, out: str | 
     """Assign `pool` (customer_id and the design's strata columns: a Parquet path, a Spark or
     pandas DataFrame; the customers not yet assigned) on Spark and write the assignment as
     the Parquet folder `out` (which must not exist: the caller stages it and removes it)."""
+    from upliftlab.engine.spark import spark_path
     from upliftlab.engine.spark_assign import assign_spark
     from upliftlab.engine.spark_steps import spark_errors
 
@@ -60,9 +61,9 @@ def assign_to_parquet(engine: "SparkEngine", pool: Any, design: Any, out: str | 
     with spark_errors(str(pool) if isinstance(pool, (str, os.PathLike)) else "cohort"):
         frame, allocation = assign_spark(engine, str(pool) if isinstance(pool, os.PathLike)
                                          else pool, design, existing=existing)
-        frame.select(*ASSIGNMENT_COLUMNS).write.parquet(str(out))
+        frame.select(*ASSIGNMENT_COLUMNS).write.parquet(spark_path(out))
         counts = {r["arm"]: int(r["n"]) for r in
-                  engine.spark.read.parquet(str(out)).groupBy("arm").count()
+                  engine.spark.read.parquet(spark_path(out)).groupBy("arm").count()
                   .withColumnRenamed("count", "n").collect()}
     return SparkAssignment(out, allocation, counts)
 
@@ -77,13 +78,14 @@ def write_contacts_spark(assignment: "DataFrame | str | os.PathLike", out_dir: s
     refused). With `cohort` (customer_id and `features`), those columns are joined on.
     Returns the paths, the full assignment last."""
     from upliftlab._files import staged_dir
+    from upliftlab.engine.spark import spark_path
     from upliftlab.engine.spark_steps import spark_errors
 
     legacy = (f"{experiment}_v*.csv", f"{experiment}_v*.parquet")
     names = [*treatment_arms, "assignment"]
     with spark_errors(str(assignment) if isinstance(assignment, (str, os.PathLike))
                       else "assignment"):
-        frame = (engine.spark.read.parquet(str(assignment))
+        frame = (engine.spark.read.parquet(spark_path(assignment))
                  if isinstance(assignment, (str, os.PathLike)) else assignment)
         view, cview = "ul_spark_contacts", "ul_spark_contacts_cohort"
         frame.createOrReplaceTempView(view)
@@ -103,7 +105,7 @@ def write_contacts_spark(assignment: "DataFrame | str | os.PathLike", out_dir: s
                 for label in names:
                     where = "" if label == "assignment" else f" WHERE a.arm = {literal(label)}"
                     engine.sql(f"{select} FROM {source}{where}").write.parquet(
-                        str(tmp / f"{experiment}_v{version}_{label}.parquet"))
+                        spark_path(tmp / f"{experiment}_v{version}_{label}.parquet"))
         finally:
             engine.drop(view, *([cview] if cohort is not None else []))
     out = Path(out_dir)

@@ -120,11 +120,13 @@ def write_one_file(frame: "DataFrame", path: Path, fmt: str) -> None:
     single files; a cluster's users write a folder of parts with the Python API instead."""
     import shutil
 
+    from upliftlab.engine.spark import spark_path
+
     parts = path.with_name(path.name + ".parts")
     try:
         writer = frame.coalesce(1).write.mode("overwrite")
-        (writer.parquet(str(parts)) if fmt == "parquet"
-         else writer.option("header", True).csv(str(parts)))
+        (writer.parquet(spark_path(parts)) if fmt == "parquet"
+         else writer.option("header", True).csv(spark_path(parts)))
         [part] = sorted(parts.glob(f"part-*.{fmt}"))
         os.replace(part, path)
     finally:
