@@ -88,3 +88,15 @@ def test_engine_flag_over_spec_over_duckdb():
     assert resolve_engine("spark", None) == "spark"
     with pytest.raises(InputError, match="engine 'postgres'"):
         resolve_engine(None, "postgres")
+
+
+def test_the_cli_starts_without_pyspark_or_sqlglot():
+    """--engine exists on commands, yet PySpark (and SQLGlot) load only on the Spark path."""
+    import subprocess
+
+    code = ("import sys; from upliftlab.cli import main\n"
+            "try:\n    main(['model', 'score', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('pyspark', 'py4j', 'sqlglot') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "--engine" in out and out.strip().endswith("[]")
