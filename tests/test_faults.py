@@ -237,8 +237,11 @@ UNPRIVILEGED = (pytest.mark.unprivileged,
                                    reason="running as root without setpriv to drop the "
                                           "permission overrides"))
 
-NEEDS_PYSPARK = pytest.mark.skipif(importlib.util.find_spec("pyspark") is None,
-                                   reason="without PySpark --engine spark says to install it")
+NEEDS_PYSPARK = pytest.mark.skipif(
+    importlib.util.find_spec("pyspark") is None or not (
+        shutil.which("java") or os.path.exists(os.path.join(os.environ.get("JAVA_HOME", "-"),
+                                                            "bin", "java"))),
+    reason="without PySpark or Java --engine spark says what to install (tests/test_engine_cli)")
 
 CASES = [
     # 1. a command refuses an existing --out it did not write
