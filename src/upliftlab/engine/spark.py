@@ -299,6 +299,7 @@ def _plain(frame: "pd.DataFrame") -> "pd.DataFrame":
     return out
 
 
-__all__ = ["CONNECT_TIMEOUT", "DEFAULT_MASTER", "EngineError", "INSTALL_JAVA", "MASTER_ENV", "INSTALL_PYSPARK", "LOCAL_CONF", "REQUIRED_CONF",
-           "Result", "SparkEngine", "check_reachable", "check_session", "duckdb_type",
-           "local_session", "master_from_env", "spark_available", "spark_path"]
+__all__ = ["CONNECT_TIMEOUT", "DEFAULT_MASTER", "EngineError", "INSTALL_JAVA", "INSTALL_PYSPARK",
+           "LOCAL_CONF", "MASTER_ENV", "REQUIRED_CONF", "Result", "SparkEngine",
+           "check_reachable", "check_session", "duckdb_type", "local_session", "master_from_env",
+           "spark_available", "spark_path"]
