@@ -98,6 +98,7 @@ def test_no_binding_budget_treats_every_positive_gain(engine, scores):
                          sample_size=2000)
     best = scores.head(4000)[[f"uplift_{a}" for a in ARMS]].to_numpy()
     assert res.lambda_ == 0.0 and sum(res.counts.values()) == int((best.max(1) > 0).sum())
+    assert res.passes == 1 and res.gap_to_dual_bound == pytest.approx(0.0, abs=1e-12)
 
 
 def test_plan_written_as_parquet(engine, scores, tmp_path):

@@ -246,7 +246,6 @@ def allocate_spark(engine: "SparkEngine", scores: Any, policy: "BudgetedPolicy",
                          for a in arms))
 
     # 1. prices on the driver, from a sample (all customers when there are few)
-    k = len(arms)
     fraction = min(1.0, sample_size / n)
     sample = (frame if fraction >= 1.0 else frame.sample(fraction=fraction, seed=seed)
               ).drop("customer_id").toPandas()
@@ -287,8 +286,8 @@ def allocate_spark(engine: "SparkEngine", scores: Any, policy: "BudgetedPolicy",
                 best = top
             lam, mu = best["lam"], np.asarray(best["mu"], dtype=float)
             spread = spread ** 0.35
-            if spread - 1 < 1e-6:
-                break
+            if len(prices) == 1 or spread - 1 < 1e-6:
+                break  # nothing binds (no price to find), or the lines have closed in
         if best is None:
             raise InputError("allocation on Spark: no prices found that keep the plan within "
                              "the budget and capacities; check them against the costs")
