@@ -36,6 +36,7 @@ SYNONYMS = {
     "--campaign-date": {"--start", "--start-date", "--campaign-start"},
     "--outcome-window-days": {"--window-days", "--window"},
     "--currency": {"--currency-code", "--ccy"},
+    "--engine": {"--backend", "--executor", "--runner"},
 }
 _SUFFIXES = ("-col", "-column", "-name", "-file", "-path", "-dir", "-label")
 

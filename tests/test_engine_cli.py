@@ -52,3 +52,51 @@ def test_unknown_engine_is_a_usage_error(tmp_path, tx, capsys):
     code, io = _run(capsys, "cohort", "--transactions", str(tx), "--as-of", "2026-01-05",
                     "--out", str(tmp_path / "c.parquet"), "--engine", "postgres")
     assert code == 2 and "error:" in io.err and "duckdb" in io.err
+
+
+def _spec(tmp_path, line: str):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    path = tmp_path / "exp.toml"
+    path.write_text(line + "\n" + (root / "reactivation_2026q1.toml").read_text())
+    return path
+
+
+def test_spec_engine_key_is_validated_and_not_part_of_the_experiment(tmp_path):
+    """`engine = "spark"` in a spec: accepted, anything else refused naming the key; where the
+    steps run changes neither the spec's hash nor the randomisation's."""
+    from upliftlab.errors import SpecError
+    from upliftlab.spec import load_spec, randomisation_hash, spec_hash
+
+    plain = load_spec(_spec(tmp_path, ""))
+    spark = load_spec(_spec(tmp_path, 'engine = "spark"'))
+    assert plain.engine == "duckdb" and spark.engine == "spark"
+    assert spec_hash(spark) == spec_hash(plain)
+    assert randomisation_hash(spark) == randomisation_hash(plain)
+    with pytest.raises(SpecError, match="engine"):
+        load_spec(_spec(tmp_path, 'engine = "postgres"'))
+
+
+def test_engine_flag_over_spec_over_duckdb():
+    from upliftlab.cli._engine import resolve_engine
+    from upliftlab.errors import InputError
+
+    assert resolve_engine(None) == "duckdb"
+    assert resolve_engine(None, "spark") == "spark"
+    assert resolve_engine("duckdb", "spark") == "duckdb"
+    assert resolve_engine("spark", None) == "spark"
+    with pytest.raises(InputError, match="engine 'postgres'"):
+        resolve_engine(None, "postgres")
+
+
+def test_the_cli_starts_without_pyspark_or_sqlglot():
+    """--engine exists on commands, yet PySpark (and SQLGlot) load only on the Spark path."""
+    import subprocess
+
+    code = ("import sys; from upliftlab.cli import main\n"
+            "try:\n    main(['model', 'score', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('pyspark', 'py4j', 'sqlglot') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "--engine" in out and out.strip().endswith("[]")

@@ -10,10 +10,12 @@ reported experiment, a fitted model and a policy) is made once per module.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import pickle
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,6 +210,8 @@ class Case:
     message: str                                   # a part of the expected error line
     setup: Callable[[Path], None] | None = None
     marks: tuple = field(default=())
+    env: tuple[tuple[str, str], ...] = ()           # environment of the run
+    seconds: float | None = None                    # the error comes within this time
 
 
 LONG = "r" * 300
@@ -232,6 +236,12 @@ UNPRIVILEGED = (pytest.mark.unprivileged,
                 pytest.mark.skipif(IS_ROOT and SETPRIV is None,
                                    reason="running as root without setpriv to drop the "
                                           "permission overrides"))
+
+NEEDS_PYSPARK = pytest.mark.skipif(
+    importlib.util.find_spec("pyspark") is None or not (
+        shutil.which("java") or os.path.exists(os.path.join(os.environ.get("JAVA_HOME", "-"),
+                                                            "bin", "java"))),
+    reason="without PySpark or Java --engine spark says what to install (tests/test_engine_cli)")
 
 CASES = [
     # 1. a command refuses an existing --out it did not write
@@ -356,6 +366,15 @@ CASES = [
          "infinite", _inf_features),
     Case("assign-tiers-changed", ["assign", "experiments/tiers_changed.toml", "--store", STORE],
          "tiers changed"),
+    # a Spark cluster that cannot be reached: the master named, quickly, never DuckDB instead
+    *(Case(f"{name}-spark-master-unreachable", [*args, "--engine", "spark"],
+           "cannot reach the Spark master spark://127.0.0.1:1", env=(
+               ("UPLIFTLAB_SPARK_MASTER", "spark://127.0.0.1:1"),), seconds=30.0,
+           marks=(NEEDS_PYSPARK,))
+      for name, args in (
+          ("cohort", ["cohort", "--transactions", "world/transactions.parquet", "--as-of",
+                      "2026-01-05", "--out", "c2.parquet"]),
+          ("model-score", [*SCORE[:-1], "scores2.parquet"]))),
 ]
 
 
@@ -387,11 +406,16 @@ def test_bad_input_exit_2_one_line_nothing_changed(case, project, tmp_path, caps
     if case.setup is not None:
         case.setup(work)
     monkeypatch.chdir(work)
+    for name, value in case.env:
+        monkeypatch.setenv(name, value)
     before = snapshot(work)
+    start = time.perf_counter()
     if IS_ROOT and any(m.name == "unprivileged" for m in case.marks):
         code, err = _run_without_dac_override(work, case.args)
     else:
         code, _, err = cli(capsys, *case.args)
+    if case.seconds is not None:
+        assert time.perf_counter() - start < case.seconds, err
     lines = err.strip().splitlines()
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err

@@ -286,6 +286,9 @@ class ExperimentSpec(_Model):
     # an ISO 4217 code (EUR) or a currency symbol (€); every report shows money in it
     currency: str = "USD"
     touches: TouchesSpec | None = None
+    # where the heavy steps run (`--engine` overrides it): not part of the experiment, so not
+    # part of its hash (the same arms and statistics on either engine)
+    engine: Literal["duckdb", "spark"] = "duckdb"
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _path: Path | None = PrivateAttr(default=None)
@@ -519,6 +522,7 @@ def spec_hash(spec: ExperimentSpec) -> str:
 
 def spec_json(spec: ExperimentSpec) -> dict[str, Any]:
     out = spec.model_dump(mode="json")
+    out.pop("engine")
     if spec.cohort.kind == "dormant":
         # the at-risk keys are left out of a dormant cohort, so its hash is what it was before
         for key in ("kind", "model", "min_level", "share"):

@@ -138,9 +138,10 @@ def currency() -> Any:
 
 def engine() -> Any:
     """--engine: where the heavy steps run (DuckDB here, or Spark: a local session or the master
-    in env UPLIFTLAB_SPARK_MASTER). Without PySpark or Java, Spark is an error, never DuckDB."""
-    return click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
-                        show_default=True,
-                        help="Run on DuckDB, or on Apache Spark (pip install 'upliftlab[spark]' "
-                             "and Java >= 17; master from env UPLIFTLAB_SPARK_MASTER, default "
-                             "local[*]).")
+    in env UPLIFTLAB_SPARK_MASTER). Without PySpark or Java, Spark is an error, never DuckDB.
+    Unset, it is the spec's `engine` where the command reads a spec, else duckdb
+    (`cli._engine.resolve_engine`)."""
+    return click.option("--engine", type=click.Choice(["duckdb", "spark"]), default=None,
+                        help="Run on DuckDB (the default, or the spec's `engine`), or on Apache "
+                             "Spark (pip install 'upliftlab[spark]' and Java >= 17; master from "
+                             "env UPLIFTLAB_SPARK_MASTER, default local[*]).")

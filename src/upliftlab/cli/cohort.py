@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from upliftlab.cli._options import as_of as as_of_option
+from upliftlab.cli._engine import resolve_engine
 from upliftlab.cli._options import amount_col, customer_col, engine, time_col
 
 
@@ -31,7 +32,7 @@ from upliftlab.cli._options import amount_col, customer_col, engine, time_col
 @engine()
 def cohort(transactions: str, as_of: str, dormant_after: int, tiers: str | None,
            customer_col: str, time_col: str, amount_col: str, discount_col: str,
-           out: str, engine: str) -> None:
+           out: str, engine: str | None) -> None:
     """Find the dormant customers as of a date, with their tier and features.
 
     \b
@@ -47,6 +48,7 @@ def cohort(transactions: str, as_of: str, dormant_after: int, tiers: str | None,
                          if discount_col else {})
     from upliftlab.progress import status
 
+    engine = resolve_engine(engine)
     write = write_cohort
     if engine == "spark":
         from upliftlab.engine.spark_steps import write_cohort_spark as write

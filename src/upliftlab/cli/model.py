@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import click
 
-from upliftlab.cli._options import (arm_col, as_of, control, customer_col, mapped_columns,
-                                    parse_weights, store, weight)
+from upliftlab.cli._options import (arm_col, as_of, control, customer_col, engine,
+                                    mapped_columns, parse_weights, store, weight)
 
 
 @click.group("model")
@@ -241,18 +241,28 @@ def pd_frame(columns: dict):
               help="Rows per batch (bounds memory).")
 @click.option("--out", required=True, metavar="FILE",
               help="Scores, .parquet or .csv: customer_id, base, uplift_<arm>...")
-def score(model_dir: str, customers: str, customer_col: str, batch_size: int, out: str) -> None:
+@engine()
+def score(model_dir: str, customers: str, customer_col: str, batch_size: int, out: str,
+          engine: str | None) -> None:
     """Score customers in batches: predicted outcome under control and uplift per arm.
 
     \b
     Example:
       upliftlab model score --model m/ --customers cohort.parquet --out scores.parquet
     """
+    from upliftlab.cli._engine import resolve_engine
     from upliftlab.uplift import load_model
     from upliftlab.uplift.io import score_file
 
     m = load_model(model_dir, trusted=True)
-    n = score_file(m, customers, out, id_col=customer_col, batch_size=batch_size)
+    if resolve_engine(engine) == "spark":
+        from upliftlab.engine.spark_score import write_scores_spark
+        from upliftlab.progress import status
+
+        with status(f"scoring {customers} on Spark"):
+            n = write_scores_spark(m, customers, out, id_col=customer_col)
+    else:
+        n = score_file(m, customers, out, id_col=customer_col, batch_size=batch_size)
     click.echo(f"scored {n:,} customers ({', '.join(m.treatment_arms_)} vs {m.control_}) -> {out}")
 
 

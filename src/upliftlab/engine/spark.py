@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,6 +64,16 @@ def duckdb_type(spark_type: str) -> str:
     return _SPARK_TO_DUCKDB.get(name) or name.upper()
 
 
+def spark_path(path: "str | os.PathLike") -> str:
+    """A path as Spark must be given it: a URL (s3://, hdfs://, file:) as it is, a local path
+    absolute, because the JVM resolves a relative path against its own working directory,
+    which is not the Python process's after a chdir."""
+    text = str(path)
+    if "://" in text or text.startswith("file:"):
+        return text
+    return os.path.abspath(text)
+
+
 class EngineError(UpliftlabError):
     """The engine cannot run: PySpark or Java missing, a cluster not reached, a session with the
     wrong settings. The message says what to install or change."""
@@ -81,6 +92,64 @@ def spark_available() -> str | None:
     return None
 
 
+MASTER_ENV = "UPLIFTLAB_SPARK_MASTER"
+DEFAULT_MASTER = "local[*]"
+# how long to wait for a cluster's master to answer before saying it cannot be reached: Spark
+# itself retries a standalone master for a minute or more, then leaves the job waiting forever
+CONNECT_TIMEOUT = 10.0
+
+
+def master_from_env(master: str | None = None) -> str:
+    """The Spark master: `master` if given, else env UPLIFTLAB_SPARK_MASTER, else local[*]."""
+    return master or os.environ.get(MASTER_ENV, "").strip() or DEFAULT_MASTER
+
+
+def _endpoints(master: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs a master URL names: spark://h:7077[,h2:7077] (standalone, with
+    standby masters), sc://h:15002 (Spark Connect), k8s://https://h:443; none for local/yarn."""
+    from urllib.parse import urlsplit
+
+    scheme, _, rest = master.partition("://")
+    scheme = scheme.lower()
+    if scheme == "k8s":
+        url = urlsplit(rest if "://" in rest else "https://" + rest)
+        return [(url.hostname or "", url.port or (443 if url.scheme == "https" else 80))]
+    default = {"spark": 7077, "sc": 15002}.get(scheme)
+    if default is None:
+        return []
+    hosts = rest.split("/", 1)[0].split(";", 1)[0]
+    out = []
+    for part in hosts.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep:
+            host, port = part.strip(), ""
+        try:
+            out.append((host.strip("[]"), int(port) if port else default))
+        except ValueError:
+            raise EngineError(f"--engine spark: Spark master {master!r}: port {port!r} is not "
+                              f"a number (check {MASTER_ENV})") from None
+    return out
+
+
+def check_reachable(master: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """An EngineError naming `master` unless one of the hosts its URL names accepts a TCP
+    connection within `timeout` seconds. Spark would otherwise retry for minutes, or start and
+    leave every job waiting for executors that never come."""
+    endpoints = _endpoints(master)
+    why = ""
+    for host, port in endpoints:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return
+        except OSError as exc:
+            why = (f"timed out after {timeout:g} s" if isinstance(exc, TimeoutError)
+                   else (exc.strerror or str(exc)))
+    if endpoints:
+        raise EngineError(f"--engine spark: cannot reach the Spark master {master} ({why}); "
+                          f"check the URL ({MASTER_ENV} or the spec's engine settings) and "
+                          "that the master is running and reachable from here")
+
+
 def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = None,
                   app_name: str = "upliftlab") -> "SparkSession":
     """A Spark session with upliftlab's settings (`REQUIRED_CONF`, and `LOCAL_CONF` for a local
@@ -89,13 +158,23 @@ def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
     reason = spark_available()
     if reason is not None:
         raise EngineError(f"--engine spark: {reason}")
+    check_reachable(master)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     settings = {**(LOCAL_CONF if master.startswith("local") else {}), **REQUIRED_CONF,
                 **dict(conf or {})}
-    builder = SparkSession.builder.master(master).appName(app_name)
+    connect = master.lower().startswith("sc://")
+    if connect:
+        # Spark Connect: a client only (no JVM here); its own extra packages
+        try:
+            import grpc  # noqa: F401
+        except ImportError:
+            raise EngineError(f"--engine spark: the Spark Connect URL {master} needs "
+                              "pip install 'pyspark[connect]'") from None
+    builder = (SparkSession.builder.remote(master) if connect
+               else SparkSession.builder.master(master)).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
@@ -104,7 +183,8 @@ def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
         raise EngineError(f"--engine spark: cannot start Spark at {master}: "
                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
                           ) from None
-    spark.sparkContext.setLogLevel("ERROR")
+    if not connect:
+        spark.sparkContext.setLogLevel("ERROR")
     # PySpark also logs a failed query's JVM stack trace as JSON on stderr; upliftlab turns the
     # errors it expects into one `error:` line, which that dump would bury
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
@@ -183,7 +263,7 @@ class SparkEngine:
         if isinstance(data, SparkFrame):
             frame = data
         elif isinstance(data, (str, os.PathLike)):
-            frame = self.spark.read.parquet(str(data))
+            frame = self.spark.read.parquet(spark_path(data))
         else:
             frame = self.spark.createDataFrame(_plain(data))
         frame.createOrReplaceTempView(name)
@@ -219,6 +299,7 @@ def _plain(frame: "pd.DataFrame") -> "pd.DataFrame":
     return out
 
 
-__all__ = ["EngineError", "INSTALL_JAVA", "INSTALL_PYSPARK", "LOCAL_CONF", "REQUIRED_CONF",
-           "Result", "SparkEngine", "check_session", "duckdb_type", "local_session",
-           "spark_available"]
+__all__ = ["CONNECT_TIMEOUT", "DEFAULT_MASTER", "EngineError", "INSTALL_JAVA", "INSTALL_PYSPARK",
+           "LOCAL_CONF", "MASTER_ENV", "REQUIRED_CONF", "Result", "SparkEngine",
+           "check_reachable", "check_session", "duckdb_type", "local_session", "master_from_env",
+           "spark_available", "spark_path"]

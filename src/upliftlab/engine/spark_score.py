@@ -8,6 +8,8 @@ libraries installed (in local mode PYSPARK_PYTHON is this Python).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,4 +49,43 @@ def score_spark(engine: "SparkEngine", model: Any, customers: Any,
     return frame.mapInPandas(score, schema)
 
 
-__all__ = ["score_spark"]
+def write_scores_spark(model: Any, customers: str | os.PathLike, out: str | os.PathLike, *,
+                       id_col: str = "customer_id", master: str | None = None,
+                       engine: "SparkEngine | None" = None) -> int:
+    """`upliftlab model score` on Spark: the scores of the Parquet `customers` written to `out`
+    (.parquet or .csv, one file, whole or not at all), as `uplift.io.score_file` writes them.
+    Returns the number of customers scored.
+
+    `master`: the Spark master (default: env UPLIFTLAB_SPARK_MASTER, else local[*]); an
+    `engine` already running is used as it is. Spark reads Parquet (a file, a folder of parts
+    or a glob); a CSV is refused with the reason.
+    """
+    from upliftlab._files import staged_file
+    from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
+    from upliftlab.engine.spark_steps import spark_errors, write_one_file
+    from upliftlab.errors import InputError
+
+    out = Path(out)
+    fmt = {".parquet": "parquet", ".csv": "csv"}.get(out.suffix.lower())
+    if fmt is None:
+        raise InputError(f"--out {out}: expected a .parquet or .csv file")
+    source = str(customers)
+    if source.lower().endswith((".csv", ".csv.gz")) or ".duckdb:" in source:
+        raise InputError(f"{source}: --engine spark reads Parquet customers (a file, a folder "
+                         "of parts or a glob); convert it first, or use the default engine")
+    if engine is None:
+        engine = SparkEngine(local_session(master_from_env(master)))
+    with spark_errors(source):
+        frame = score_spark(engine, model, source, id_col=id_col).persist()
+        try:
+            with staged_file(out) as tmp:
+                write_one_file(frame, tmp, fmt)
+                n = frame.count()
+                if n == 0:
+                    raise InputError(f"{source}: no rows to score")
+        finally:
+            frame.unpersist()
+    return int(n)
+
+
+__all__ = ["score_spark", "write_scores_spark"]

@@ -81,12 +81,10 @@ def write_cohort_spark(transactions: Any, as_of: Any, out: str | Path, *,
     `engine` already running is used as it is. Without PySpark or Java: an EngineError that
     says what to install, before anything is written.
     """
-    import shutil
-
     from upliftlab import cohort as c
     from upliftlab import cohort_input as checks
     from upliftlab._files import staged_file
-    from upliftlab.engine.spark import SparkEngine, local_session
+    from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
     from upliftlab.errors import InputError
 
     out = Path(out)
@@ -96,8 +94,7 @@ def write_cohort_spark(transactions: Any, as_of: Any, out: str | Path, *,
     if not out.parent.is_dir():
         raise InputError(f"{out}: directory {out.parent} does not exist")
     if engine is None:
-        engine = SparkEngine(local_session(
-            master or os.environ.get("UPLIFTLAB_SPARK_MASTER") or "local[*]"))
+        engine = SparkEngine(local_session(master_from_env(master)))
     dormant_after = c.DEFAULT_DORMANT_AFTER if dormant_after is None else dormant_after
     resolved = c.resolve_tiers(tiers, dormant_after)
     if isinstance(transactions, (str, os.PathLike)) and checks.is_csv(transactions):
@@ -111,23 +108,32 @@ def write_cohort_spark(transactions: Any, as_of: Any, out: str | Path, *,
         view = "ul_spark_cohort_out"
         try:
             with staged_file(out) as tmp:
-                parts = tmp.with_name(tmp.name + ".parts")
-                try:
-                    # one partition, so one file: the cohort is one row per customer, and a
-                    # cluster's users write a folder of parts with the Python API instead
-                    writer = frame.coalesce(1).write.mode("overwrite")
-                    (writer.parquet(str(parts)) if fmt == "parquet"
-                     else writer.option("header", True).csv(str(parts)))
-                    [part] = sorted(parts.glob(f"part-*.{fmt}"))
-                    os.replace(part, tmp)
-                finally:
-                    shutil.rmtree(parts, ignore_errors=True)
+                write_one_file(frame, tmp, fmt)
                 frame.createOrReplaceTempView(view)
                 summary = c.tier_summary_rows(engine, view, [t.name for t in resolved])
         finally:
             engine.drop(view)
             frame.unpersist()
     return summary
+
+
+def write_one_file(frame: "DataFrame", path: Path, fmt: str) -> None:
+    """`frame` as one file `path` (fmt parquet or csv, with a header): Spark writes a folder of
+    parts, so one partition is written beside `path` and its part moved there. For the CLI's
+    single files; a cluster's users write a folder of parts with the Python API instead."""
+    import shutil
+
+    from upliftlab.engine.spark import spark_path
+
+    parts = path.with_name(path.name + ".parts")
+    try:
+        writer = frame.coalesce(1).write.mode("overwrite")
+        (writer.parquet(spark_path(parts)) if fmt == "parquet"
+         else writer.option("header", True).csv(spark_path(parts)))
+        [part] = sorted(parts.glob(f"part-*.{fmt}"))
+        os.replace(part, path)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
 
 
 @contextmanager
@@ -145,6 +151,11 @@ def spark_errors(label: str) -> Iterator[None]:
         # a JVM error that PySpark did not convert carries its message on the Java side
         text = (str(exc.java_exception.getMessage()) if isinstance(exc, Py4JJavaError)
                 else str(exc))
+        # upliftlab's own check failing on a worker (the model's feature checks): its message
+        mine = [ln.split("InputError: ", 1)[1].strip() for ln in text.splitlines()
+                if "upliftlab.errors.InputError: " in ln]
+        if mine:
+            raise InputError(f"{label}: {mine[-1]}") from None
         first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
         raise InputError(f"{label}: Spark could not run: {first}") from None
 
@@ -175,4 +186,4 @@ def aggregate_spark(engine: "SparkEngine", view: str, arm: str, metrics: Sequenc
 
 
 __all__ = ["aggregate_spark", "cohort_spark", "duckdb_types", "outcomes_spark",
-           "write_cohort_spark"]
+           "spark_errors", "write_cohort_spark", "write_one_file"]

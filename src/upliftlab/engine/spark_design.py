@@ -1,0 +1,115 @@
+"""The Spark side of `assign`, `export` and the store: an assignment made on Spark written as
+Parquet (the full assignment, and the contact lists per treatment arm), and read back by the
+store's DuckDB connection as a relation, so the store records it by its own method.
+
+The customers never pass through Python: Spark writes Parquet parts, DuckDB reads them. The
+commands call these through a few lines (see README "On Apache Spark": what `assign`, `export`
+and `report` do with `--engine spark`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from upliftlab.errors import InputError
+from upliftlab.sources import literal, quote
+
+if TYPE_CHECKING:
+    import duckdb
+    from pyspark.sql import DataFrame
+
+    from upliftlab.engine.spark import SparkEngine
+
+# the columns of an assignment, as the store's `assignments` table holds them (all text)
+ASSIGNMENT_COLUMNS = ("customer_id", "arm", "stratum")
+
+
+@dataclass(frozen=True)
+class SparkAssignment:
+    """An assignment made on Spark: `path` is a folder of Parquet parts (customer_id, arm,
+    stratum as text); `allocation` is what the run allocated (`assign_spark`'s answer)."""
+
+    path: Path
+    allocation: Any
+    counts: dict[str, int]
+
+    def relation(self, con: "duckdb.DuckDBPyConnection", name: str) -> str:
+        """The assignment as the temp view `name` of a DuckDB connection (the store's), which
+        the store records as it records DuckDB's own assignment; returns `name`."""
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT "
+                    + ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in ASSIGNMENT_COLUMNS)
+                    + f" FROM read_parquet({literal(os.path.abspath(self.path / '*.parquet'))})")
+        return name
+
+
+def assign_to_parquet(engine: "SparkEngine", pool: Any, design: Any, out: str | os.PathLike,
+                      *, existing: Mapping[str, int] | None = None) -> SparkAssignment:
+    """Assign `pool` (customer_id and the design's strata columns: a Parquet path, a Spark or
+    pandas DataFrame; the customers not yet assigned) on Spark and write the assignment as
+    the Parquet folder `out` (which must not exist: the caller stages it and removes it)."""
+    from upliftlab.engine.spark import spark_path
+    from upliftlab.engine.spark_assign import assign_spark
+    from upliftlab.engine.spark_steps import spark_errors
+
+    out = Path(out)
+    if out.exists():
+        raise InputError(f"{out}: already exists (an assignment is written to a new folder)")
+    with spark_errors(str(pool) if isinstance(pool, (str, os.PathLike)) else "cohort"):
+        frame, allocation = assign_spark(engine, str(pool) if isinstance(pool, os.PathLike)
+                                         else pool, design, existing=existing)
+        frame.select(*ASSIGNMENT_COLUMNS).write.parquet(spark_path(out))
+        counts = {r["arm"]: int(r["n"]) for r in
+                  engine.spark.read.parquet(spark_path(out)).groupBy("arm").count()
+                  .withColumnRenamed("count", "n").collect()}
+    return SparkAssignment(out, allocation, counts)
+
+
+def write_contacts_spark(assignment: "DataFrame | str | os.PathLike", out_dir: str | os.PathLike,
+                         *, experiment: str, version: int, treatment_arms: Sequence[str],
+                         engine: "SparkEngine", cohort: Any = None,
+                         features: Sequence[str] = ()) -> list[str]:
+    """`upliftlab export` on Spark: one contact list per treatment arm, then the full assignment
+    (control and the holdout too), as `<experiment>_v<version>_<arm>.parquet` folders of parts
+    in the folder `out_dir` (staged and swapped in whole; a folder `export` did not write is
+    refused). With `cohort` (customer_id and `features`), those columns are joined on.
+    Returns the paths, the full assignment last."""
+    from upliftlab._files import staged_dir
+    from upliftlab.engine.spark import spark_path
+    from upliftlab.engine.spark_steps import spark_errors
+
+    legacy = (f"{experiment}_v*.csv", f"{experiment}_v*.parquet")
+    names = [*treatment_arms, "assignment"]
+    with spark_errors(str(assignment) if isinstance(assignment, (str, os.PathLike))
+                      else "assignment"):
+        frame = (engine.spark.read.parquet(spark_path(assignment))
+                 if isinstance(assignment, (str, os.PathLike)) else assignment)
+        view, cview = "ul_spark_contacts", "ul_spark_contacts_cohort"
+        frame.createOrReplaceTempView(view)
+        select = (f"SELECT a.customer_id, {literal(experiment)} AS experiment, "
+                  f"CAST({int(version)} AS INTEGER) AS version, a.arm, a.stratum")
+        source = f"{quote(view)} a"
+        if cohort is not None:
+            have = engine.register(cohort, cview)
+            missing = [f for f in features if f not in have]
+            if missing:
+                raise InputError(f"cohort: no column {', '.join(map(repr, missing))} to export")
+            select += "".join(f", c.{quote(f)}" for f in features)
+            source += (f" LEFT JOIN {quote(cview)} c "
+                       "ON CAST(c.customer_id AS VARCHAR) = a.customer_id")
+        try:
+            with staged_dir(out_dir, owner="export", legacy=legacy) as tmp:
+                for label in names:
+                    where = "" if label == "assignment" else f" WHERE a.arm = {literal(label)}"
+                    engine.sql(f"{select} FROM {source}{where}").write.parquet(
+                        spark_path(tmp / f"{experiment}_v{version}_{label}.parquet"))
+        finally:
+            engine.drop(view, *([cview] if cohort is not None else []))
+    out = Path(out_dir)
+    return [str(out / f"{experiment}_v{version}_{label}.parquet") for label in names]
+
+
+__all__ = ["ASSIGNMENT_COLUMNS", "SparkAssignment", "assign_to_parquet", "write_contacts_spark"]
