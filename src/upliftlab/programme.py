@@ -120,7 +120,8 @@ def _join_key(con: "duckdb.DuckDBPyConnection", transactions: str, column: str) 
 
 
 def extract_sql(eligible: str, transactions: str, end: dt.date,
-                columns: ColumnMap = ColumnMap(), key: str | None = None) -> dict[str, str]:
+                columns: ColumnMap = ColumnMap(), key: str | None = None,
+                starts: tuple[dt.date, dt.date] | None = None) -> dict[str, str]:
     """The two reads of the transactions, over the customers of `eligible_sql`: `pre`, per
     customer the revenue in the 365 days before `read_from` (the CUPED covariate of the long
     runs) and their last purchase before `first_start` (the holdout view's status); `post`,
@@ -135,18 +136,24 @@ def extract_sql(eligible: str, transactions: str, end: dt.date,
         on = f"e.k__ = x.{cid}"
     else:
         keyed, on = quote(eligible), f"e.customer_id = CAST(x.{cid} AS VARCHAR)"
-    src = f"""SELECT e.customer_id, CAST(e.read_from AS TIMESTAMP) AS read_ts,
+    x_ts = f"CAST(x.{ts} AS TIMESTAMP)"
+
+    def src(where: str) -> str:
+        return f"""SELECT e.customer_id, CAST(e.read_from AS TIMESTAMP) AS read_ts,
            CAST(e.first_start AS TIMESTAMP) AS first_ts,
-           CAST(x.{ts} AS TIMESTAMP) AS ts, CAST(x.{amt} AS DOUBLE) AS amount
-    FROM {quote(transactions)} x JOIN {keyed} e ON {on}
-    WHERE CAST(x.{ts} AS TIMESTAMP) < {_ts(end)}"""
+           {x_ts} AS ts, CAST(x.{amt} AS DOUBLE) AS amount
+    FROM (SELECT * FROM {quote(transactions)} x WHERE {x_ts} < {_ts(end)}{where}) x
+    JOIN {keyed} e ON {on}"""
+
+    first, last = starts if starts else (None, None)
     pre = f"""SELECT customer_id,
        COALESCE(sum(amount) FILTER (WHERE ts >= read_ts - INTERVAL 365 DAY AND ts < read_ts),
                 0.0) AS pre_revenue_365d,
        max(ts) FILTER (WHERE ts < first_ts) AS last_pre
-FROM ({src}) WHERE ts < COALESCE(first_ts, read_ts) GROUP BY customer_id"""
+FROM ({src(f" AND {x_ts} < {_ts(last)}" if last else "")})
+WHERE ts < COALESCE(first_ts, read_ts) GROUP BY customer_id"""
     post = f"""SELECT customer_id, ts, amount, COALESCE(ts >= first_ts, false) AS prog
-FROM ({src}) WHERE ts >= read_ts"""
+FROM ({src(f" AND {x_ts} >= {_ts(first)}" if first else "")}) WHERE ts >= read_ts"""
     return {"pre": pre, "post": post}
 
 
@@ -314,6 +321,8 @@ class ProgrammeResult:
     cost: dict[str, Any]
     long_run: list[dict[str, Any]]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # how each status is read: days since the last purchase at the month end, [from, to)
+    status_days: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         from upliftlab.analysis import json_safe
@@ -323,7 +332,8 @@ class ProgrammeResult:
                           "experiments": self.experiments, "monthly": self.monthly,
                           "breakdown": self.breakdown, "structure": self.structure,
                           "statuses": self.statuses, "cost": self.cost,
-                          "long_run": self.long_run, "notes": list(self.notes)})
+                          "long_run": self.long_run, "notes": list(self.notes),
+                          "status_days": list(self.status_days)})
 
 
 def _cost_by_month(con, assigned: str, experiments: Sequence[Experiment],
@@ -477,14 +487,15 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_a AS SELECT experiment, customer_id, arm, "
                 f"tier FROM ({assignments_sql}) ORDER BY experiment")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE ul_prog_customers AS SELECT el.*, "
+        "CREATE OR REPLACE TEMP TABLE ul_prog_everyone AS SELECT el.*, "
         + ("COALESCE(ch.channel, 'unknown')" if chan else "'all'") + " AS channel FROM ("
         + eligible_sql("SELECT * FROM ul_prog_a", experiments, with_holdout)
         + ") el" + (f" LEFT JOIN {chan} ch USING (customer_id)" if chan else ""))
-    con.execute("CREATE OR REPLACE TEMP VIEW ul_prog_eligible AS SELECT * FROM ul_prog_customers "
+    con.execute("CREATE OR REPLACE TEMP VIEW ul_prog_eligible AS SELECT * FROM ul_prog_everyone "
                 "WHERE first_start IS NOT NULL")
-    reads = extract_sql("ul_prog_customers", transactions, data_end, cols,
-                        _join_key(con, transactions, cols.customer_id))
+    reads = extract_sql("ul_prog_everyone", transactions, data_end, cols,
+                        _join_key(con, transactions, cols.customer_id),
+                        (min(e.start for e in experiments), max(e.start for e in experiments)))
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_pre AS " + reads["pre"])
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_post AS " + reads["post"])
     # each assignment with its customer's CUPED covariate: the cost's and long runs' input
@@ -560,13 +571,18 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
         "Fieller's interval treating the cost as known.",
         f"Status at a month end by days since the last purchase: active < {AT_RISK_AFTER}, at "
         f"risk < {with_holdout[0].dormant_after} (the dormancy threshold), then the dormant "
-        f"tiers of {with_holdout[0].name}, lost from {LOST_AFTER} days or never bought."]
+        f"tiers of {with_holdout[0].name}, lost from {LOST_AFTER} days or never bought. "
+        f"'At risk' is recency alone ({AT_RISK_AFTER} to {with_holdout[0].dormant_after} days "
+        "without a purchase), not the churn-risk model of `upliftlab risk`."]
     if channel is None:
         notes.append("No customer table with a channel column was given: no breakdown by "
                      "channel (--customers FILE adds it).")
+    bounds = [lo for _, lo in statuses[1:]] + [None]
+    status_days = tuple({"status": n, "from_days": lo, "to_days": hi}
+                        for (n, lo), hi in zip(statuses, bounds))
     return ProgrammeResult(as_of, data_end, exp_rows, monthly, breakdown, structure,
                            [n for n, _ in statuses] + ["never_bought"], cost, runs,
-                           tuple(notes))
+                           tuple(notes), status_days)
 
 
 __all__ = ["Experiment", "ProgrammeResult", "eligible_sql", "extract_sql", "month_ends",
