@@ -191,21 +191,24 @@ SELECT {dims}, kk AS k, sum(r) AS r, sum(cum * cum - (cum - r) * (cum - r)) AS d
 FROM (SELECT {labels}, c.k AS kk, c.r, c.cum FROM c JOIN {quote(eligible)} e
       USING (customer_id))
 GROUP BY {groups}"""
+    # the holdout flag rides on each customer's own row (no second join with `eligible`)
     status = f"""WITH {tx}, chg AS (
     SELECT e.customer_id,
            COALESCE({_bucket_sql('CAST(e.first_start AS TIMESTAMP)', ends)}, {k}) AS k,
-           0 AS post, pre.last_pre AS last_ts FROM {quote(eligible)} e
+           0 AS post, pre.last_pre AS last_ts, e.holdout FROM {quote(eligible)} e
     LEFT JOIN {quote(pre)} pre USING (customer_id)
     UNION ALL
-    SELECT customer_id, k, 1 AS post, max(ts) AS last_ts FROM p GROUP BY customer_id, k
+    SELECT customer_id, k, 1 AS post, max(ts) AS last_ts, NULL AS holdout FROM p
+    GROUP BY customer_id, k
 ), seq AS (
-    SELECT customer_id, k, CAST(last_ts AS DATE) AS last_day,
-           lead(k, 1, {k}) OVER (PARTITION BY customer_id ORDER BY k, post) AS k_next
-    FROM chg
+    SELECT k, CAST(last_ts AS DATE) AS last_day,
+           lead(k, 1, {k}) OVER w AS k_next, bool_or(holdout) OVER (PARTITION BY customer_id)
+               AS holdout
+    FROM chg WINDOW w AS (PARTITION BY customer_id ORDER BY k, post)
 )
-SELECT CASE WHEN e.holdout THEN 'holdout' ELSE 'rest' END AS g, last_day, s.k, k_next,
+SELECT CASE WHEN holdout THEN 'holdout' ELSE 'rest' END AS g, last_day, k, k_next,
        count(*) AS n
-FROM seq s JOIN {quote(eligible)} e USING (customer_id) WHERE k_next > s.k
+FROM seq WHERE k_next > k
 GROUP BY ALL"""
     return {"back": back, "revenue": revenue, "status": status}
 
@@ -404,10 +407,10 @@ def _experiment_rows(experiments: Sequence[Experiment], counts: dict[str, dict[s
 
 def _long_runs(con, assigned: str, experiments: Sequence[Experiment], data_end: dt.date,
                alpha: float) -> list[dict[str, Any]]:
-    """The long run of every experiment that has started. Its customers (with their CUPED
-    covariate) and their purchases are cut once into two tables sorted by experiment, so each
-    experiment's query reads only its own blocks; each turns into sufficient statistics per
-    arm in SQL (`longrun.long_run_stats`), the statistics follow from those."""
+    """The long run of every experiment that has started, from the assignments with their
+    CUPED covariate (`assigned`) and the purchases of the treated, cut once: each experiment's
+    query (`longrun.longrun_sql`) reads its own rows of those and turns into sufficient
+    statistics per arm in SQL (`longrun.long_run_stats`); the statistics follow from those."""
     from upliftlab.longrun import analyze_long_run, frame, long_run_stats, longrun_sql
 
     started = [e for e in experiments if e.start < data_end]
@@ -417,7 +420,7 @@ def _long_runs(con, assigned: str, experiments: Sequence[Experiment], data_end: 
     con.execute(f"""CREATE OR REPLACE TEMP TABLE ul_prog_lr_t AS
         SELECT a.experiment, p.customer_id, p.ts, p.amount
         FROM ul_prog_post p JOIN {quote(assigned)} a USING (customer_id)
-        WHERE a.arm <> '{HOLDOUT}' AND a.experiment IN ({names}) ORDER BY a.experiment""")
+        WHERE a.arm <> '{HOLDOUT}' AND a.experiment IN ({names})""")
     runs = []
     for e in started:
         fr = frame(e.start, data_end, window_days=e.window_days, dormant_after=e.dormant_after)
@@ -483,9 +486,9 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
 
     chan = (f"(SELECT CAST(customer_id AS VARCHAR) AS customer_id, any_value(CAST(channel AS "
             f"VARCHAR)) AS channel FROM {quote(channel)} GROUP BY 1)") if channel else None
-    # the assignments once, sorted by experiment (each experiment's reads skip the others')
+    # the assignments once (the store's view parses each stratum)
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_a AS SELECT experiment, customer_id, arm, "
-                f"tier FROM ({assignments_sql}) ORDER BY experiment")
+                f"tier FROM ({assignments_sql})")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE ul_prog_everyone AS SELECT el.*, "
         + ("COALESCE(ch.channel, 'unknown')" if chan else "'all'") + " AS channel FROM ("
@@ -501,7 +504,7 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
     # each assignment with its customer's CUPED covariate: the cost's and long runs' input
     con.execute("""CREATE OR REPLACE TEMP TABLE ul_prog_assigned_pre AS
         SELECT a.*, COALESCE(pre.pre_revenue_365d, 0.0) AS pre_revenue_365d
-        FROM ul_prog_a a LEFT JOIN ul_prog_pre pre USING (customer_id) ORDER BY a.experiment""")
+        FROM ul_prog_a a LEFT JOIN ul_prog_pre pre USING (customer_id)""")
     con.execute("DROP TABLE ul_prog_a")
     q = programme_sql("ul_prog_eligible", "ul_prog_pre", "ul_prog_post", ends)
     back = con.execute(q["back"]).fetchall()
