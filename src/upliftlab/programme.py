@@ -158,11 +158,12 @@ FROM ({src(f" AND {x_ts} >= {_ts(first)}" if first else "")}) WHERE ts >= read_t
 
 
 def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -> dict[str, str]:
-    """The programme's three aggregates over `eligible` (the customers of `eligible_sql` in the
-    holdout view) and the tables of `extract_sql`, grouped by holdout/rest and by arm, tier and channel (GROUPING SETS):
+    """The programme's two aggregates over `eligible` (the customers of `eligible_sql` in the
+    holdout view) and the tables of `extract_sql`:
 
-    - back: customers by the month of their first purchase since their first start;
-    - revenue: per month, Σ revenue and Σ (cum² − previous cum²) of each customer's cumulative
+    - flow, grouped by holdout/rest and by arm, tier and channel (GROUPING SETS), per month:
+      n, the customers whose first purchase since their first start is in that month (month
+      len(ends): never); Σ revenue and Σ (cum² − previous cum²) of each customer's cumulative
       revenue (so that Σ R² at every month end follows by a cumulative sum);
     - status: counts by (day of the last purchase, months in which it is the last one),
       each customer from the first month end after their first start.
@@ -177,19 +178,18 @@ def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -
     labels = ("CASE WHEN e.holdout THEN 'holdout' ELSE 'rest' END AS g, e.experiment, e.arm, "
               "e.tier, e.channel")
     dims = "g, experiment, arm, tier, channel, GROUPING(experiment, arm, tier, channel) AS gid"
-    back = f"""WITH {tx}, first AS (SELECT customer_id, min(k) AS k FROM p GROUP BY customer_id)
-SELECT {dims}, kk AS k, count(*) AS n
-FROM (SELECT {labels}, COALESCE(f.k, {k}) AS kk FROM {quote(eligible)} e
-      LEFT JOIN first f USING (customer_id))
-GROUP BY {groups}"""
-    revenue = f"""WITH {tx}, m AS (
+    # back and revenue in one pass: each customer's purchase months (their first one marked)
+    # and one row for each customer who never came back (month index len(ends))
+    flow = f"""WITH {tx}, m AS (
     SELECT customer_id, k, sum(amount) AS r FROM p GROUP BY customer_id, k
 ), c AS (
-    SELECT customer_id, k, r, sum(r) OVER (PARTITION BY customer_id ORDER BY k) AS cum FROM m
+    SELECT customer_id, k, r, sum(r) OVER w AS cum, row_number() OVER w = 1 AS first
+    FROM m WINDOW w AS (PARTITION BY customer_id ORDER BY k)
 )
-SELECT {dims}, kk AS k, sum(r) AS r, sum(cum * cum - (cum - r) * (cum - r)) AS dsq
-FROM (SELECT {labels}, c.k AS kk, c.r, c.cum FROM c JOIN {quote(eligible)} e
-      USING (customer_id))
+SELECT {dims}, kk AS k, count(*) FILTER (WHERE first IS NOT FALSE) AS n, sum(r) AS r,
+       sum(cum * cum - (cum - r) * (cum - r)) AS dsq
+FROM (SELECT {labels}, COALESCE(c.k, {k}) AS kk, c.r, c.cum, c.first FROM {quote(eligible)} e
+      LEFT JOIN c USING (customer_id))
 GROUP BY {groups}"""
     # the holdout flag rides on each customer's own row (no second join with `eligible`)
     status = f"""WITH {tx}, chg AS (
@@ -210,7 +210,7 @@ SELECT CASE WHEN holdout THEN 'holdout' ELSE 'rest' END AS g, last_day, k, k_nex
        count(*) AS n
 FROM seq WHERE k_next > k
 GROUP BY ALL"""
-    return {"back": back, "revenue": revenue, "status": status}
+    return {"flow": flow, "status": status}
 
 
 @dataclass(frozen=True)
@@ -507,9 +507,10 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
         FROM ul_prog_a a LEFT JOIN ul_prog_pre pre USING (customer_id)""")
     con.execute("DROP TABLE ul_prog_a")
     q = programme_sql("ul_prog_eligible", "ul_prog_pre", "ul_prog_post", ends)
-    back = con.execute(q["back"]).fetchall()
-    revenue = con.execute(q["revenue"]).fetchall()
+    flow = con.execute(q["flow"]).fetchall()
     status_rows = con.execute(q["status"]).fetchall()
+    back = [r[:8] for r in flow if r[7]]
+    revenue = [r[:7] + r[8:] for r in flow if r[6] < len(ends)]
 
     # GROUPING(experiment, arm, tier, channel): a set bit = that column is rolled up
     dims_of = {15: lambda r: ("all", "all"), 3: lambda r: ("arm", f"{r[1]}:{r[2]}"),
