@@ -2,10 +2,12 @@
 start, conversion after reactivation, and lifecycle extension (survival by arm).
 
 One SQL query (`longrun_sql`) turns assignments and transactions into one row per assigned
-customer; the report's engine (`analysis.analyze`: intervals, CUPED, Holm) compares the arms on
-the long-horizon columns, `stats.ratio` the conversion after reactivation and `stats.survival`
-the time to come back and the time until dormant again. Horizons the data does not cover yet
-are left out with a stated line; every survival time is censored at the data's end.
+customer, inside DuckDB; two aggregates of it (`long_run_stats`) give the sufficient statistics
+per arm, and only those reach Python: the report's engine (`analysis.analyze_aggregates`:
+intervals, CUPED, Holm) compares the arms on the long-horizon columns, `stats.ratio` the
+conversion after reactivation and `stats.survival` the time to come back and the time until
+dormant again. Horizons the data does not cover yet are left out with a stated line; every
+survival time is censored at the data's end.
 """
 
 from __future__ import annotations
@@ -154,10 +156,11 @@ class LongRunStats:
     dormant: dict[str, "LifeTable"]
 
 
-def _survival_sql(duration: str, event: str) -> str:
+def _life_table_sql(duration: str, event: str) -> str:
+    """Two histograms (duration -> customers): of the events and of the censored times."""
     d, e = quote(duration), quote(event)
-    return ", ".join(f"histogram({d}) FILTER (WHERE {d} IS NOT NULL AND {e} = {v}) AS {quote(f'{duration}_{v}')}"
-                     for v in (1, 0))
+    return ", ".join(f"histogram({d}) FILTER (WHERE {d} IS NOT NULL AND {e} = {v}) "
+                     f"AS {quote(f'{duration}_{v}')}" for v in (1, 0))
 
 
 def stats_sql(per_customer: str, fr: Frame) -> str:
@@ -173,7 +176,8 @@ def stats_sql(per_customer: str, fr: Frame) -> str:
             q = f"CAST({quote(y)} AS DOUBLE)"
             parts.append(f"sum({q}) AS {quote(f'sy_{y}')}, sum({q} * {q}) AS {quote(f'syy_{y}')}, "
                          f"sum({q} * {x}) AS {quote(f'sxy_{y}')}")
-    parts += [_survival_sql("t_back", "back_event"), _survival_sql("t_dormant", "dormant_event")]
+    parts += [_life_table_sql("t_back", "back_event"),
+              _life_table_sql("t_dormant", "dormant_event")]
     return f"SELECT arm, {', '.join(parts)} FROM {quote(per_customer)} GROUP BY arm"
 
 

@@ -6,7 +6,9 @@ Customers ever assigned by an experiment with a global holdout are split into th
 cumulative reactivations (a purchase) and revenue are compared at every month end. Effects are
 totals over the treated: n_rest × (mean_rest − mean_holdout), with Wald / Welch intervals from
 SQL sums. The population's structure at each month end (active, at risk, dormant tiers, lost)
-is read from the days since each customer's last purchase.
+is read from the days since each customer's last purchase ('at risk' is recency, not the
+churn-risk model). The transactions are read twice in all (before and after the campaigns),
+for every experiment at once; everything after works on those two small tables in SQL.
 """
 
 from __future__ import annotations
