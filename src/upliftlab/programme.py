@@ -117,8 +117,8 @@ def _join_key(con: "duckdb.DuckDBPyConnection", transactions: str, column: str) 
     are then matched as integers (a text id matches only in its canonical spelling, as the text
     comparison would), which spares casting every transaction's id to text."""
     kind = con.execute(f"SELECT typeof({quote(column)}) FROM {quote(transactions)} "
-                       "LIMIT 1").fetchone()
-    return "BIGINT" if kind and kind[0].upper() in _INTEGER_TYPES else None
+                       "LIMIT 1").fetchall()
+    return "BIGINT" if kind and kind[0][0].upper() in _INTEGER_TYPES else None
 
 
 def extract_sql(eligible: str, transactions: str, end: dt.date,
