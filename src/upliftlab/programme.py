@@ -129,7 +129,9 @@ def extract_sql(eligible: str, transactions: str, end: dt.date,
     runs) and their last purchase before `first_start` (the holdout view's status); `post`,
     every purchase from `read_from` up to `end` (customer_id, ts, amount, and `prog`: from
     `first_start` on). Everything after reads these two small tables. `key`: the integer type
-    to join on (`_join_key`), else the ids are compared as text."""
+    to join on (`_join_key`), else the ids are compared as text; `starts`: the first and last
+    experiment start, so that each read drops the purchases it cannot use before the join
+    (the post-campaign read then probes a few percent of the transactions)."""
     cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
     if key:
         ek = f"TRY_CAST(customer_id AS {key})"
