@@ -265,8 +265,7 @@ def test_integer_ids_join_as_their_text(project):
             register(store.con, frame, f"tx_{kind}")
             results.append(programme(store.con, padded, f"tx_{kind}", exps,
                                      as_of=dt.date(2026, 7, 1)).to_dict())
-            n_pre = store.con.execute(
-                f"SELECT count(*) FROM ul_prog_pre WHERE customer_id = '00{some}'").fetchall()[0][0]
-            assert n_pre == 0  # the padded id read no purchase
+    # (had the padded id been read as the integer it spells, it would have purchases in the
+    # integer run only, and the numbers would differ)
     _same(results[0], results[1])
     assert results[0]["monthly"][-1]["customers"] > 0

@@ -99,16 +99,15 @@ def eligible_sql(assignments: str, experiments: Sequence[Experiment],
     (their purchases are read from there on); and for the customers of the holdout view (the
     experiments `programme`, those with a global holdout) `first_start`, the holdout flag and
     the experiment, arm and tier of their first campaign among them (NULL for the others)."""
-    starts = " ".join(f"WHEN {literal(e.name)} THEN DATE '{e.start.isoformat()}'"
-                      for e in experiments)
-    names = ", ".join(literal(e.name) for e in programme)
+    in_view = {e.name for e in programme}
+    starts = ", ".join(f"({literal(e.name)}, DATE '{e.start.isoformat()}', "
+                       f"{str(e.name in in_view).lower()})" for e in experiments)
     f = "FILTER (WHERE in_view)"
     return f"""
 SELECT customer_id, min(start) AS read_from, min(start) {f} AS first_start,
        bool_or(arm = '{HOLDOUT}') {f} AS holdout, arg_min(experiment, start) {f} AS experiment,
        arg_min(arm, start) {f} AS arm, arg_min(tier, start) {f} AS tier
-FROM (SELECT a.*, CASE a.experiment {starts} END AS start,
-             a.experiment IN ({names}) AS in_view FROM ({assignments}) a)
+FROM ({assignments}) a JOIN (VALUES {starts}) s(experiment, start, in_view) USING (experiment)
 GROUP BY customer_id"""
 
 
@@ -412,9 +411,10 @@ def _experiment_rows(experiments: Sequence[Experiment], counts: dict[str, dict[s
 def _long_runs(con, assigned: str, experiments: Sequence[Experiment], data_end: dt.date,
                alpha: float) -> list[dict[str, Any]]:
     """The long run of every experiment that has started, from the assignments with their
-    CUPED covariate (`assigned`) and the purchases of the treated, cut once: each experiment's
-    query (`longrun.longrun_sql`) reads its own rows of those and turns into sufficient
-    statistics per arm in SQL (`longrun.long_run_stats`); the statistics follow from those."""
+    CUPED covariate (`assigned`, sorted by experiment) and the purchases of the treated, cut
+    once and sorted likewise: each experiment's query (`longrun.longrun_sql`) reads only its
+    own blocks of those and turns into sufficient statistics per arm in SQL
+    (`longrun.long_run_stats`); the statistics follow from those."""
     from upliftlab.longrun import analyze_long_run, frame, long_run_stats, longrun_sql
 
     started = [e for e in experiments if e.start < data_end]
@@ -424,7 +424,7 @@ def _long_runs(con, assigned: str, experiments: Sequence[Experiment], data_end: 
     con.execute(f"""CREATE OR REPLACE TEMP TABLE ul_prog_lr_t AS
         SELECT a.experiment, p.customer_id, p.ts, p.amount
         FROM ul_prog_post p JOIN {quote(assigned)} a USING (customer_id)
-        WHERE a.arm <> '{HOLDOUT}' AND a.experiment IN ({names})""")
+        WHERE a.arm <> '{HOLDOUT}' AND a.experiment IN ({names}) ORDER BY a.experiment""")
     runs = []
     for e in started:
         fr = frame(e.start, data_end, window_days=e.window_days, dormant_after=e.dormant_after)
@@ -490,13 +490,10 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
 
     chan = (f"(SELECT CAST(customer_id AS VARCHAR) AS customer_id, any_value(CAST(channel AS "
             f"VARCHAR)) AS channel FROM {quote(channel)} GROUP BY 1)") if channel else None
-    # the assignments once (the store's view parses each stratum)
-    con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_a AS SELECT experiment, customer_id, arm, "
-                f"tier FROM ({assignments_sql})")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE ul_prog_everyone AS SELECT el.*, "
         + ("COALESCE(ch.channel, 'unknown')" if chan else "'all'") + " AS channel FROM ("
-        + eligible_sql("SELECT * FROM ul_prog_a", experiments, with_holdout)
+        + eligible_sql(assignments_sql, experiments, with_holdout)
         + ") el" + (f" LEFT JOIN {chan} ch USING (customer_id)" if chan else ""))
     con.execute("CREATE OR REPLACE TEMP VIEW ul_prog_eligible AS SELECT * FROM ul_prog_everyone "
                 "WHERE first_start IS NOT NULL")
@@ -505,14 +502,17 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
                         (min(e.start for e in experiments), max(e.start for e in experiments)))
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_pre AS " + reads["pre"])
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_post AS " + reads["post"])
-    # each assignment with its customer's CUPED covariate: the cost's and long runs' input
-    con.execute("""CREATE OR REPLACE TEMP TABLE ul_prog_assigned_pre AS
-        SELECT a.*, COALESCE(pre.pre_revenue_365d, 0.0) AS pre_revenue_365d
-        FROM ul_prog_a a LEFT JOIN ul_prog_pre pre USING (customer_id)""")
-    con.execute("DROP TABLE ul_prog_a")
+    # each assignment with its customer's CUPED covariate: the cost's and long runs' input,
+    # sorted by experiment so that each long run's reads skip the other experiments' blocks
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE ul_prog_assigned_pre AS
+        SELECT a.experiment, a.customer_id, a.arm, a.tier,
+               COALESCE(pre.pre_revenue_365d, 0.0) AS pre_revenue_365d
+        FROM ({assignments_sql}) a LEFT JOIN ul_prog_pre pre USING (customer_id)
+        ORDER BY a.experiment""")
     q = programme_sql("ul_prog_eligible", "ul_prog_pre", "ul_prog_post", ends)
     flow = con.execute(q["flow"]).fetchall()
     status_rows = con.execute(q["status"]).fetchall()
+    con.execute("DROP VIEW ul_prog_eligible; DROP TABLE ul_prog_everyone; DROP TABLE ul_prog_pre")
     back = [r[:8] for r in flow if r[7]]
     revenue = [r[:7] + r[8:] for r in flow if r[6] < len(ends)]
 
@@ -568,6 +568,7 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
     exp_rows = _experiment_rows(experiments, counts or {}, latest or {}, as_of)
     runs = (_long_runs(con, "ul_prog_assigned_pre", experiments, data_end, alpha)
             if long_run else [])
+    con.execute("DROP TABLE ul_prog_post; DROP TABLE ul_prog_assigned_pre")
     notes += [
         "Programme view: every customer ever assigned by an experiment with a global holdout, "
         "from their first campaign start; the holdout was never treated. Effects are totals "
