@@ -502,6 +502,10 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
                         (min(e.start for e in experiments), max(e.start for e in experiments)))
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_pre AS " + reads["pre"])
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_post AS " + reads["post"])
+    q = programme_sql("ul_prog_eligible", "ul_prog_pre", "ul_prog_post", ends)
+    flow = con.execute(q["flow"]).fetchall()
+    status_rows = con.execute(q["status"]).fetchall()
+    con.execute("DROP VIEW ul_prog_eligible; DROP TABLE ul_prog_everyone")
     # each assignment with its customer's CUPED covariate: the cost's and long runs' input,
     # sorted by experiment so that each long run's reads skip the other experiments' blocks
     con.execute(f"""CREATE OR REPLACE TEMP TABLE ul_prog_assigned_pre AS
@@ -509,10 +513,7 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
                COALESCE(pre.pre_revenue_365d, 0.0) AS pre_revenue_365d
         FROM ({assignments_sql}) a LEFT JOIN ul_prog_pre pre USING (customer_id)
         ORDER BY a.experiment""")
-    q = programme_sql("ul_prog_eligible", "ul_prog_pre", "ul_prog_post", ends)
-    flow = con.execute(q["flow"]).fetchall()
-    status_rows = con.execute(q["status"]).fetchall()
-    con.execute("DROP VIEW ul_prog_eligible; DROP TABLE ul_prog_everyone; DROP TABLE ul_prog_pre")
+    con.execute("DROP TABLE ul_prog_pre")
     back = [r[:8] for r in flow if r[7]]
     revenue = [r[:7] + r[8:] for r in flow if r[6] < len(ends)]
 
