@@ -124,11 +124,13 @@ def main() -> None:
         f"| `upliftlab programme` (long run of each experiment, holdout view, structure, "
         f"report triple) | {prog['seconds']:.1f} | {prog['peak_gib']:.2f} |",
     ]
+    load_after = os.getloadavg()[0]
     text = (f"{N_EXPERIMENTS} experiments, {n:,} customers, {t:,} transactions (synthetic, "
             f"DuckDB-made; see the script), as of {AS_OF}; report.html {size:.1f} MiB.\n\n"
             + "\n".join(rows) + f"\n\nRatio to the bare scan: {prog['seconds'] / floor['seconds']:.1f}x. "
-            f"Load average before the run: {load:.2f} (above ~0.5 the machine was shared and "
-            "the times are high).")
+            f"Load average before the run: {load:.2f}, after: {load_after:.2f} (above ~0.5 the "
+            "machine was shared and the times are high; re-run on a quiet machine with "
+            "`PYTHONPATH=src .venv/bin/python benchmarks/bench_programme.py`).")
     if args.quick:
         print(text)
     else:

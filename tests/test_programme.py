@@ -188,7 +188,8 @@ def test_programme_cli_writes_the_report(project, tmp_path, capsys):
 # ---- the page in a headless browser -----------------------------------------------------------
 
 # Chromium's own background traffic (sign-in and Google service endpoints), not the page's
-_BROWSER_OWN = ("www.google.com:443", "accounts.google.com:443", "clients2.google.com")
+_BROWSER_OWN = ("www.google.com:443", "accounts.google.com:443", "clients2.google.com",
+                "android.clients.google.com")
 
 
 def _browse(page: Path, tmp: Path) -> tuple[str, list[str], Path]:

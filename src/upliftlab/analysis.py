@@ -10,11 +10,14 @@ import datetime as _dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import InputError
 from upliftlab.sources import Source, connect, describe, is_number, register, require_columns
 from upliftlab.stats.sufficient import MomentStats
+
+if TYPE_CHECKING:
+    from upliftlab.stats.sql import Aggregates
 
 ANALYSES = ("sequential", "fixed")
 CORRECTIONS = ("holm", "bh", "none")
@@ -178,7 +181,34 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
                         binary_check=metrics, segments=segments)
     finally:
         con.close()
+    return analyze_aggregates(
+        agg, arm=arm, control=control, metrics=metrics, covariates=covariates,
+        segments=segments, costs=costs, analysis=analysis, alpha=alpha, correction=correction,
+        planned_n=planned_n, experiment=experiment, as_of=as_of, weights=weights,
+        revenue=revenue, history=history, currency=currency, where=where)
 
+
+def analyze_aggregates(agg: "Aggregates", *, arm: str, control: Any, metrics: Sequence[str],
+                       covariates: Sequence[str] = (), segments: Sequence[str] = (),
+                       costs: Mapping[str, Any] | None = None, analysis: str = "sequential",
+                       alpha: float = 0.05, correction: str = "holm",
+                       planned_n: int | None = None, experiment: str | None = None,
+                       as_of: Any = None, weights: Mapping[str, float] | None = None,
+                       revenue: str | None = None,
+                       history: Sequence[Mapping[str, Any]] | None = None,
+                       currency: str = "USD", where: str = "data") -> AnalysisResult:
+    """`analyze` on sums already aggregated by `stats.sql.aggregate` (or by a query that
+    returns the same sums, e.g. the long run's per experiment): the same checks and numbers,
+    no rows read. `where` names the data in error messages."""
+    from upliftlab.money import check_currency
+
+    metrics, covariates = list(metrics), list(covariates)
+    _check_options(metrics, covariates, analysis, alpha, correction, planned_n)
+    revenue = _pick_revenue(metrics, revenue)
+    try:
+        currency = check_currency(currency)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     arms_stats = agg.arms
     total = sum(s.n for s in arms_stats.values()) + agg.arm_missing
     if total == 0:

@@ -2,10 +2,12 @@
 start, conversion after reactivation, and lifecycle extension (survival by arm).
 
 One SQL query (`longrun_sql`) turns assignments and transactions into one row per assigned
-customer; the report's engine (`analysis.analyze`: intervals, CUPED, Holm) compares the arms on
-the long-horizon columns, `stats.ratio` the conversion after reactivation and `stats.survival`
-the time to come back and the time until dormant again. Horizons the data does not cover yet
-are left out with a stated line; every survival time is censored at the data's end.
+customer, inside DuckDB; two aggregates of it (`long_run_stats`) give the sufficient statistics
+per arm, and only those reach Python: the report's engine (`analysis.analyze_aggregates`:
+intervals, CUPED, Holm) compares the arms on the long-horizon columns, `stats.ratio` the
+conversion after reactivation and `stats.survival` the time to come back and the time until
+dormant again. Horizons the data does not cover yet are left out with a stated line; every
+survival time is censored at the data's end.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from upliftlab.sources import ColumnMap, quote
 
 if TYPE_CHECKING:
     import duckdb
+
+    from upliftlab.stats.ratio import RatioStats
+    from upliftlab.stats.sql import Aggregates
+    from upliftlab.stats.survival import LifeTable
 
 HORIZONS = (90, 180, 365)
 # durations are rounded to whole days: at most 365 distinct times a year per arm, so the life
@@ -126,22 +132,88 @@ FROM {quote(assigned)} a LEFT JOIN p ON p.customer_id = a.customer_id
 LEFT JOIN pre ON pre.customer_id = a.customer_id"""
 
 
-def life_table_sql(per_customer: str, duration: str, event: str) -> str:
-    """Counts per (arm, duration, event) of the per-customer long-run table: the survival
-    module's sufficient statistics (rows with a NULL duration are not at risk)."""
-    return (f"SELECT arm, {quote(duration)} AS d, {quote(event)} AS e, count(*) AS n "
-            f"FROM {quote(per_customer)} WHERE {quote(duration)} IS NOT NULL "
-            f"GROUP BY ALL ORDER BY arm, d")
+COVARIATE = "pre_revenue_365d"
 
 
-def ratio_sql(per_customer: str, numerators: Sequence[str], denominator: str) -> str:
-    """Per arm: n and the sums of the ratio statistics for each numerator over `denominator`."""
-    x = quote(denominator)
-    parts = [f"count(*) AS n, sum({x}) AS sx, sum({x} * {x}) AS sxx"]
-    for i, y in enumerate(numerators):
-        q = f"CAST({quote(y)} AS DOUBLE)"
-        parts.append(f"sum({q}) AS sy{i}, sum({q} * {q}) AS syy{i}, sum({q} * {x}) AS sxy{i}")
+def metrics_of(fr: Frame) -> list[str]:
+    """The long run's ITT metrics: the window's reactivation, then per covered horizon its
+    revenue, orders and active status (the report's order)."""
+    out = ["reactivated"]
+    for h in fr.horizons:
+        out += [f"revenue_{h}", f"orders_{h}", f"active_{h}"]
+    return out
+
+
+@dataclass(frozen=True)
+class LongRunStats:
+    """The sufficient statistics of one experiment's long run, per arm: the ITT moments (for
+    `analysis.analyze_aggregates`), the ratio sums per covered horizon (orders and revenue over
+    the customers back by then) and the life tables of the two survival times."""
+
+    moments: "Aggregates"
+    ratios: dict[int, dict[str, tuple["RatioStats", "RatioStats"]]]
+    back: dict[str, "LifeTable"]
+    dormant: dict[str, "LifeTable"]
+
+
+def _life_table_sql(duration: str, event: str) -> str:
+    """Two histograms (duration -> customers): of the events and of the censored times."""
+    d, e = quote(duration), quote(event)
+    return ", ".join(f"histogram({d}) FILTER (WHERE {d} IS NOT NULL AND {e} = {v}) "
+                     f"AS {quote(f'{duration}_{v}')}" for v in (1, 0))
+
+
+def stats_sql(per_customer: str, fr: Frame) -> str:
+    """Per arm of the per-customer table (`longrun_sql`): for each covered horizon h, n and the
+    sums of the ratios orders_h and revenue_h over back_h; and the life tables of t_back and
+    t_dormant as histograms (duration -> customers) of events and of censored times (a NULL
+    duration is not at risk)."""
+    parts = ["count(*) AS n"]
+    for h in fr.horizons:
+        x = quote(f"back_{h}")
+        parts.append(f"sum({x}) AS {quote(f'sx_{h}')}, sum({x} * {x}) AS {quote(f'sxx_{h}')}")
+        for y in (f"orders_{h}", f"revenue_{h}"):
+            q = f"CAST({quote(y)} AS DOUBLE)"
+            parts.append(f"sum({q}) AS {quote(f'sy_{y}')}, sum({q} * {q}) AS {quote(f'syy_{y}')}, "
+                         f"sum({q} * {x}) AS {quote(f'sxy_{y}')}")
+    parts += [_life_table_sql("t_back", "back_event"),
+              _life_table_sql("t_dormant", "dormant_event")]
     return f"SELECT arm, {', '.join(parts)} FROM {quote(per_customer)} GROUP BY arm"
+
+
+def long_run_stats(con: "duckdb.DuckDBPyConnection", per_customer: str, fr: Frame
+                   ) -> LongRunStats:
+    """Two aggregates of the per-customer table `per_customer` (from `longrun_sql`): the
+    engine's moments per arm (`stats.sql.aggregate`) and `stats_sql`; a few rows each."""
+    from upliftlab.stats.ratio import RatioStats
+    from upliftlab.stats.sql import aggregate, needed_pairs
+    from upliftlab.stats.survival import LifeTable
+
+    metrics = metrics_of(fr)
+    moments = aggregate(con, per_customer, "arm", metrics + [COVARIATE],
+                        needed_pairs(metrics, [COVARIATE]), binary_check=metrics)
+    cur = con.execute(stats_sql(per_customer, fr))
+    names = [d[0] for d in cur.description]
+    ratios: dict[int, dict[str, tuple[RatioStats, RatioStats]]] = {h: {} for h in fr.horizons}
+    tables: dict[str, dict[str, LifeTable]] = {"t_back": {}, "t_dormant": {}}
+    for row in cur.fetchall():
+        r = dict(zip(names, row))
+        arm, n = r["arm"], int(r["n"])
+        if arm is None:
+            continue
+
+        def f(key: str) -> float:
+            return float(r[key] or 0)
+
+        for h in fr.horizons:
+            ratios[h][arm] = tuple(
+                RatioStats(n, f(f"sx_{h}"), f(f"sy_{y}"), f(f"sxx_{h}"), f(f"syy_{y}"),
+                           f(f"sxy_{y}")) for y in (f"orders_{h}", f"revenue_{h}"))
+        for duration in tables:
+            rows = [(d, v, c) for v in (1, 0) for d, c in (r[f"{duration}_{v}"] or {}).items()]
+            if rows:
+                tables[duration][arm] = LifeTable.from_rows(rows)
+    return LongRunStats(moments, ratios, tables["t_back"], tables["t_dormant"])
 
 
 @dataclass(frozen=True)
@@ -167,25 +239,23 @@ class LongRunResult:
             "ratios": self.ratios, "survival": self.survival, "notes": list(self.notes)})
 
 
-def analyze_long_run(con: "duckdb.DuckDBPyConnection", per_customer: str, fr: Frame, *,
-                     experiment: str, control: str,
+def analyze_long_run(stats: LongRunStats, fr: Frame, *, experiment: str, control: str,
                      costs: Mapping[str, tuple[float, float]] | None = None,
                      alpha: float = 0.05, correction: str = "holm",
                      tau_days: float | None = None) -> LongRunResult:
-    """Compare the arms of the per-customer table `per_customer` (from `longrun_sql`).
+    """Compare the arms of one experiment's long run from its sufficient statistics.
 
-    ITT per horizon through `analysis.analyze` (fixed horizon, CUPED on the pre-period
-    revenue, Holm over arms × metrics); the cost block sets the costs (per contact, per
-    conversion in the outcome window) against the revenue of the longest covered horizon
+    ITT per horizon through `analysis.analyze_aggregates` (fixed horizon, CUPED on the
+    pre-period revenue, Holm over arms × metrics); the cost block sets the costs (per contact,
+    per conversion in the outcome window) against the revenue of the longest covered horizon
     (long-run ROI). Ratios: orders and revenue per customer back by each horizon (delta
     method). Survival: Kaplan–Meier per arm, log-rank and RMST difference vs control of the
     days to come back (τ = the follow-up) and of the days until dormant again (τ = `tau_days`,
     default half the follow-up, at most 180).
     """
-    from upliftlab.analysis import analyze
+    from upliftlab.analysis import analyze_aggregates
 
-    arms = [r[0] for r in con.execute(
-        f"SELECT DISTINCT arm FROM {quote(per_customer)} ORDER BY arm").fetchall()]
+    arms = sorted(stats.moments.arms)
     if control not in arms:
         raise InputError(f"experiment {experiment!r}: no customers in the control arm "
                          f"{control!r} (arms: {', '.join(arms) or 'none'})")
@@ -199,20 +269,18 @@ def analyze_long_run(con: "duckdb.DuckDBPyConnection", per_customer: str, fr: Fr
             for h in fr.skipped) + ".")
     analysis: dict[str, Any] = {}
     if fr.horizons:
-        metrics = ["reactivated"]
-        for h in fr.horizons:
-            metrics += [f"revenue_{h}", f"orders_{h}", f"active_{h}"]
         longest = f"revenue_{fr.horizons[-1]}"
         used_costs = {a: c for a, c in (costs or {}).items() if a in arms} or None
-        result = analyze(con.table(per_customer), arm="arm", control=control, metrics=metrics,
-                         covariates=["pre_revenue_365d"], costs=used_costs, analysis="fixed",
-                         alpha=alpha, correction=correction, experiment=experiment,
-                         as_of=fr.end, revenue=longest)
+        result = analyze_aggregates(
+            stats.moments, arm="arm", control=control, metrics=metrics_of(fr),
+            covariates=[COVARIATE], costs=used_costs, analysis="fixed", alpha=alpha,
+            correction=correction, experiment=experiment, as_of=fr.end, revenue=longest,
+            where=f"the long run of {experiment}")
         analysis = result.to_dict()
         notes.append(f"Long-run ROI sets each arm's cost against its incremental revenue over "
                      f"{fr.horizons[-1]} days; active_h = a purchase in the {fr.dormant_after} "
                      "days before day h.")
-    ratios = _ratios(con, per_customer, fr, control, arms, alpha)
+    ratios = _ratios(stats, fr, control, arms, alpha)
     if ratios:
         notes.append("Orders and revenue per customer who came back compare groups that differ "
                      "by arm (a treatment also brings back customers who buy less), so their "
@@ -220,10 +288,8 @@ def analyze_long_run(con: "duckdb.DuckDBPyConnection", per_customer: str, fr: Fr
     tau_back = float(fr.follow_up)
     tau_dormant = float(tau_days if tau_days is not None else min(180, fr.follow_up // 2))
     survival = {
-        "back": _survival(con, per_customer, "t_back", "back_event", control, arms, tau_back,
-                          alpha),
-        "dormant_again": _survival(con, per_customer, "t_dormant", "dormant_event", control,
-                                   arms, tau_dormant, alpha),
+        "back": _survival(stats.back, control, arms, tau_back, alpha),
+        "dormant_again": _survival(stats.dormant, control, arms, tau_dormant, alpha),
     }
     notes.append(f"Survival: Kaplan–Meier per arm (lifelines), censored at {fr.end}; log-rank "
                  f"test and RMST difference vs control (Greenwood-type variance), unadjusted "
@@ -233,24 +299,19 @@ def analyze_long_run(con: "duckdb.DuckDBPyConnection", per_customer: str, fr: Fr
     return LongRunResult(experiment, fr, analysis, ratios, survival, tuple(notes))
 
 
-def _ratios(con, per_customer, fr, control, arms, alpha) -> list[dict[str, Any]]:
-    from upliftlab.stats.ratio import RatioStats, ratio_difference
+def _ratios(stats: LongRunStats, fr, control, arms, alpha) -> list[dict[str, Any]]:
+    from upliftlab.stats.ratio import ratio_difference
     from upliftlab.stats.tests import fixed_inference
 
     rows = []
     for h in fr.horizons:
         ys = [f"orders_{h}", f"revenue_{h}"]
-        stats: dict[str, list[RatioStats]] = {}
-        for r in con.execute(ratio_sql(per_customer, ys, f"back_{h}")).fetchall():
-            arm, n, sx, sxx = r[0], int(r[1]), float(r[2] or 0), float(r[3] or 0)
-            stats[arm] = [RatioStats(n, sx, float(r[4 + 3 * i] or 0), sxx,
-                                     float(r[5 + 3 * i] or 0), float(r[6 + 3 * i] or 0))
-                          for i in range(len(ys))]
+        by_arm = stats.ratios[h]
         for arm in arms:
             if arm == control:
                 continue
             for i, y in enumerate(ys):
-                t, c = stats[arm][i], stats[control][i]
+                t, c = by_arm[arm][i], by_arm[control][i]
                 diff = ratio_difference(t, c)
                 et, ec = t.estimate(), c.estimate()
                 inf = fixed_inference(diff, alpha) if diff is not None else None
@@ -267,14 +328,11 @@ def _ratios(con, per_customer, fr, control, arms, alpha) -> list[dict[str, Any]]
     return rows
 
 
-def _survival(con, per_customer, duration, event, control, arms, tau, alpha) -> dict[str, Any]:
-    from upliftlab.stats.survival import LifeTable, kaplan_meier, logrank, rmst
+def _survival(tables, control, arms, tau, alpha) -> dict[str, Any]:
+    from upliftlab.stats.survival import kaplan_meier, logrank, rmst
     from upliftlab.stats.tests import Effect, fixed_inference
 
-    rows: dict[str, list] = {a: [] for a in arms}
-    for arm, d, e, n in con.execute(life_table_sql(per_customer, duration, event)).fetchall():
-        rows[arm].append((d, e, n))
-    tables = {a: LifeTable.from_rows(r) for a, r in rows.items() if r}
+    tables = {a: tables[a] for a in arms if a in tables}
     curves, out_rows = {}, []
     for a, tbl in tables.items():
         km = kaplan_meier(tbl, alpha)
@@ -323,11 +381,12 @@ def long_run(assignments: Any, transactions: Any, *, start: Any, end: Any, windo
         require_columns(tx, [columns.customer_id, columns.timestamp, columns.amount],
                         "transactions")
         con.execute("CREATE TEMP TABLE ul_lr AS " + longrun_sql("ul_lr_a", "ul_lr_t", fr, columns))
-        return analyze_long_run(con, "ul_lr", fr, experiment=experiment, control=control,
-                                costs=costs, alpha=alpha, tau_days=tau_days)
+        stats = long_run_stats(con, "ul_lr", fr)
     finally:
         con.close()
+    return analyze_long_run(stats, fr, experiment=experiment, control=control, costs=costs,
+                            alpha=alpha, tau_days=tau_days)
 
 
-__all__ = ["HORIZONS", "Frame", "LongRunResult", "analyze_long_run", "frame", "long_run",
-           "longrun_sql"]
+__all__ = ["HORIZONS", "Frame", "LongRunResult", "LongRunStats", "analyze_long_run", "frame",
+           "long_run", "long_run_stats", "longrun_sql", "metrics_of", "stats_sql"]

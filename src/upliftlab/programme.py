@@ -6,7 +6,9 @@ Customers ever assigned by an experiment with a global holdout are split into th
 cumulative reactivations (a purchase) and revenue are compared at every month end. Effects are
 totals over the treated: n_rest × (mean_rest − mean_holdout), with Wald / Welch intervals from
 SQL sums. The population's structure at each month end (active, at risk, dormant tiers, lost)
-is read from the days since each customer's last purchase.
+is read from the days since each customer's last purchase ('at risk' is recency, not the
+churn-risk model). The transactions are read twice in all (before and after the campaigns),
+for every experiment at once; everything after works on those two small tables in SQL.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ AT_RISK_AFTER = 60
 LOST_AFTER = 730
 STATUSES_HEAD = ("active", "at_risk")
 STATUSES_TAIL = ("lost",)
+# the customer-id types whose values match a text id exactly when that text is their spelling
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+                  "UINTEGER")
 
 
 @dataclass(frozen=True)
@@ -88,46 +93,80 @@ def _bucket_sql(ts: str, ends: Sequence[dt.date]) -> str:
     return f"CASE {whens} END"
 
 
-def eligible_sql(assignments: str, experiments: Sequence[Experiment]) -> str:
-    """One row per customer ever assigned by `experiments`: first start, holdout flag, and the
-    experiment, arm and tier of their first campaign."""
-    starts = " ".join(f"WHEN {literal(e.name)} THEN DATE '{e.start.isoformat()}'"
-                      for e in experiments)
+def eligible_sql(assignments: str, experiments: Sequence[Experiment],
+                 programme: Sequence[Experiment]) -> str:
+    """One row per customer ever assigned by `experiments`: `read_from`, their first start
+    (their purchases are read from there on); and for the customers of the holdout view (the
+    experiments `programme`, those with a global holdout) `first_start`, the holdout flag and
+    the experiment, arm and tier of their first campaign among them (NULL for the others)."""
+    in_view = {e.name for e in programme}
+    starts = ", ".join(f"({literal(e.name)}, DATE '{e.start.isoformat()}', "
+                       f"{str(e.name in in_view).lower()})" for e in experiments)
+    f = "FILTER (WHERE in_view)"
     return f"""
-SELECT customer_id, min(start) AS first_start, bool_or(arm = '{HOLDOUT}') AS holdout,
-       arg_min(experiment, start) AS experiment, arg_min(arm, start) AS arm,
-       arg_min(tier, start) AS tier
-FROM (SELECT a.*, CASE a.experiment {starts} END AS start FROM ({assignments}) a)
+SELECT customer_id, min(start) AS read_from, min(start) {f} AS first_start,
+       bool_or(arm = '{HOLDOUT}') {f} AS holdout, arg_min(experiment, start) {f} AS experiment,
+       arg_min(arm, start) {f} AS arm, arg_min(tier, start) {f} AS tier
+FROM ({assignments}) a JOIN (VALUES {starts}) s(experiment, start, in_view) USING (experiment)
 GROUP BY customer_id"""
 
 
+def _join_key(con: "duckdb.DuckDBPyConnection", transactions: str, column: str) -> str | None:
+    """BIGINT when the transactions' customer id is an integer column: the customers' text ids
+    are then matched as integers (a text id matches only in its canonical spelling, as the text
+    comparison would), which spares casting every transaction's id to text."""
+    kind = con.execute(f"SELECT typeof({quote(column)}) FROM {quote(transactions)} "
+                       "LIMIT 1").fetchall()
+    return "BIGINT" if kind and kind[0][0].upper() in _INTEGER_TYPES else None
+
+
 def extract_sql(eligible: str, transactions: str, end: dt.date,
-                columns: ColumnMap = ColumnMap()) -> dict[str, str]:
-    """The two reads of the transactions: `pre`, per eligible customer the revenue in the 365
-    days before their first start (the CUPED covariate) and their last purchase before it;
-    `post`, every purchase of an eligible customer from their first start up to `end`
-    (customer_id, ts, amount). Everything after reads these two small tables."""
+                columns: ColumnMap = ColumnMap(), key: str | None = None,
+                starts: tuple[dt.date, dt.date] | None = None) -> dict[str, str]:
+    """The two reads of the transactions, over the customers of `eligible_sql`: `pre`, per
+    customer the revenue in the 365 days before `read_from` (the CUPED covariate of the long
+    runs) and their last purchase before `first_start` (the holdout view's status); `post`,
+    every purchase from `read_from` up to `end` (customer_id, ts, amount, and `prog`: from
+    `first_start` on). Everything after reads these two small tables. `key`: the integer type
+    to join on (`_join_key`), else the ids are compared as text; `starts`: the first and last
+    experiment start, so that each read drops the purchases it cannot use before the join
+    (the post-campaign read then probes a few percent of the transactions)."""
     cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
-    src = f"""SELECT e.customer_id, CAST(e.first_start AS TIMESTAMP) AS first_ts,
-           CAST(x.{ts} AS TIMESTAMP) AS ts, CAST(x.{amt} AS DOUBLE) AS amount
-    FROM {quote(transactions)} x JOIN {quote(eligible)} e
-      ON e.customer_id = CAST(x.{cid} AS VARCHAR)
-    WHERE CAST(x.{ts} AS TIMESTAMP) < {_ts(end)}"""
+    if key:
+        ek = f"TRY_CAST(customer_id AS {key})"
+        keyed = (f"(SELECT *, CASE WHEN CAST({ek} AS VARCHAR) = customer_id THEN {ek} END AS k__ "
+                 f"FROM {quote(eligible)})")
+        on = f"e.k__ = x.{cid}"
+    else:
+        keyed, on = quote(eligible), f"e.customer_id = CAST(x.{cid} AS VARCHAR)"
+    x_ts = f"CAST(x.{ts} AS TIMESTAMP)"
+
+    def src(where: str) -> str:
+        return f"""SELECT e.customer_id, CAST(e.read_from AS TIMESTAMP) AS read_ts,
+           CAST(e.first_start AS TIMESTAMP) AS first_ts,
+           {x_ts} AS ts, CAST(x.{amt} AS DOUBLE) AS amount
+    FROM (SELECT * FROM {quote(transactions)} x WHERE {x_ts} < {_ts(end)}{where}) x
+    JOIN {keyed} e ON {on}"""
+
+    first, last = starts if starts else (None, None)
     pre = f"""SELECT customer_id,
-       COALESCE(sum(amount) FILTER (WHERE ts >= first_ts - INTERVAL 365 DAY), 0.0)
-           AS pre_revenue_365d,
-       max(ts) AS last_pre
-FROM ({src}) WHERE ts < first_ts GROUP BY customer_id"""
-    post = f"SELECT customer_id, ts, amount FROM ({src}) WHERE ts >= first_ts"
+       COALESCE(sum(amount) FILTER (WHERE ts >= read_ts - INTERVAL 365 DAY AND ts < read_ts),
+                0.0) AS pre_revenue_365d,
+       max(ts) FILTER (WHERE ts < first_ts) AS last_pre
+FROM ({src(f" AND {x_ts} < {_ts(last)}" if last else "")})
+WHERE ts < COALESCE(first_ts, read_ts) GROUP BY customer_id"""
+    post = f"""SELECT customer_id, ts, amount, COALESCE(ts >= first_ts, false) AS prog
+FROM ({src(f" AND {x_ts} >= {_ts(first)}" if first else "")}) WHERE ts >= read_ts"""
     return {"pre": pre, "post": post}
 
 
 def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -> dict[str, str]:
-    """The programme's three aggregates over `eligible` (from `eligible_sql`) and the tables of
-    `extract_sql`, grouped by holdout/rest and by arm, tier and channel (GROUPING SETS):
+    """The programme's two aggregates over `eligible` (the customers of `eligible_sql` in the
+    holdout view) and the tables of `extract_sql`:
 
-    - back: customers by the month of their first purchase since their first start;
-    - revenue: per month, Σ revenue and Σ (cum² − previous cum²) of each customer's cumulative
+    - flow, grouped by holdout/rest and by arm, tier and channel (GROUPING SETS), per month:
+      n, the customers whose first purchase since their first start is in that month (month
+      len(ends): never); Σ revenue and Σ (cum² − previous cum²) of each customer's cumulative
       revenue (so that Σ R² at every month end follows by a cumulative sum);
     - status: counts by (day of the last purchase, months in which it is the last one),
       each customer from the first month end after their first start.
@@ -137,41 +176,44 @@ def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -
               "(g, channel, kk))")
     tx = f"""p AS (
     SELECT customer_id, amount, ts, {_bucket_sql('ts', ends)} AS k FROM {quote(post)}
+    WHERE prog
 )"""
     labels = ("CASE WHEN e.holdout THEN 'holdout' ELSE 'rest' END AS g, e.experiment, e.arm, "
               "e.tier, e.channel")
     dims = "g, experiment, arm, tier, channel, GROUPING(experiment, arm, tier, channel) AS gid"
-    back = f"""WITH {tx}, first AS (SELECT customer_id, min(k) AS k FROM p GROUP BY customer_id)
-SELECT {dims}, kk AS k, count(*) AS n
-FROM (SELECT {labels}, COALESCE(f.k, {k}) AS kk FROM {quote(eligible)} e
-      LEFT JOIN first f USING (customer_id))
-GROUP BY {groups}"""
-    revenue = f"""WITH {tx}, m AS (
+    # back and revenue in one pass: each customer's purchase months (their first one marked)
+    # and one row for each customer who never came back (month index len(ends))
+    flow = f"""WITH {tx}, m AS (
     SELECT customer_id, k, sum(amount) AS r FROM p GROUP BY customer_id, k
 ), c AS (
-    SELECT customer_id, k, r, sum(r) OVER (PARTITION BY customer_id ORDER BY k) AS cum FROM m
+    SELECT customer_id, k, r, sum(r) OVER w AS cum, row_number() OVER w = 1 AS first
+    FROM m WINDOW w AS (PARTITION BY customer_id ORDER BY k)
 )
-SELECT {dims}, kk AS k, sum(r) AS r, sum(cum * cum - (cum - r) * (cum - r)) AS dsq
-FROM (SELECT {labels}, c.k AS kk, c.r, c.cum FROM c JOIN {quote(eligible)} e
-      USING (customer_id))
+SELECT {dims}, kk AS k, count(*) FILTER (WHERE first IS NOT FALSE) AS n, sum(r) AS r,
+       sum(cum * cum - (cum - r) * (cum - r)) AS dsq
+FROM (SELECT {labels}, COALESCE(c.k, {k}) AS kk, c.r, c.cum, c.first FROM {quote(eligible)} e
+      LEFT JOIN c USING (customer_id))
 GROUP BY {groups}"""
+    # the holdout flag rides on each customer's own row (no second join with `eligible`)
     status = f"""WITH {tx}, chg AS (
     SELECT e.customer_id,
            COALESCE({_bucket_sql('CAST(e.first_start AS TIMESTAMP)', ends)}, {k}) AS k,
-           0 AS post, pre.last_pre AS last_ts FROM {quote(eligible)} e
+           0 AS post, pre.last_pre AS last_ts, e.holdout FROM {quote(eligible)} e
     LEFT JOIN {quote(pre)} pre USING (customer_id)
     UNION ALL
-    SELECT customer_id, k, 1 AS post, max(ts) AS last_ts FROM p GROUP BY customer_id, k
+    SELECT customer_id, k, 1 AS post, max(ts) AS last_ts, NULL AS holdout FROM p
+    GROUP BY customer_id, k
 ), seq AS (
-    SELECT customer_id, k, CAST(last_ts AS DATE) AS last_day,
-           lead(k, 1, {k}) OVER (PARTITION BY customer_id ORDER BY k, post) AS k_next
-    FROM chg
+    SELECT k, CAST(last_ts AS DATE) AS last_day,
+           lead(k, 1, {k}) OVER w AS k_next, bool_or(holdout) OVER (PARTITION BY customer_id)
+               AS holdout
+    FROM chg WINDOW w AS (PARTITION BY customer_id ORDER BY k, post)
 )
-SELECT CASE WHEN e.holdout THEN 'holdout' ELSE 'rest' END AS g, last_day, s.k, k_next,
+SELECT CASE WHEN holdout THEN 'holdout' ELSE 'rest' END AS g, last_day, k, k_next,
        count(*) AS n
-FROM seq s JOIN {quote(eligible)} e USING (customer_id) WHERE k_next > s.k
+FROM seq WHERE k_next > k
 GROUP BY ALL"""
-    return {"back": back, "revenue": revenue, "status": status}
+    return {"flow": flow, "status": status}
 
 
 @dataclass(frozen=True)
@@ -285,6 +327,8 @@ class ProgrammeResult:
     cost: dict[str, Any]
     long_run: list[dict[str, Any]]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # how each status is read: days since the last purchase at the month end, [from, to)
+    status_days: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         from upliftlab.analysis import json_safe
@@ -294,34 +338,45 @@ class ProgrammeResult:
                           "experiments": self.experiments, "monthly": self.monthly,
                           "breakdown": self.breakdown, "structure": self.structure,
                           "statuses": self.statuses, "cost": self.cost,
-                          "long_run": self.long_run, "notes": list(self.notes)})
+                          "long_run": self.long_run, "notes": list(self.notes),
+                          "status_days": list(self.status_days)})
 
 
-def _cost_by_month(con, assignments_sql: str, experiments: Sequence[Experiment],
+def _cost_by_month(con, assigned: str, experiments: Sequence[Experiment],
                    ends: Sequence[dt.date], data_end: dt.date) -> list[float]:
     """Cumulative cost at every month end: contacts when an experiment starts, a conversion's
     cost in the month of the customer's first purchase in that experiment's outcome window
-    (the cost is incurred, not estimated: no interval of its own)."""
+    (the cost is incurred, not estimated: no interval of its own). One query over every
+    experiment: customers per (experiment, arm, month of that first purchase)."""
+    by_name = {e.name: e for e in experiments}
+    windows = ", ".join(
+        f"({literal(e.name)}, {_ts(e.start)}, "
+        f"{_ts(min(e.start + dt.timedelta(days=e.window_days), data_end))})"
+        for e in experiments)
+    rows = con.execute(f"""
+        WITH w(experiment, w0, w1) AS (VALUES {windows}),
+        f AS (SELECT a.experiment, a.customer_id, min(p.ts) AS ts
+              FROM {quote(assigned)} a JOIN w USING (experiment)
+              JOIN ul_prog_post p ON p.customer_id = a.customer_id AND p.ts >= w.w0
+                                     AND p.ts < w.w1
+              GROUP BY ALL)
+        SELECT a.experiment, a.arm, {_bucket_sql('f.ts', ends)} AS k, count(*) AS n,
+               count(f.customer_id) AS conv
+        FROM {quote(assigned)} a JOIN w USING (experiment)
+        LEFT JOIN f USING (experiment, customer_id)
+        GROUP BY ALL""").fetchall()
     cost = [0.0] * len(ends)
-    for e in experiments:
-        w_end = min(e.start + dt.timedelta(days=e.window_days), data_end)
+    for name, arm, k, n, conv in rows:
+        e = by_name[name]
         first_k = next((j for j, end in enumerate(ends) if e.start < end), None)
         if first_k is None:
             continue
-        for arm, k, n, conv in con.execute(f"""
-            SELECT a.arm, {_bucket_sql('f.ts', ends)} AS k, count(*) AS n,
-                   count(f.customer_id) AS conv
-            FROM ({assignments_sql}) a LEFT JOIN (
-                SELECT customer_id, min(ts) AS ts FROM ul_prog_post
-                WHERE ts >= {_ts(e.start)} AND ts < {_ts(w_end)} GROUP BY customer_id) f
-              USING (customer_id)
-            WHERE a.experiment = {literal(e.name)} GROUP BY ALL""").fetchall():
-            c0, c1 = e.costs.get(arm, (0.0, 0.0))
-            for j in range(first_k, len(ends)):
-                cost[j] += c0 * n
-            if k is not None:
-                for j in range(int(k), len(ends)):
-                    cost[j] += c1 * conv
+        c0, c1 = e.costs.get(arm, (0.0, 0.0))
+        for j in range(first_k, len(ends)):
+            cost[j] += c0 * n
+        if k is not None:
+            for j in range(int(k), len(ends)):
+                cost[j] += c1 * conv
     return cost
 
 
@@ -353,23 +408,38 @@ def _experiment_rows(experiments: Sequence[Experiment], counts: dict[str, dict[s
     return rows
 
 
-def _long_runs(con, assignments_sql: str, experiments: Sequence[Experiment],
-               data_end: dt.date, alpha: float) -> list[dict[str, Any]]:
-    """The long run of every experiment that has started, from the programme's post rows."""
-    from upliftlab.longrun import analyze_long_run, frame, longrun_sql
+def _long_runs(con, assigned: str, experiments: Sequence[Experiment], data_end: dt.date,
+               alpha: float) -> list[dict[str, Any]]:
+    """The long run of every experiment that has started, from the assignments with their
+    CUPED covariate (`assigned`, sorted by experiment) and the purchases of the treated, cut
+    once and sorted likewise: each experiment's query (`longrun.longrun_sql`) reads only its
+    own blocks of those and turns into sufficient statistics per arm in SQL
+    (`longrun.long_run_stats`); the statistics follow from those."""
+    from upliftlab.longrun import analyze_long_run, frame, long_run_stats, longrun_sql
 
+    started = [e for e in experiments if e.start < data_end]
+    if not started:
+        return []
+    names = ", ".join(literal(e.name) for e in started)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE ul_prog_lr_t AS
+        SELECT a.experiment, p.customer_id, p.ts, p.amount
+        FROM ul_prog_post p JOIN {quote(assigned)} a USING (customer_id)
+        WHERE a.arm <> '{HOLDOUT}' AND a.experiment IN ({names}) ORDER BY a.experiment""")
     runs = []
-    for e in experiments:
-        if data_end <= e.start:
-            continue
+    for e in started:
         fr = frame(e.start, data_end, window_days=e.window_days, dormant_after=e.dormant_after)
         con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_assigned AS
-            SELECT customer_id, arm, tier FROM ({assignments_sql})
+            SELECT customer_id, arm, tier, pre_revenue_365d FROM {quote(assigned)}
             WHERE experiment = {literal(e.name)} AND arm <> '{HOLDOUT}'""")
-        con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_lr AS "
-                    + longrun_sql("ul_prog_assigned", "ul_prog_post", fr, pre="ul_prog_pre"))
-        runs.append(analyze_long_run(con, "ul_prog_lr", fr, experiment=e.name,
-                                     control=e.control, costs=e.costs, alpha=alpha).to_dict())
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_lr_tx AS
+            SELECT customer_id, ts, amount FROM ul_prog_lr_t
+            WHERE experiment = {literal(e.name)}""")
+        con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_lr AS " + longrun_sql(
+            "ul_prog_assigned", "ul_prog_lr_tx", fr, pre="ul_prog_assigned"))
+        stats = long_run_stats(con, "ul_prog_lr", fr)
+        runs.append(analyze_long_run(stats, fr, experiment=e.name, control=e.control,
+                                     costs=e.costs, alpha=alpha).to_dict())
+    con.execute("DROP TABLE ul_prog_lr; DROP TABLE ul_prog_lr_t")
     return runs
 
 
@@ -418,22 +488,34 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
                      f"not at --as-of {as_of}.")
     ends = month_ends(first_start, data_end)
 
-    subset = [(e.name, e.version) for e in with_holdout]
-    keys = " OR ".join(f"(experiment = {literal(n)})" for n, _ in subset)
     chan = (f"(SELECT CAST(customer_id AS VARCHAR) AS customer_id, any_value(CAST(channel AS "
             f"VARCHAR)) AS channel FROM {quote(channel)} GROUP BY 1)") if channel else None
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE ul_prog_eligible AS SELECT el.*, "
+        "CREATE OR REPLACE TEMP TABLE ul_prog_everyone AS SELECT el.*, "
         + ("COALESCE(ch.channel, 'unknown')" if chan else "'all'") + " AS channel FROM ("
-        + eligible_sql(f"SELECT * FROM ({assignments_sql}) WHERE {keys}", with_holdout)
+        + eligible_sql(assignments_sql, experiments, with_holdout)
         + ") el" + (f" LEFT JOIN {chan} ch USING (customer_id)" if chan else ""))
-    reads = extract_sql("ul_prog_eligible", transactions, data_end, cols)
+    con.execute("CREATE OR REPLACE TEMP VIEW ul_prog_eligible AS SELECT * FROM ul_prog_everyone "
+                "WHERE first_start IS NOT NULL")
+    reads = extract_sql("ul_prog_everyone", transactions, data_end, cols,
+                        _join_key(con, transactions, cols.customer_id),
+                        (min(e.start for e in experiments), max(e.start for e in experiments)))
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_pre AS " + reads["pre"])
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_post AS " + reads["post"])
     q = programme_sql("ul_prog_eligible", "ul_prog_pre", "ul_prog_post", ends)
-    back = con.execute(q["back"]).fetchall()
-    revenue = con.execute(q["revenue"]).fetchall()
+    flow = con.execute(q["flow"]).fetchall()
     status_rows = con.execute(q["status"]).fetchall()
+    con.execute("DROP VIEW ul_prog_eligible; DROP TABLE ul_prog_everyone")
+    # each assignment with its customer's CUPED covariate: the cost's and long runs' input,
+    # sorted by experiment so that each long run's reads skip the other experiments' blocks
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE ul_prog_assigned_pre AS
+        SELECT a.experiment, a.customer_id, a.arm, a.tier,
+               COALESCE(pre.pre_revenue_365d, 0.0) AS pre_revenue_365d
+        FROM ({assignments_sql}) a LEFT JOIN ul_prog_pre pre USING (customer_id)
+        ORDER BY a.experiment""")
+    con.execute("DROP TABLE ul_prog_pre")
+    back = [r[:8] for r in flow if r[7]]
+    revenue = [r[:7] + r[8:] for r in flow if r[6] < len(ends)]
 
     # GROUPING(experiment, arm, tier, channel): a set bit = that column is rolled up
     dims_of = {15: lambda r: ("all", "all"), 3: lambda r: ("arm", f"{r[1]}:{r[2]}"),
@@ -466,7 +548,7 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
             continue
         breakdown.append({"by": dim, "value": value, **_effect(s, hold, len(ends) - 1, alpha)})
 
-    cost_by_month = _cost_by_month(con, assignments_sql, with_holdout, ends, data_end)
+    cost_by_month = _cost_by_month(con, "ul_prog_assigned_pre", with_holdout, ends, data_end)
     for m, c in zip(monthly, cost_by_month):
         m["cost"] = c
     cost_total = cost_by_month[-1]
@@ -485,7 +567,9 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
     structure = _structure(status_rows, ends, statuses)
 
     exp_rows = _experiment_rows(experiments, counts or {}, latest or {}, as_of)
-    runs = _long_runs(con, assignments_sql, experiments, data_end, alpha) if long_run else []
+    runs = (_long_runs(con, "ul_prog_assigned_pre", experiments, data_end, alpha)
+            if long_run else [])
+    con.execute("DROP TABLE ul_prog_post; DROP TABLE ul_prog_assigned_pre")
     notes += [
         "Programme view: every customer ever assigned by an experiment with a global holdout, "
         "from their first campaign start; the holdout was never treated. Effects are totals "
@@ -497,13 +581,18 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
         "Fieller's interval treating the cost as known.",
         f"Status at a month end by days since the last purchase: active < {AT_RISK_AFTER}, at "
         f"risk < {with_holdout[0].dormant_after} (the dormancy threshold), then the dormant "
-        f"tiers of {with_holdout[0].name}, lost from {LOST_AFTER} days or never bought."]
+        f"tiers of {with_holdout[0].name}, lost from {LOST_AFTER} days or never bought. "
+        f"'At risk' is recency alone ({AT_RISK_AFTER} to {with_holdout[0].dormant_after} days "
+        "without a purchase), not the churn-risk model of `upliftlab risk`."]
     if channel is None:
         notes.append("No customer table with a channel column was given: no breakdown by "
                      "channel (--customers FILE adds it).")
+    bounds = [lo for _, lo in statuses[1:]] + [None]
+    status_days = tuple({"status": n, "from_days": lo, "to_days": hi}
+                        for (n, lo), hi in zip(statuses, bounds))
     return ProgrammeResult(as_of, data_end, exp_rows, monthly, breakdown, structure,
                            [n for n, _ in statuses] + ["never_bought"], cost, runs,
-                           tuple(notes))
+                           tuple(notes), status_days)
 
 
 __all__ = ["Experiment", "ProgrammeResult", "eligible_sql", "extract_sql", "month_ends",

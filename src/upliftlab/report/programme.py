@@ -214,6 +214,22 @@ def _cost_text(r: dict[str, Any]) -> str:
     return text + "."
 
 
+def _status_labels(r: dict[str, Any]) -> list[str]:
+    """The structure's legend: each status with the days since the last purchase it stands
+    for (so 'at risk' reads as recency, not as the churn-risk model)."""
+    days = {d["status"]: d for d in r.get("status_days", [])}
+    out = []
+    for s in r["statuses"]:
+        d = days.get(s)
+        if d is None:
+            out.append(s.replace("_", " "))
+        elif d["to_days"] is None:
+            out.append(f"{s.replace('_', ' ')} ({d['from_days']}+ days)")
+        else:
+            out.append(f"{s.replace('_', ' ')} ({d['from_days']}–{d['to_days'] - 1} days)")
+    return out
+
+
 def _figures(r: dict[str, Any]) -> dict[str, Any]:
     from upliftlab.report._plots import _plt, _svg
 
@@ -246,7 +262,7 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
     for ax, g in zip(axes, ("holdout", "rest")):
         rows = r["structure"][g]
         ax.stackplot(range(len(rows)), *[[row[s] * 100 for row in rows] for s in statuses],
-                     labels=statuses)
+                     labels=_status_labels(r))
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([row["month_end"] for row in rows], rotation=45, ha="right",
                            fontsize=7)
