@@ -85,11 +85,21 @@ def run_policy(scores: Scores, *, budget: float,
     # customers a plan picks are those it is most wrong about. A few re-plans at most
     planning = float(budget)
     ope = None
+    fitted = planning
     for _ in range(8):
         part = problem if planning == budget else replace(problem, budget=planning)
-        plan = plan_campaign(part, scores.customer_id, explore_budget=eb,
-                             explore_weights_=weights, salt=salt, method=method, seed=seed,
-                             hashes=hashes)
+        try:
+            plan = plan_campaign(part, scores.customer_id, explore_budget=eb,
+                                 explore_weights_=weights, salt=salt, method=method, seed=seed,
+                                 hashes=hashes)
+        except InputError:
+            if ope is None:
+                raise
+            # the cost bound (a small experiment) leaves too little for the exploration: the
+            # last plan stays, flagged as one that may exceed the budget (policy/margin.py)
+            planning = fitted
+            break
+        fitted = planning
         if experiment is None:
             break
         ope = _off_policy(problem, scores, experiment, plan.propensity, weights, budget, costs,
@@ -396,6 +406,8 @@ def _plan_value(expected: dict, written_cost: float, budget: float, curve: Budge
                                 f"{cost['total_ci_low']:,.2f}) is above the budget "
                                 f"{budget:,.2f}")
         elif cost["total"] is not None and cost["total"] > budget:
+            may_exceed = True
+        if ope["cost_bound"]["upper"] > budget * (1 + _RTOL):  # policy/margin.py
             may_exceed = True
     if truth:
         rows.append({"figure": "true value (simulator)",
