@@ -289,7 +289,9 @@ def test_plan_fitted_to_its_off_policy_cost_or_flagged_when_soft(files, tmp_path
     assert code == 0, err
     pv = json.loads((hard / "policy.json").read_text())["plan_value"]
     assert pv["off_policy"]["cost"]["estimate"] <= 300 * (1 + 1e-6)
-    assert pv["planning_budget"] < 300 and "off-policy cost estimate" in pv["planning_note"]
+    assert pv["planning_budget"] < 300 and "upper bound of its off-policy cost" in \
+        pv["planning_note"]
+    assert pv["cost_bound"]["upper"] <= 300 * (1 + 1e-6)  # policy/margin.py
     assert not pv["over_budget"]
     assert "The plan was fitted to" in (hard / "policy.md").read_text()
     soft = tmp_path / "soft"

@@ -7,7 +7,7 @@ effects differ in kind (other column names; the best arm depends on one feature)
   repetitions;
 - at the default exploration, the written plan reaches >= 85% of the oracle's true value
   (the LP on the true effects, same budget and capacities) on the second world with the
-  default model; on the simulator it reaches about 55% (see that test).
+  default model; on the simulator, at this test's size, about 58% (see that test).
 """
 
 from __future__ import annotations
@@ -120,6 +120,10 @@ def _check_world(world, customer_col, arm_col, outcome_col, min_share=0.85):
         assert res["plan_value"]["expected"] == pytest.approx(_expected_value(scores, plan))
         assert res["exploration"]["cost"] <= share * budget + 1e-9
         assert res["plan_value"]["cost"] <= budget + 1e-6
+        # the plan is fitted under the one-sided 95% upper bound of its off-policy cost
+        bound = res["plan_value"]["cost_bound"]
+        assert bound["level"] == 0.95 and bound["upper"] <= budget * (1 + 1e-9)
+        assert bound["estimate"] + bound["se"] <= bound["upper"]
     # the default exploration: >= 85% of the oracle's true value
     res = run_policy(scores, budget=budget, costs=setting["costs"], capacity=cap,
                      explore_budget=DEFAULT_EXPLORE_BUDGET, experiment=exp,
@@ -130,6 +134,7 @@ def _check_world(world, customer_col, arm_col, outcome_col, min_share=0.85):
     true = true_plan_value(P, plan.propensity, cpc, cpv)["incremental_reactivations"]
     oracle = oracle_value(P, arms, budget, cap, dict(zip(arms, cpc[1:])),
                           dict(zip(arms, cpv[1:])))
+    print(f"share of the oracle {true / oracle:.3f} ({true:.1f} of {oracle:.1f})")
     assert true >= min_share * oracle, (true, oracle)
     return true / oracle
 
@@ -156,11 +161,15 @@ def test_second_world_plan_within_budget_and_near_the_oracle(world_b):
 
 @pytest.mark.slow
 def test_simulator_plan_within_budget_and_near_the_oracle(world_sim):
-    # measured 55% of the LP oracle (203 of 367 true incremental reactivations) with the model
-    # fitted on ~33k simulated dormant customers: the simulator's uplift (about one point on a
-    # 3% base) is hard to learn at this size, so the 85% reached on the second world is NOT
-    # reached here; the bound guards against regressions (issue 9, reported to the lead)
-    _check_world(world_sim, "customer_id", "arm", "reactivated", min_share=0.50)
+    # measured 58% of the LP oracle with the model fitted on ~33k simulated dormant customers
+    # (55% before the per-arm calibration toward the arm's average effect). The 85% reached on
+    # the second world is NOT reached here, for two measured reasons (issue 9, reported to the
+    # lead): the simulator's uplift (about one point on a 3% base) cannot be learnt at this
+    # size (out of fold, the best linear predictor of the DR effect from the model's uplift has
+    # slopes 0.05-0.4 with standard errors 0.2-0.3), and holding the budget against the truth
+    # (the one-sided 95% bound of an off-policy cost whose SE is ~10% of this small budget)
+    # costs value: even the TRUE effects as scores reach only 88% of the LP under that bound
+    _check_world(world_sim, "customer_id", "arm", "reactivated", min_share=0.55)
 
 
 @pytest.mark.parametrize("world", ["second", "simulator"])

@@ -122,6 +122,9 @@ def context(policy: dict[str, Any]) -> dict[str, Any]:
                 f"{m(budget)} budget.")
     if pv.get("planning_note"):
         headline += f" The plan was {pv['planning_note']}."
+    if pv.get("cost_bound"):  # policy/margin.py
+        headline += (f" Budget held against the {pv['cost_bound']['method']}: "
+                     f"{m(pv['cost_bound']['upper'])}.")
     if ex.get("customers"):
         cnt = ", ".join(f"{k} {v:,}" for k, v in (ex.get("counts") or {}).items())
         exploration = (f"Exploration, inside the budget: {ex['customers']:,} customers "

@@ -21,6 +21,7 @@ from upliftlab.policy.curve import BudgetCurve, plan_curve, plan_expectation
 from upliftlab.policy.problem import Problem, make_problem
 from upliftlab.policy.explore import (DEFAULT_EXPLORE_BUDGET, DEFAULT_SALT, ExploreBudget,
                                       Hashes, explore_weights, plan_campaign)
+from upliftlab.policy.margin import cost_bound
 from upliftlab.policy.io import (Scores, align, plot_budget_curve, read_experiment, to_json,
                                  write_folder, write_targeting)
 from upliftlab.policy.ope import estimate_from_terms, evaluate_policy, policy_terms
@@ -79,23 +80,32 @@ def run_policy(scores: Scores, *, budget: float,
     eb = ExploreBudget.parse(explore_budget)
     w = explore_weights(weights, arms)
     hashes = Hashes.of(scores.customer_id, w, salt)
-    # with an experiment, the plan is fitted so that its off-policy cost estimate (unbiased for
-    # its true cost; only conversions are uncertain) stays within a hard budget too: the
-    # model's conversion costs are predictions, and the customers a plan picks are those it is
-    # most wrong about (shrunk predictions of the most responsive customers). A few re-plans at
-    # most; an upper confidence bound instead would starve plans valued on small experiments
+    # with an experiment, the plan is fitted so that the one-sided 95% upper bound of its
+    # off-policy cost (policy/margin.py: only conversions are uncertain, so the bound is tight)
+    # stays within a hard budget too: the model's conversion costs are predictions, and the
+    # customers a plan picks are those it is most wrong about. A few re-plans at most
     planning = float(budget)
     ope = None
+    fitted = planning
     for _ in range(8):
         part = problem if planning == budget else replace(problem, budget=planning)
-        plan = plan_campaign(part, scores.customer_id, explore_budget=eb,
-                             explore_weights_=weights, salt=salt, method=method, seed=seed,
-                             hashes=hashes)
+        try:
+            plan = plan_campaign(part, scores.customer_id, explore_budget=eb,
+                                 explore_weights_=weights, salt=salt, method=method, seed=seed,
+                                 hashes=hashes)
+        except InputError:
+            if ope is None:
+                raise
+            # the cost bound (a small experiment) leaves too little for the exploration: the
+            # last plan stays, flagged as one that may exceed the budget (policy/margin.py)
+            planning = fitted
+            break
+        fitted = planning
         if experiment is None:
             break
         ope = _off_policy(problem, scores, experiment, plan.propensity, weights, budget, costs,
                           arm_col=arm_col, outcome_col=outcome_col, customer_col=customer_col)
-        est = ope["cost"]["total"]
+        est = ope["cost_bound"]["upper"]  # policy/margin.py: hold the budget against the truth
         if soft_budget or est is None or not np.isfinite(budget) or est <= budget:
             break
         # from what the plan spends by the model (the budget may not bind), scaled down
@@ -236,6 +246,8 @@ def _off_policy(problem: Problem, scores: Scores, experiment: Any, prop: np.ndar
     ipw = estimate_from_terms(policy_terms(pi, exp.arm, exp.y, e)
                               - policy_terms(nobody, exp.arm, exp.y, e), n)
     out = ev.to_dict()
+    out["cost_bound"] = cost_bound(pi, exp.arm, exp.y, e, mu, arms=exp.arms, cost_per_contact=cpc,
+                                   cost_per_conversion=cpv, population=n).to_dict()
     out["ipw_incremental_reactivations"] = ipw.to_dict()
     out["experiment"] = exp.source
     out["customers"] = int(exp.arm.shape[0])
@@ -343,6 +355,8 @@ def _plan_value(expected: dict, written_cost: float, budget: float, curve: Budge
                                 f"{budget:,.2f}")
         elif cost["total"] is not None and cost["total"] > budget:
             may_exceed = True
+        if ope["cost_bound"]["upper"] > budget * (1 + _RTOL):  # policy/margin.py
+            may_exceed = True
     if truth:
         rows.append({"figure": "true value (simulator)",
                      "reactivations": truth["plan"]["incremental_reactivations"],
@@ -354,8 +368,10 @@ def _plan_value(expected: dict, written_cost: float, budget: float, curve: Budge
             "cost": expected["cost"], "cost_written_arms": written_cost, "budget": budget,
             "planning_budget": planning,
             "planning_note": (None if planning == budget else
-                              f"fitted to {planning:,.2f} so that its off-policy cost estimate "
-                              f"stays within the budget {budget:,.2f}"),
+                              f"fitted to {planning:,.2f} so that the one-sided "
+                              f"{ope['cost_bound']['level']:.0%} upper bound of its off-policy "
+                              f"cost stays within the budget {budget:,.2f}"),
+            "cost_bound": ope["cost_bound"] if ope else None,
             "off_policy": off, "over_budget": bool(over), "over_budget_reasons": over_reasons,
             "may_exceed_budget": may_exceed, "soft_budget": bool(soft), "table": rows}
 

@@ -101,6 +101,9 @@ class UpliftModel(BaseEstimator):
         missing value, which LightGBM sends down the branch it learned for missing values) or
         "error" (InputError naming the column and values).
     random_state, n_jobs : passed to every base model (keep n_jobs small on shared machines).
+    calibration : None, or per treatment arm {ate, center, slope}: predictions become
+        ate + slope (uplift - center), the out-of-fold calibration toward the arm's average
+        effect that `upliftlab.uplift.select` fits (`Selection.calibration_map()`).
 
     Missing values in numeric features are kept as NaN: LightGBM learns where to send them
     (the uplift forest, which cannot, gets the training median).
@@ -114,7 +117,8 @@ class UpliftModel(BaseEstimator):
     def __init__(self, control: Any = "control", learner: str | None = None,
                  outcome: str = "binary", base_learner: Any = None, random_state: int = 0,
                  n_jobs: int = 1, min_arm_size: int = MIN_ARM_SIZE,
-                 unseen_categories: str = "missing"):
+                 unseen_categories: str = "missing",
+                 calibration: Mapping[str, Mapping[str, float]] | None = None):
         self.control = control
         self.learner = learner
         self.outcome = outcome
@@ -123,6 +127,7 @@ class UpliftModel(BaseEstimator):
         self.n_jobs = n_jobs
         self.min_arm_size = min_arm_size
         self.unseen_categories = unseen_categories
+        self.calibration = calibration
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: pd.DataFrame, y: Any, treatment: Any, propensity: Any = None) -> "UpliftModel":
@@ -197,6 +202,11 @@ class UpliftModel(BaseEstimator):
         else:
             est = self._fit_per_arm(per_arm, arms, Xn, y, codes, cond)
         self.estimators_ = est
+        if self.calibration is not None:
+            unknown = sorted(set(map(str, self.calibration)) - set(arms))
+            if unknown:
+                raise InputError(f"calibration: unknown arm(s) {', '.join(unknown)} (arms: "
+                                 f"{', '.join(arms)})")
         return self
 
     def _fit_per_arm(self, per_arm: dict, arms: list[str], Xn: np.ndarray, y: np.ndarray,
@@ -233,7 +243,7 @@ class UpliftModel(BaseEstimator):
         """Estimated uplift (arm minus control) per treatment arm: one column per arm, X's index."""
         self._check_fitted()
         Xn = self._encode(self._check_predict_frame(X))
-        up = self.estimators_.uplift(Xn)
+        up = self._calibrated(self.estimators_.uplift(Xn))
         return pd.DataFrame(up, index=X.index, columns=list(self.treatment_arms_))
 
     def predict_outcomes(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -246,9 +256,20 @@ class UpliftModel(BaseEstimator):
         self._check_fitted()
         Xn = self._encode(self._check_predict_frame(X))
         base = self.estimators_.base(Xn)
-        up = self.estimators_.uplift(Xn)
+        up = self._calibrated(self.estimators_.uplift(Xn))
         data = np.column_stack([base, base[:, None] + up])
         return pd.DataFrame(data, index=X.index, columns=list(self.arms_))
+
+    def _calibrated(self, up: np.ndarray) -> np.ndarray:
+        cal = getattr(self, "calibration", None)  # models pickled before it existed
+        if not cal:
+            return up
+        out = np.array(up, dtype=float)
+        for j, arm in enumerate(self.treatment_arms_):
+            c = cal.get(arm)
+            if c is not None:
+                out[:, j] = c["ate"] + c["slope"] * (out[:, j] - c["center"])
+        return out
 
     # ------------------------------------------------------------------ helpers
     def _check_fitted(self) -> None:

@@ -13,6 +13,12 @@ positive) earns the most: every candidate for all arms, or per arm the candidate
 arm, compared paired on the same customers. Unlike a Qini normalised by the arm's overall effect, it does not explode
 when that effect is near zero. An arm whose average effect (the mean of Gamma_ia - Gamma_i0)
 cannot be told from zero says so.
+
+The chosen uplift is then calibrated per arm toward the arm's average effect (`calibrate`):
+the best linear predictor of Gamma_ia - Gamma_i0 from the out-of-fold uplift (Chernozhukov,
+Demirer, Duflo and Fernandez-Val 2018, "BLP"), its slope kept in [0, 1]. A model whose
+ranking carries no signal out of fold (slope ~ 0) falls back to the arm's average effect; a
+noisy one is shrunk toward it, so that a budget split across arms does not chase noise.
 """
 
 from __future__ import annotations
@@ -45,6 +51,15 @@ class Selection:
     base_from: str
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
     rule: pd.DataFrame | None = None    # the best-arm rule of each option, valued (chooses)
+    calibration: pd.DataFrame | None = None  # per arm: ate, center, beta (+ se), slope used
+    raw_uplift: pd.DataFrame | None = None   # out of fold, the chosen candidate, uncalibrated
+
+    def calibration_map(self) -> dict[str, dict[str, float]] | None:
+        """Per arm {ate, center, slope}: what `UpliftModel(calibration=...)` applies."""
+        if self.calibration is None:
+            return None
+        return {str(r.arm): {"ate": float(r.ate), "center": float(r.center),
+                             "slope": float(r.slope)} for r in self.calibration.itertuples()}
 
     def reasons(self) -> dict[str, str]:
         """Per arm, one line saying which candidate it uses and why."""
@@ -64,6 +79,13 @@ class Selection:
             if win is not None:
                 text += (f"; the whole rule (best arm where its uplift > 0) as '{win.option}': "
                          f"{100 * win.policy_value:+.3f} pts per customer")
+            if self.calibration is not None:
+                cal = self.calibration.set_index("arm").loc[arm]
+                text += (f"; calibrated out of fold: uplift = {100 * cal.ate:+.3f} pts + "
+                         f"{cal.slope:.2f} x (model - its mean) (fitted slope {cal.beta:.2f}, "
+                         f"SE {cal.beta_se:.2f}" + (", no signal beyond the arm's average: "
+                                                    "the arm's average effect is used"
+                                                    if cal.slope == 0 else "") + ")")
             if not eff.distinguishable:
                 text += (f"; the arm's average uplift ({100 * eff.effect:+.3f} pts, 95% CI "
                          f"{100 * eff.ci_low:+.3f} to {100 * eff.ci_high:+.3f}) cannot be told "
@@ -92,12 +114,51 @@ def dr_scores(y: np.ndarray, arm_code: np.ndarray, mu: np.ndarray, e: np.ndarray
     return mu + hit * (y[:, None] - mu) / e[None, :]
 
 
+def calibrate(uplift: pd.DataFrame, effect: np.ndarray) -> pd.DataFrame:
+    """Per arm (column of `uplift`, out of fold) the best linear predictor of the doubly robust
+    effect `effect[:, j]` (Gamma_a - Gamma_0): effect = ate + beta (uplift - center). Returns
+    arm, ate, center, beta, beta_se (heteroskedasticity-robust) and the slope used,
+    clip(beta, 0, 1): a slope above 1 would stretch the model's ranking beyond what it was
+    fitted to, one below 0 would reverse it."""
+    rows = []
+    for j, arm in enumerate(uplift.columns):
+        tau = uplift[arm].to_numpy(dtype=float)
+        d = np.asarray(effect[:, j], dtype=float)
+        center, ate = float(tau.mean()), float(d.mean())
+        tc = tau - center
+        ss = float((tc ** 2).sum())
+        if ss <= 0:  # a constant prediction: nothing to calibrate but its level
+            beta, se = 0.0, float("inf")
+        else:
+            beta = float((tc * (d - ate)).sum() / ss)
+            resid = d - ate - beta * tc
+            se = float(np.sqrt(((tc * resid) ** 2).sum()) / ss)
+        rows.append({"arm": str(arm), "ate": ate, "center": center, "beta": beta,
+                     "beta_se": se, "slope": float(np.clip(beta, 0.0, 1.0))})
+    return pd.DataFrame(rows)
+
+
+def apply_calibration(uplift: pd.DataFrame, calibration: Any) -> pd.DataFrame:
+    """uplift_a -> ate_a + slope_a (uplift_a - center_a) per arm (a `calibrate` table or a
+    mapping arm -> {ate, center, slope})."""
+    cal = calibration
+    if isinstance(cal, pd.DataFrame):
+        cal = {r.arm: {"ate": r.ate, "center": r.center, "slope": r.slope}
+               for r in cal.itertuples()}
+    out = uplift.copy()
+    for arm, c in cal.items():
+        out[arm] = c["ate"] + c["slope"] * (uplift[arm].to_numpy(dtype=float) - c["center"])
+    return out
+
+
 def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "control",
                    outcome: str = "binary", learners: Sequence[str] = DEFAULT_LEARNERS,
                    base_models: Sequence[str] = DEFAULT_BASE_MODELS, folds: int = 3,
                    propensity: Any = None, random_state: int = 0, n_jobs: int = 1,
-                   alpha: float = 0.05) -> Selection:
-    """Cross-fit every candidate on the same folds and choose per arm (see the module doc)."""
+                   alpha: float = 0.05, calibrated: bool = True) -> Selection:
+    """Cross-fit every candidate on the same folds, choose per arm and calibrate the chosen
+    uplift toward each arm's average effect (see the module doc; `calibrated=False` keeps the
+    chosen model's raw uplift)."""
     from scipy.stats import norm
 
     from upliftlab.progress import progress
@@ -194,12 +255,14 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
     # the control outcome comes from the candidate serving the most arms (as the fitted model)
     counts = pd.Series(list(chosen.values())).value_counts(sort=False)
     base_from = str(counts.idxmax())
-    uplift = pd.DataFrame({a: preds[chosen[a]][a] for a in arms}, index=X.index)
+    raw = pd.DataFrame({a: preds[chosen[a]][a] for a in arms}, index=X.index)
+    cal = calibrate(raw, gamma[:, 1:] - gamma[:, [0]]) if calibrated else None
+    uplift = apply_calibration(raw, cal) if calibrated else raw
     base = outs[base_from][names[0]].to_numpy(dtype=float)
     outcomes = pd.DataFrame({names[0]: base, **{a: base + uplift[a].to_numpy() for a in arms}},
                             index=X.index)
     return Selection(chosen, table, pd.DataFrame(effects), uplift, outcomes, fold, base_from,
-                     preds, rule)
+                     preds, rule, cal, raw)
 
 
 def _propensities(propensity: Any, labels: np.ndarray, names: list[str]) -> np.ndarray:

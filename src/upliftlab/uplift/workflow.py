@@ -86,7 +86,7 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
     table = pd.concat(parts, ignore_index=True).merge(sel.table, on=["learner", "arm"])
     same = set(sel.chosen.values())
     final = UpliftModel(control=control, learner=same.pop() if len(same) == 1 else sel.chosen,
-                        outcome=outcome,
+                        outcome=outcome, calibration=sel.calibration_map(),
                         random_state=seed, n_jobs=n_jobs).fit(X, y, treatment,
                                                               propensity=propensity)
     deciles = uplift_by_decile(y, sel.uplift, treatment, control=str(control))
@@ -102,7 +102,14 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
                                "arm where its predicted uplift > 0', per customer, against "
                                "treating nobody (STATS-NOTES, Choosing a learner)"),
                  "effects": sel.effects.to_dict(orient="records"),
-                 "rule": sel.rule.to_dict(orient="records")}
+                 "rule": sel.rule.to_dict(orient="records"),
+                 "calibration": (None if sel.calibration is None else
+                                 sel.calibration.to_dict(orient="records")),
+                 "calibration_note": ("per arm, uplift = ate + slope x (model uplift - center): "
+                                      "the best linear predictor of the doubly robust effect from "
+                                      "the out-of-fold uplift, slope kept in [0, 1] (0: the "
+                                      "model's ranking carries no signal out of fold, the arm's "
+                                      "average effect is used)")}
 
     with staged_dir(out, owner="model", legacy=MODEL_FILES) as stage:
         write_model_files(final, stage, evaluation=table,
