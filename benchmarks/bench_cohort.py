@@ -43,7 +43,7 @@ def world(quick: bool) -> tuple[Path, str]:
     world_dir = WORK / name
     if not (world_dir / "world.json").exists():
         subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()",
-                        "simulate", "--customers", str(n), "--seed", "0", "--out",
+                        "simulate", "--n-customers", str(n), "--seed", "0", "--out",
                         str(world_dir), "--force"], check=True)
     as_of = json.loads((world_dir / "world.json").read_text())["campaign_date"]
     return world_dir / "transactions.parquet", as_of
