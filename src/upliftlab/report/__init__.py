@@ -41,7 +41,7 @@ Section = str | os.PathLike | Mapping[str, Any] | None
 
 def _as_dict(result: Any, history: Sequence[Mapping[str, Any]] | None,
              model: Any = None, policy: Any = None, touches: Any = None) -> dict[str, Any]:
-    from upliftlab.analysis import json_safe
+    from upliftlab.jsonsafe import json_safe
     from upliftlab.report._sections import load_model, load_policy, section
 
     report = result.to_dict() if hasattr(result, "to_dict") else json_safe(dict(result))
@@ -64,7 +64,7 @@ def _as_dict(result: Any, history: Sequence[Mapping[str, Any]] | None,
 
 def compact(week: Mapping[str, Any]) -> dict[str, Any]:
     """What the trend needs of a past week: its date and its comparisons."""
-    from upliftlab.analysis import json_safe
+    from upliftlab.jsonsafe import json_safe
 
     keep = ("arm", "control", "metric", "estimate", "ci_low", "ci_high", "p_value",
             "p_value_adjusted", "significant", "relative_lift")

@@ -15,7 +15,7 @@ from upliftlab.report import REPORT_FILES
 
 def risk_report(fit: Any) -> dict[str, Any]:
     """The report.json content of a `RiskFit` (stable field names)."""
-    from upliftlab.analysis import json_safe
+    from upliftlab.jsonsafe import json_safe
 
     return json_safe({
         "kind": "churn_risk",
