@@ -71,8 +71,10 @@ def _problems(args: list[str | None]) -> list[str]:
 
 
 def _all_calls() -> list[tuple[str, list[str | None]]]:
-    calls = [(p.name, c) for p in sorted((ROOT / "benchmarks").glob("*.py")) for c in _python_calls(p)]
-    calls += [(p.name, c) for p in sorted((ROOT / "scripts").glob("*.sh")) for c in _shell_calls(p)]
+    calls = [(p.name, c) for p in sorted((ROOT / "benchmarks").glob("*.py"))
+             for c in _python_calls(p)]
+    calls += [(p.name, c) for p in sorted((ROOT / "scripts").glob("*.sh"))
+              for c in _shell_calls(p)]
     return calls
 
 

@@ -15,38 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from upliftlab.cli import main
+from _helpers import AS_OF, RATES, cli, spec_toml, two_arms
 
 START = "2026-01-05"
-SPEC = """
-name = "{name}"
-version = 1
-salt = "crm-test"
-outcome_window_days = 60
-covariates = ["revenue_365d"]
-strata = ["tier"]
-currency = "{currency}"
-
-[cohort]
-transactions = "{pre}"
-as_of = 2026-01-05
-{cohort_columns}
-
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.5
-cost_per_contact = 0.1
-cost_per_conversion = 10.0
-
-[baseline]
-rates = {{ short = 0.05, mid = 0.025, long = 0.01 }}
-{outcomes}
-"""
 CRM = {"customer_id": "member_no", "ts": "purchased_at", "amount": "net_amount",
        "discount_used": "used_voucher"}
 
@@ -54,27 +25,22 @@ CRM = {"customer_id": "member_no", "ts": "purchased_at", "amount": "net_amount",
 def write_spec(path: Path, *, name: str = "crm", pre: str = "pre.csv", currency: str = "EUR",
                crm: bool = False, outcomes: str | None = "post.csv",
                outcome_columns: bool = False) -> Path:
-    cohort_columns = ('[cohort.columns]\ncustomer_col = "member_no"\ntime_col = "purchased_at"\n'
-                      'amount_col = "net_amount"\ndiscount_col = "used_voucher"' if crm else "")
-    out = ""
+    crm_columns = {"customer_col": "member_no", "time_col": "purchased_at",
+                   "amount_col": "net_amount"}
+    cohort = {"transactions": pre, "as_of": AS_OF}
+    tables: dict = {"baseline": {"rates": RATES}}
+    if crm:
+        tables["cohort.columns"] = {**crm_columns, "discount_col": "used_voucher"}
     if outcomes is not None:
-        out = f'[outcomes]\ntransactions = "{outcomes}"'
+        tables["outcomes"] = {"transactions": outcomes}
         if outcome_columns:
-            out += ('\n[outcomes.columns]\ncustomer_col = "member_no"\n'
-                    'time_col = "purchased_at"\namount_col = "net_amount"')
-    path.write_text(SPEC.format(name=name, pre=pre, currency=currency,
-                                cohort_columns=cohort_columns, outcomes=out))
+            tables["outcomes.columns"] = crm_columns
+    path.write_text(spec_toml(name, "crm-test", version=1, outcome_window_days=60,
+                              covariates=["revenue_365d"], strata=["tier"], currency=currency,
+                              cohort=cohort, arms=two_arms(cost_per_contact=0.1,
+                                                           cost_per_conversion=10.0),
+                              tables=tables))
     return path
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def digest(path: Path) -> str:

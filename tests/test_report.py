@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -13,6 +12,7 @@ from upliftlab.analysis import analyze
 from upliftlab.errors import InputError
 from upliftlab.report import render_markdown, write_report
 
+from _helpers import AS_OF, RATES, cli_process, spec_toml, two_arms
 from test_analyze import make_experiment
 
 
@@ -97,8 +97,7 @@ def test_replaces_an_earlier_report_but_not_a_foreign_folder(result, tmp_path):
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()",
-                           "report", *args], capture_output=True, text=True)
+    return cli_process("report", *args)
 
 
 @pytest.fixture(scope="module")
@@ -145,33 +144,11 @@ def test_cli_one_arm_and_missing_file(tmp_path, data):
 
 # --- a designed experiment: outcomes from the store's assignments and the transactions ---------
 
-SPEC = """
-name = "winback_test"
-version = 1
-salt = "winback-test"
-outcome_window_days = 28
-covariates = ["revenue_365d"]
-strata = ["tier"]
-
-[cohort]
-transactions = "tx_all.parquet"
-as_of = 2026-01-05
-dormant_after = 90
-
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.5
-cost_per_contact = 0.1
-cost_per_conversion = 10.0
-
-[baseline]
-rates = { short = 0.05, mid = 0.025, long = 0.01 }
-"""
+SPEC = spec_toml("winback_test", "winback-test", version=1, outcome_window_days=28,
+                 covariates=["revenue_365d"], strata=["tier"],
+                 cohort={"transactions": "tx_all.parquet", "as_of": AS_OF, "dormant_after": 90},
+                 arms=two_arms(cost_per_contact=0.1, cost_per_conversion=10.0),
+                 tables={"baseline": {"rates": RATES}})
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from _helpers import cli_process
 from upliftlab.analysis import analyze
 from upliftlab.errors import InputError
 from upliftlab.report import load_model_section, load_policy_section, write_report
@@ -236,8 +236,7 @@ def test_bad_folders_raise_input_error_naming_folder_and_file(folders, result, t
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()",
-                           "report", *args], capture_output=True, text=True)
+    return cli_process("report", *args)
 
 
 @pytest.fixture(scope="module")

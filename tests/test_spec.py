@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from _helpers import cli_process
 from upliftlab.errors import SpecError
 from upliftlab.spec import (load_spec, parse_spec, randomisation_hash, spec_hash)
 
@@ -154,8 +153,7 @@ def test_cli_bad_spec_exit_2_one_line(tmp_path):
     p = write(tmp_path, BASE.replace("weight = 0.2\n", "weight = 0.2\nwieght = 1\n"))
     store = tmp_path / "s.duckdb"
     for cmd in ("assign", "power"):
-        out = subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()", cmd,
-                              str(p), "--store", str(store)], capture_output=True, text=True)
+        out = cli_process(cmd, p, "--store", store)
         assert out.returncode == 2, out.stderr
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0] == f"error: {p}: unknown key 'wieght' in arms[2]"

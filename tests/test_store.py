@@ -12,48 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _helpers import AS_OF, cli, spec_toml, three_arms
 from upliftlab.cli import main
 from upliftlab.store import open_store
 
-SPEC = """
-name = "exp"
-version = 1
-salt = "store-test"
-strata = ["tier", "value_band"]
-covariates = ["revenue_365d"]
-mde = 0.02
-
-[cohort]
-table = "cohort.parquet"
-as_of = 2026-01-05
-
-[[arms]]
-name = "control"
-weight = 0.4
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.3
-cost_per_contact = 0.1
-cost_per_conversion = 10.0
-
-[[arms]]
-name = "advisor"
-weight = 0.3
-cost_per_contact = 4.0
-capacity = 250
-
-[value_band]
-column = "revenue_365d"
-thresholds = [50.0, 150.0]
-
-[baseline]
-rates = { short = 0.05, mid = 0.03, long = 0.01 }
-
-[holdout]
-share = 0.05
-"""
+SPEC = spec_toml(
+    "exp", "store-test", version=1, strata=["tier", "value_band"], covariates=["revenue_365d"],
+    mde=0.02, cohort={"table": "cohort.parquet", "as_of": AS_OF}, arms=three_arms(250),
+    tables={"value_band": {"column": "revenue_365d", "thresholds": [50.0, 150.0]},
+            "baseline": {"rates": {"short": 0.05, "mid": 0.03, "long": 0.01}},
+            "holdout": {"share": 0.05}})
 
 
 def make_cohort(n: int, seed: int = 0, start: int = 0) -> pd.DataFrame:
@@ -72,16 +40,6 @@ def project(tmp_path):
     make_cohort(2000).to_parquet(tmp_path / "cohort.parquet")
     (tmp_path / "exp.toml").write_text(SPEC)
     return tmp_path
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def dump(path: Path) -> dict:
