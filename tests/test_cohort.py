@@ -285,6 +285,7 @@ future_rows = st.lists(
     min_size=1, max_size=25)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=future_rows)
 def test_rows_on_or_after_as_of_change_nothing(base, rows):
@@ -555,6 +556,7 @@ def _bad_cli_cases(tmp_path, tx):
     ]
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tx, tmp_path, capsys):
     for args, words in _bad_cli_cases(tmp_path, tx):
         out = tmp_path / "out" / "cohort.parquet"
@@ -568,6 +570,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tx, tmp_path, capsy
         assert list(out.parent.iterdir()) == [], args
 
 
+@pytest.mark.slow
 def test_cli_bad_input_in_a_real_process_has_no_traceback(tx, tmp_path):
     src, out = tmp_path / "tx.csv", tmp_path / "cohort.parquet"
     frame = tx.assign(ts=tx["ts"].dt.strftime("%Y-%m-%d %H:%M:%S"))

@@ -26,6 +26,10 @@ from _helpers import PYTHON_CLI, cli
 from upliftlab.cli import main
 from upliftlab.store import open_store
 
+# every test copies the `project` fixture (a world, a store, a fitted model: ~7 s of CPU):
+# the whole file is in the full run only, not the fast tier
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = "experiments/exp.toml"
 STORE = "s.duckdb"

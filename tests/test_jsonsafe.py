@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from upliftlab.jsonsafe import json_safe
 
@@ -28,6 +29,7 @@ def test_a_frame_becomes_its_records():
         {"arm": "t1", "qini": 0.1, "n": 3}, {"arm": "t2", "qini": None, "n": 4}]}
 
 
+@pytest.mark.slow
 def test_model_metadata_goes_through_the_one_cleaner(tmp_path):
     from upliftlab.uplift import UpliftModel, read_metadata, save_model
 

@@ -138,6 +138,7 @@ def test_column_mapping_by_spec_and_flags_gives_the_canonical_report(project, ca
     assert set(full["arm"]) >= {"control", "coupon"}
 
 
+@pytest.mark.slow
 def test_cohort_names_absent_and_ignored_columns(project, capsys):
     code, out, err = cli(capsys, "cohort", "--transactions", project / "crm_pre.csv", "--as-of",
                          START, "--customer-col", "member_no", "--time-col", "purchased_at",
@@ -147,6 +148,7 @@ def test_cohort_names_absent_and_ignored_columns(project, capsys):
     assert "not used: used_voucher" in out
 
 
+@pytest.mark.slow
 def test_missing_outcome_source_is_refused_and_the_store_unchanged(project, capsys):
     spec = write_spec(project / "noout.toml", name="crm", outcomes=None)
     before = digest(project / "s.duckdb")
@@ -199,6 +201,7 @@ def test_a_rerun_with_other_numbers_keeps_both_and_the_trend_uses_the_latest(pro
         {k: c[k] for k in w2["history"][0]["comparisons"][0]} for c in second["comparisons"]]
 
 
+@pytest.mark.slow
 def test_interim_headline_carries_the_observed_share_and_a_projection(project, capsys):
     code, out, err = cli(capsys, "report", project / "canon.toml", "--as-of", "2026-01-19",
                          "--store", project / "s.duckdb", "--out", project / "r")
@@ -234,6 +237,7 @@ def test_final_report_marks_the_fixed_analysis_apart_on_a_date_axis(project, cap
     assert "| 2026-01-19 | sequential | coupon |" in md and "| 2026-03-06 | fixed | coupon |" in md
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["int_ids", "foreign_ids", "only_before", "as_of_before",
                                   "bad_currency"])
 def test_bad_outcome_input_exit_2_store_unchanged(project, capsys, case):
@@ -267,6 +271,7 @@ def test_bad_outcome_input_exit_2_store_unchanged(project, capsys, case):
     assert not (project / "r").exists()
 
 
+@pytest.mark.slow
 def test_checks_command_prints_and_stores(project, capsys):
     import duckdb
 
@@ -369,6 +374,7 @@ def test_data_report_takes_a_currency_and_refuses_a_bad_one(tmp_path, capsys):
     assert not (tmp_path / "r2").exists()
 
 
+@pytest.mark.slow
 def test_a_version_1_history_is_moved_to_the_append_only_table(project, capsys):
     import datetime as dt
 

@@ -146,6 +146,7 @@ def test_baseline_measured_from_history():
         assert got[tier][1] == pytest.approx(k / n)
 
 
+@pytest.mark.slow
 def test_cli_power_with_given_rates(tmp_path):
     rng = np.random.default_rng(1)
     n = 3000

@@ -69,6 +69,7 @@ def refused(capsys, d, store, *args, match: str) -> None:
     assert (dump(store) if store.exists() else None) == before
 
 
+@pytest.mark.slow
 def test_store_with_no_experiments(capsys, project):
     from upliftlab.sources import connect
 
@@ -81,6 +82,7 @@ def test_store_with_no_experiments(capsys, project):
     assert not (project / "missing.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_experiment_without_the_holdout(capsys, project):
     refused(capsys, project, project / "none.duckdb", "--as-of", "2026-06-01", *tx(project),
             match="no experiment in the store has a global holdout")
@@ -95,6 +97,7 @@ def test_experiment_without_the_holdout(capsys, project):
     assert {e["name"] for e in r["experiments"]} == {"with_holdout", "no_holdout"}
 
 
+@pytest.mark.slow
 def test_horizon_longer_than_the_data(capsys, project):
     store = project / "both.duckdb"
     # nothing after the campaign start yet
@@ -113,6 +116,7 @@ def test_horizon_longer_than_the_data(capsys, project):
     assert lr["horizons_not_covered"] == [365] and lr["censored_at"] == end
 
 
+@pytest.mark.slow
 def test_bad_arguments(capsys, project):
     store = project / "both.duckdb"
     refused(capsys, project, store, "--as-of", "2026-13-01", *tx(project), match="--as-of")

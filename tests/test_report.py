@@ -42,6 +42,7 @@ def test_writes_three_files_with_report_json(result, tmp_path):
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_html_is_self_contained_and_says_it_in_words(result, tmp_path):
     out = write_report(result, tmp_path / "r")
     html = (out / "report.html").read_text()
@@ -57,6 +58,7 @@ def test_html_is_self_contained_and_says_it_in_words(result, tmp_path):
     assert "Cochran" in html and "pre_spend" in html
 
 
+@pytest.mark.slow
 def test_trend_from_history(data, result, tmp_path):
     history = []
     for week, frac in enumerate((0.25, 0.5, 0.75), start=1):
@@ -82,6 +84,7 @@ def test_unbounded_cost_is_said_in_words(tmp_path):
     assert "unbounded" in md and "cannot be told from zero" in md
 
 
+@pytest.mark.slow
 def test_replaces_an_earlier_report_but_not_a_foreign_folder(result, tmp_path):
     out = tmp_path / "r"
     write_report(result, out)
@@ -109,6 +112,7 @@ def csv_path(data, tmp_path_factory):
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--control", "nobody", "--metric", "reactivated"], "control 'nobody' is not a value"),
     (["--control", "control", "--metric", "tier"], "metric column 'tier' is not numeric"),
@@ -130,6 +134,7 @@ def test_cli_bad_input_exit_2_one_line_no_output(csv_path, tmp_path, args, messa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_one_arm_and_missing_file(tmp_path, data):
     one = tmp_path / "one.csv"
     data[data.arm == "coupon"].to_csv(one, index=False)
@@ -178,6 +183,7 @@ def designed(tmp_path_factory):
     return d, assigned, post
 
 
+@pytest.mark.slow
 def test_outcomes_equal_a_pandas_computation(designed):
     import duckdb
     import pandas as pd
@@ -208,6 +214,7 @@ def test_outcomes_equal_a_pandas_computation(designed):
     assert got.reactivated.sum() > 0
 
 
+@pytest.mark.slow
 def test_weekly_reports_keep_history_in_the_store(designed):
     import duckdb
 
@@ -243,6 +250,7 @@ def test_weekly_reports_keep_history_in_the_store(designed):
     assert "weekly always-valid looks" in html
 
 
+@pytest.mark.slow
 def test_designed_report_bad_input(designed, tmp_path):
     d, _, _ = designed
     out = tmp_path / "o"

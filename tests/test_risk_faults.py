@@ -57,6 +57,7 @@ def _check_fault(capsys, root: Path, args: list[str], needle: str) -> None:
     assert _tree(root) == before
 
 
+@pytest.mark.slow
 def test_snapshot_with_too_little_history(setup, capsys):
     root, tx, _, _ = setup
     _check_fault(capsys, root, ["risk", "fit", "--transactions", str(tx), "--as-of",
@@ -84,6 +85,7 @@ def test_horizon_not_positive(setup, capsys, horizon):
                  "--horizon")
 
 
+@pytest.mark.slow
 def test_model_on_data_without_its_features(setup, capsys):
     root, _, model, plain = setup
     _check_fault(capsys, root, ["risk", "score", "--model", str(model), "--transactions",
@@ -91,6 +93,7 @@ def test_model_on_data_without_its_features(setup, capsys):
                                 "--out", str(root / "out" / "scores.parquet")], "discount_share")
 
 
+@pytest.mark.slow
 def test_model_that_uses_events_scored_without_them(setup, capsys, tmp_path):
     root, tx, _, _ = setup
     events = tmp_path / "events.csv"

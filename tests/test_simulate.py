@@ -58,6 +58,7 @@ def test_same_seed_byte_identical_and_different_seed_differs(tmp_path):
         assert a[name] != c[name]
 
 
+@pytest.mark.slow
 def test_output_independent_of_size_prefix(world):
     # randomness is drawn per fixed block and per variable: a smaller world (a partial block,
     # then a partial second block) is exactly the first customers of a larger one
@@ -79,6 +80,7 @@ def test_write_load_round_trip(world, tmp_path):
 
 # -- schema and ranges -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_schema_and_ranges(world):
     c, tx, t = world.customers, world.transactions, world.truth
     assert list(c.columns) == ["customer_id", "signup_date", "channel", "region", "age_band",
@@ -223,6 +225,7 @@ def test_random_assignment_recovers_true_effects(world, seed):
             assert abs(est - true) < 3 * se, (a, col, est, true, se)
 
 
+@pytest.mark.slow
 def test_response_levels_match_truth_tightly(world, dormant):
     # every dormant customer under one arm, several response seeds: levels within 3 SE
     ids = dormant["customer_id"].to_numpy()
@@ -361,6 +364,7 @@ def test_write_refuses_foreign_directory(tmp_path):
 
 # -- CLI -----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_simulate_and_respond(tmp_path):
     out = cli_process("simulate", "--n-customers", "4000", "--seed", "3", "--out",
                       str(tmp_path / "w"), "--outcome-window-days", "30")
@@ -432,6 +436,7 @@ def test_cli_bad_input_exit_2_one_line(cli_dir, capsys, args, match):
     assert (cli_dir / "foreign" / "keep.txt").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_cli_bad_input_subprocess(cli_dir):
     out = cli_process("simulate", "--n-customers", "-1", "--out", str(cli_dir / "new"))
     assert out.returncode == 2 and out.stderr.startswith("error: ")

@@ -149,6 +149,7 @@ def test_hashes():
         assert randomisation_hash(b) != randomisation_hash(a), (old, new)
 
 
+@pytest.mark.slow
 def test_cli_bad_spec_exit_2_one_line(tmp_path):
     p = write(tmp_path, BASE.replace("weight = 0.2\n", "weight = 0.2\nwieght = 1\n"))
     store = tmp_path / "s.duckdb"

@@ -14,8 +14,10 @@ from types import SimpleNamespace
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# files whose every test is slow by nature (they read the real data)
-ALL_SLOW = {"test_hillstrom.py", "test_uplift_hillstrom.py"}
+# files whose every test is slow by nature: they read the real data, or all share a fixture that
+# fits models or simulates large worlds (their areas keep fast tests in other files)
+ALL_SLOW = {"test_hillstrom.py", "test_uplift_hillstrom.py", "test_faults.py",
+            "test_policy_plan.py", "test_risk_sim.py"}
 
 
 def test_slow_is_registered_and_markers_are_strict(request):
@@ -27,13 +29,18 @@ def test_slow_is_registered_and_markers_are_strict(request):
 
 
 def test_a_test_reading_the_real_data_is_marked_slow():
-    from conftest import pytest_collection_modifyitems
+    import importlib.util
+
+    # by path: the name `conftest` may be tests/spark's in a whole run
+    spec = importlib.util.spec_from_file_location("_root_conftest", ROOT / "tests" / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
 
     items = [SimpleNamespace(fixturenames=names, marks=[]) for names in
              (["tmp_path", "hillstrom"], ["hillstrom_path"], ["tmp_path"])]
     for it in items:
         it.add_marker = it.marks.append
-    pytest_collection_modifyitems(items)
+    conftest.pytest_collection_modifyitems(items)
     assert [sorted(m.name for m in it.marks) for it in items] == [
         ["realdata", "slow"], ["realdata", "slow"], []]
 

@@ -52,6 +52,7 @@ def report_args(root: Path, out: Path, *extra) -> list:
             "--transactions", root / "world" / "post.parquet", "--out", out, *extra]
 
 
+@pytest.mark.slow
 def test_spec_report_has_the_funnel_and_reached_effects(capsys, campaign, tmp_path):
     store = tmp_path / "s.duckdb"
     shutil.copy(campaign / "s.duckdb", store)
@@ -109,6 +110,7 @@ def _bad_logs(log: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str]]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["out of order", "duplicates", "unknown channel", "unknown arm",
                                   "before the start", "outside", "no delivered column"])
 def test_bad_log_exit_2_store_and_reports_unchanged(capsys, campaign, tmp_path, case):
@@ -127,6 +129,7 @@ def test_bad_log_exit_2_store_and_reports_unchanged(capsys, campaign, tmp_path, 
     assert dump(store) == before and not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 def test_bad_log_leaves_an_earlier_report_as_it_was(capsys, campaign, tmp_path):
     store = tmp_path / "s.duckdb"
     shutil.copy(campaign / "s.duckdb", store)
@@ -141,6 +144,7 @@ def test_bad_log_leaves_an_earlier_report_as_it_was(capsys, campaign, tmp_path):
     assert dump(store) == before and tree(tmp_path / "r") == kept
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra, message", [
     (["--touches", "nope.parquet"], "nope.parquet: no such file"),
     (["--touch-col", "delivered"], "--touch-col 'delivered': expected KEY=COL"),
@@ -170,6 +174,7 @@ def data_experiment(campaign, tmp_path):
     return tmp_path / "exp.csv"
 
 
+@pytest.mark.slow
 def test_data_form_with_touches(capsys, campaign, data_experiment, tmp_path):
     base = ["report", "--data", data_experiment, "--arm-col", "arm", "--control", "control",
             "--metric", "reactivated", "--analysis", "fixed"]
