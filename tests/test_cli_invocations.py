@@ -109,3 +109,22 @@ def test_the_parsers_read_python_lists_and_continued_shell_lines(tmp_path):
     sh.write_text('"$CLI" cohort --transactions "$X" \\\n    --out y  # a comment --nope\n'
                   'echo "$CLI" --no\n')
     assert _shell_calls(sh) == [["cohort", "--transactions", "$X", "--out", "y"]]
+
+
+def _library_imports(path: Path) -> list[tuple[str, str]]:
+    """(module, name) of every `from upliftlab... import name` in a Python file."""
+    return [(node.module, alias.name) for node in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("upliftlab")
+            for alias in node.names]
+
+
+@pytest.mark.slow
+def test_every_library_name_the_benchmarks_import_exists():
+    import importlib
+
+    found = [(p.name, m, n) for p in sorted((ROOT / "benchmarks").glob("*.py"))
+             for m, n in _library_imports(p)]
+    assert len(found) >= 10
+    missing = [f"{f}: {m}.{n}" for f, m, n in found
+               if not hasattr(importlib.import_module(m), n)]
+    assert missing == []
