@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # files whose every test is slow by nature: they read the real data, or all share a fixture that
 # fits models or simulates large worlds (their areas keep fast tests in other files)
 ALL_SLOW = {"test_hillstrom.py", "test_uplift_hillstrom.py", "test_faults.py",
-            "test_policy_plan.py", "test_risk_sim.py"}
+            "test_policy_plan.py", "test_risk_sim.py", "test_programme.py",
+            "test_progress_tty.py"}
 
 
 def test_slow_is_registered_and_markers_are_strict(request):
