@@ -102,6 +102,7 @@ def test_thresholds_are_exact():
         assert Fraction(ta - 1, 2**60) < Fraction(c) <= Fraction(ta, 2**60)
 
 
+@pytest.mark.slow
 def test_simple_mode_equals_hashlib_and_documented_sql():
     cohort = cohort_frame(20000, seed=1)
     design = Design.of(DOC_SALT, DOC_WEIGHTS, mode="simple", holdout_share=0.05)

@@ -5,22 +5,18 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from _helpers import cli_process
 from upliftlab.cli import main
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()", *args],
-                          capture_output=True, text=True)
-
-
 def test_help_lists_commands():
-    out = run("--help")
+    out = cli_process("--help")
     assert out.returncode == 0
     assert "Usage" in out.stdout
 
 
 def test_unknown_option_is_one_line_exit_2():
-    out = run("--no-such-option")
+    out = cli_process("--no-such-option")
     assert out.returncode == 2
     assert out.stderr.startswith("error: ")
     assert len(out.stderr.strip().splitlines()) == 1

@@ -4,8 +4,6 @@ bad input through the Python API and the CLI."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -15,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from upliftlab.cli import main
+from _helpers import cli, cli_process
 from upliftlab.cohort import (
     DEFAULT_TIERS_TEXT,
     FEATURE_COLUMNS,
@@ -287,6 +285,7 @@ future_rows = st.lists(
     min_size=1, max_size=25)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=future_rows)
 def test_rows_on_or_after_as_of_change_nothing(base, rows):
@@ -502,13 +501,7 @@ def test_write_cohort_refuses_unknown_suffix_and_missing_dir(tx, tmp_path):
 # -------------------------------------------------------------------------------------- CLI
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(["cohort", *args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return cli(capsys, "cohort", *args)
 
 
 def test_cli_writes_cohort_and_prints_tiers(tx, tmp_path, capsys):
@@ -563,6 +556,7 @@ def _bad_cli_cases(tmp_path, tx):
     ]
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tx, tmp_path, capsys):
     for args, words in _bad_cli_cases(tmp_path, tx):
         out = tmp_path / "out" / "cohort.parquet"
@@ -576,14 +570,13 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tx, tmp_path, capsy
         assert list(out.parent.iterdir()) == [], args
 
 
+@pytest.mark.slow
 def test_cli_bad_input_in_a_real_process_has_no_traceback(tx, tmp_path):
     src, out = tmp_path / "tx.csv", tmp_path / "cohort.parquet"
     frame = tx.assign(ts=tx["ts"].dt.strftime("%Y-%m-%d %H:%M:%S"))
     frame.loc[0, "ts"] = "garbage"
     frame.to_csv(src, index=False)
-    proc = subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()",
-                           "cohort", "--transactions", str(src), "--as-of", "2025-03-01",
-                           "--out", str(out)], capture_output=True, text=True)
+    proc = cli_process("cohort", "--transactions", src, "--as-of", "2025-03-01", "--out", out)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr and "'garbage'" in proc.stderr

@@ -35,6 +35,7 @@ bad_values = st.text(alphabet=string.ascii_letters + "?!-_/ ", min_size=1, max_s
     and s == s.strip())
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(row=st.integers(SAMPLE + 1, N), column=st.sampled_from(NUMERIC), value=bad_values,

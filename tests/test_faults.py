@@ -24,8 +24,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _helpers import PYTHON_CLI, cli
 from upliftlab.cli import main
 from upliftlab.store import open_store
+
+# every test copies the `project` fixture (a world, a store, a fitted model: ~7 s of CPU):
+# the whole file is in the full run only, not the fast tier
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = "experiments/exp.toml"
@@ -35,16 +40,6 @@ COSTS = ["--cost", "coupon=0.10:10", "--cost", "content=0.02", "--cost", "adviso
 BIG = 25_000          # rows of the CSVs: beyond DuckDB's type sample of 20,480 rows
 BAD_ROW = 22_001      # the data row that holds the bad value (file line BAD_ROW + 1)
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def spec_text(**changes: str) -> str:
@@ -433,8 +428,7 @@ def _run_without_dac_override(work: Path, args: list[str]) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]), "UPLIFTLAB_QUIET": "1"}
     proc = subprocess.run([SETPRIV, "--bounding-set=-dac_override,-dac_read_search", "--",
-                           sys.executable, "-c", "from upliftlab.cli import main; main()",
-                           *map(str, args)], cwd=work, env=env, capture_output=True, text=True)
+                           *PYTHON_CLI, *map(str, args)], cwd=work, env=env, capture_output=True, text=True)
     return proc.returncode, proc.stderr
 
 
@@ -456,8 +450,7 @@ def _run_killed(work: Path, args: list[str], step: int | None) -> int:
     env.pop("UPLIFTLAB_FAULT_AFTER_STEP", None)
     if step is not None:
         env["UPLIFTLAB_FAULT_AFTER_STEP"] = str(step)
-    proc = subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()",
-                           *args], cwd=work, env=env, capture_output=True, text=True)
+    proc = subprocess.run([*PYTHON_CLI, *args], cwd=work, env=env, capture_output=True, text=True)
     assert proc.returncode in (0, 86), proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode

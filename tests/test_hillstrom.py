@@ -4,12 +4,12 @@ to an independent statsmodels / scipy computation (fixed horizon, Holm over arms
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from scipy import stats
+
+from _helpers import cli_process
 
 pytestmark = pytest.mark.realdata
 
@@ -80,13 +80,11 @@ def test_p_values_and_intervals_equal_independent_computation(result, hillstrom)
 
 def test_cli_writes_the_report(hillstrom_path, tmp_path):
     out = tmp_path / "hillstrom"
-    proc = subprocess.run(
-        [sys.executable, "-c", "from upliftlab.cli import main; main()", "report",
-         "--data", str(hillstrom_path), "--arm-col", "segment", "--control", CONTROL,
-         "--metric", "conversion", "--metric", "visit", "--metric", "spend",
-         "--segment", "zip_code", "--cost", "Mens E-Mail=0.1:2", "--cost", "Womens E-Mail=0.1:2",
-         "--analysis", "fixed", "--experiment", "Hillstrom", "--out", str(out)],
-        capture_output=True, text=True)
+    proc = cli_process(
+        "report", "--data", hillstrom_path, "--arm-col", "segment", "--control", CONTROL,
+        "--metric", "conversion", "--metric", "visit", "--metric", "spend",
+        "--segment", "zip_code", "--cost", "Mens E-Mail=0.1:2", "--cost", "Womens E-Mail=0.1:2",
+        "--analysis", "fixed", "--experiment", "Hillstrom", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [".upliftlab.json", "report.html",
                                                      "report.json", "report.md"]

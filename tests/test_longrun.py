@@ -26,6 +26,7 @@ def cohort(world):
     return world.truth["customer_id"].to_numpy()[(rec >= 90) & (rec < 365)]
 
 
+@pytest.mark.slow
 def test_continuation_matches_its_exact_truth(world, cohort):
     """Averaged over seeds, revenue and the share back by day 365 and the window's reactivation
     rate equal the closed-form truth; the window's rate is the world's p_arm."""
@@ -96,6 +97,7 @@ def test_long_run_intervals_cover_the_truth(world, cohort):
     assert 0.89 <= hit_rev / reps <= 0.995
 
 
+@pytest.mark.slow
 def test_readme_long_run_block_runs(capsys):
     """The README's long-run Python block runs as written."""
     import re

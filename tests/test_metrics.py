@@ -90,6 +90,7 @@ def test_weights_equal_row_duplication():
                 fn(y[rep], s[rep], t[rep], normalize=norm), rel=1e-10)
 
 
+@pytest.mark.slow
 def test_bootstrap_is_seeded_and_centred():
     y, s, t, _ = _data(4, 20_000)
     a = metrics.bootstrap_scores(y, s, t, n_bootstrap=100, random_state=1)
@@ -100,6 +101,7 @@ def test_bootstrap_is_seeded_and_centred():
     assert 0 < a["qini"].std() < 0.5
 
 
+@pytest.mark.slow
 def test_evaluate_and_deciles_many_arms():
     rng = np.random.default_rng(2)
     n = 30_000
@@ -136,6 +138,7 @@ def test_bad_input():
     assert np.isnan(metrics.qini_score([1, 0], [0.1, 0.2], [1, 1]))  # no control rows
 
 
+@pytest.mark.slow
 def test_vectorised_speed():
     import time
 
@@ -148,6 +151,7 @@ def test_vectorised_speed():
     assert time.perf_counter() - t0 < 5  # ~0.6 s here; per-row Python would take minutes
 
 
+@pytest.mark.slow
 def test_zero_effect_arm_gets_no_exploding_score():
     """An arm with no true effect: causalml's normalisation divides by |Q(N)|, which is noise
     around 0, so its normalised Qini explodes (the issue saw 4.84, interval 1.01 to 99.1).

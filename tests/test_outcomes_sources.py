@@ -15,38 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from upliftlab.cli import main
+from _helpers import AS_OF, RATES, cli, spec_toml, two_arms
 
 START = "2026-01-05"
-SPEC = """
-name = "{name}"
-version = 1
-salt = "crm-test"
-outcome_window_days = 60
-covariates = ["revenue_365d"]
-strata = ["tier"]
-currency = "{currency}"
-
-[cohort]
-transactions = "{pre}"
-as_of = 2026-01-05
-{cohort_columns}
-
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.5
-cost_per_contact = 0.1
-cost_per_conversion = 10.0
-
-[baseline]
-rates = {{ short = 0.05, mid = 0.025, long = 0.01 }}
-{outcomes}
-"""
 CRM = {"customer_id": "member_no", "ts": "purchased_at", "amount": "net_amount",
        "discount_used": "used_voucher"}
 
@@ -54,27 +25,22 @@ CRM = {"customer_id": "member_no", "ts": "purchased_at", "amount": "net_amount",
 def write_spec(path: Path, *, name: str = "crm", pre: str = "pre.csv", currency: str = "EUR",
                crm: bool = False, outcomes: str | None = "post.csv",
                outcome_columns: bool = False) -> Path:
-    cohort_columns = ('[cohort.columns]\ncustomer_col = "member_no"\ntime_col = "purchased_at"\n'
-                      'amount_col = "net_amount"\ndiscount_col = "used_voucher"' if crm else "")
-    out = ""
+    crm_columns = {"customer_col": "member_no", "time_col": "purchased_at",
+                   "amount_col": "net_amount"}
+    cohort = {"transactions": pre, "as_of": AS_OF}
+    tables: dict = {"baseline": {"rates": RATES}}
+    if crm:
+        tables["cohort.columns"] = {**crm_columns, "discount_col": "used_voucher"}
     if outcomes is not None:
-        out = f'[outcomes]\ntransactions = "{outcomes}"'
+        tables["outcomes"] = {"transactions": outcomes}
         if outcome_columns:
-            out += ('\n[outcomes.columns]\ncustomer_col = "member_no"\n'
-                    'time_col = "purchased_at"\namount_col = "net_amount"')
-    path.write_text(SPEC.format(name=name, pre=pre, currency=currency,
-                                cohort_columns=cohort_columns, outcomes=out))
+            tables["outcomes.columns"] = crm_columns
+    path.write_text(spec_toml(name, "crm-test", version=1, outcome_window_days=60,
+                              covariates=["revenue_365d"], strata=["tier"], currency=currency,
+                              cohort=cohort, arms=two_arms(cost_per_contact=0.1,
+                                                           cost_per_conversion=10.0),
+                              tables=tables))
     return path
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def digest(path: Path) -> str:
@@ -172,6 +138,7 @@ def test_column_mapping_by_spec_and_flags_gives_the_canonical_report(project, ca
     assert set(full["arm"]) >= {"control", "coupon"}
 
 
+@pytest.mark.slow
 def test_cohort_names_absent_and_ignored_columns(project, capsys):
     code, out, err = cli(capsys, "cohort", "--transactions", project / "crm_pre.csv", "--as-of",
                          START, "--customer-col", "member_no", "--time-col", "purchased_at",
@@ -181,6 +148,7 @@ def test_cohort_names_absent_and_ignored_columns(project, capsys):
     assert "not used: used_voucher" in out
 
 
+@pytest.mark.slow
 def test_missing_outcome_source_is_refused_and_the_store_unchanged(project, capsys):
     spec = write_spec(project / "noout.toml", name="crm", outcomes=None)
     before = digest(project / "s.duckdb")
@@ -233,6 +201,7 @@ def test_a_rerun_with_other_numbers_keeps_both_and_the_trend_uses_the_latest(pro
         {k: c[k] for k in w2["history"][0]["comparisons"][0]} for c in second["comparisons"]]
 
 
+@pytest.mark.slow
 def test_interim_headline_carries_the_observed_share_and_a_projection(project, capsys):
     code, out, err = cli(capsys, "report", project / "canon.toml", "--as-of", "2026-01-19",
                          "--store", project / "s.duckdb", "--out", project / "r")
@@ -268,6 +237,7 @@ def test_final_report_marks_the_fixed_analysis_apart_on_a_date_axis(project, cap
     assert "| 2026-01-19 | sequential | coupon |" in md and "| 2026-03-06 | fixed | coupon |" in md
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["int_ids", "foreign_ids", "only_before", "as_of_before",
                                   "bad_currency"])
 def test_bad_outcome_input_exit_2_store_unchanged(project, capsys, case):
@@ -301,6 +271,7 @@ def test_bad_outcome_input_exit_2_store_unchanged(project, capsys, case):
     assert not (project / "r").exists()
 
 
+@pytest.mark.slow
 def test_checks_command_prints_and_stores(project, capsys):
     import duckdb
 
@@ -403,6 +374,7 @@ def test_data_report_takes_a_currency_and_refuses_a_bad_one(tmp_path, capsys):
     assert not (tmp_path / "r2").exists()
 
 
+@pytest.mark.slow
 def test_a_version_1_history_is_moved_to_the_append_only_table(project, capsys):
     import datetime as dt
 

@@ -76,6 +76,7 @@ def test_matches_brute_force_on_tiny_instances(seed):
     assert check_feasible(problem, fast.arm) == []
 
 
+@pytest.mark.slow
 def test_budget_and_capacity_never_exceeded_on_random_instances():
     rng = np.random.default_rng(7)
     for trial in range(28):
@@ -98,6 +99,7 @@ def test_budget_and_capacity_never_exceeded_on_random_instances():
             assert res.expected_value <= res.dual_bound + 1e-9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 def test_scalable_within_0_1_percent_of_milp_on_small_instances(seed):
     kw = instance(300, seed)
@@ -107,6 +109,7 @@ def test_scalable_within_0_1_percent_of_milp_on_small_instances(seed):
     assert fast.expected_value <= exact.expected_value * (1 + 1e-5)  # milp is optimal (1e-5 gap)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["reactivations", "net_value"])
 def test_scalable_within_0_1_percent_of_lp_bound_on_medium_instances(objective):
     kw = instance(20_000, 3, objective=objective)
@@ -120,6 +123,7 @@ def test_scalable_within_0_1_percent_of_lp_bound_on_medium_instances(objective):
     assert fast.counts["advisor"] <= 200
 
 
+@pytest.mark.slow
 def test_large_instance_uses_subsample_and_reports_gap():
     kw = instance(600_000, 11)
     res = allocate(**kw, lp_bound=False)
@@ -142,6 +146,7 @@ def test_never_assigns_non_positive_gain():
     assert (g[net.arm >= 0] > 0).all()
 
 
+@pytest.mark.slow
 def test_lp_duals_and_marginal_cost():
     kw = instance(5000, 2, cap_share=1.0)  # capacity not binding: one price
     kw["capacity"] = None

@@ -45,6 +45,7 @@ def run(args, capsys):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_policy_writes_targeting_json_curve_and_report(files, tmp_path, capsys):
     d, scores = files
     out = tmp_path / "pol"
@@ -106,6 +107,7 @@ def test_policy_writes_targeting_json_curve_and_report(files, tmp_path, capsys):
     assert "data:image/png;base64" in (out / "policy.html").read_text()
 
 
+@pytest.mark.slow
 def test_parquet_and_net_value(files, tmp_path, capsys):
     d, _ = files
     out = tmp_path / "pq"
@@ -193,6 +195,7 @@ def test_help():
     assert out.returncode == 0 and "--budget" in out.stdout and "--capacity" in out.stdout
 
 
+@pytest.mark.slow
 def test_truth_is_reported_beside_the_estimate(files, tmp_path, capsys):
     d, scores = files
     # the scores are the truth here: the true value of the plan is its expected value
@@ -216,6 +219,7 @@ def test_truth_is_reported_beside_the_estimate(files, tmp_path, capsys):
         pj["plan_value"]["expected"])
 
 
+@pytest.mark.slow
 def test_model_path_scores_customers_with_a_saved_model(tmp_path, capsys):
     simdata = pytest.importorskip("upliftlab.uplift.simdata")
     from upliftlab.uplift import UpliftModel, save_model
@@ -242,6 +246,7 @@ def test_model_path_scores_customers_with_a_saved_model(tmp_path, capsys):
     assert (t.arm == "advisor").sum() <= 10 and t.expected_cost.sum() <= 100 + 1e-6
 
 
+@pytest.mark.slow
 def test_off_policy_is_of_the_written_plan_by_hand(files, tmp_path, capsys):
     """DR of the written plan from targeting.csv's propensities, the experiment and the scores,
     computed by hand: the same figure as plan_value.off_policy."""
@@ -270,6 +275,7 @@ def test_off_policy_is_of_the_written_plan_by_hand(files, tmp_path, capsys):
     assert t.explore.any() and t[t.explore].expected_cost.sum() <= 0.2 * 300 + 1e-9
 
 
+@pytest.mark.slow
 def test_plan_fitted_to_its_off_policy_cost_or_flagged_when_soft(files, tmp_path, capsys):
     """The scores predict almost no coupon conversions; the experiment shows most coupon
     customers converting (10.00 each): the plan's off-policy cost is far above what the model
@@ -304,6 +310,7 @@ def test_plan_fitted_to_its_off_policy_cost_or_flagged_when_soft(files, tmp_path
     assert 'class="bad">OVER BUDGET' in (soft / "policy.html").read_text()
 
 
+@pytest.mark.slow
 def test_policy_html_uses_the_report_style_with_currency_and_no_leftover_markup(files, tmp_path,
                                                                                 capsys):
     d, _ = files
@@ -320,6 +327,7 @@ def test_policy_html_uses_the_report_style_with_currency_and_no_leftover_markup(
     assert "<table>" in html and "Who gets what" in html
 
 
+@pytest.mark.slow
 def test_profile_by_tier_and_value_band_and_the_customers_spared(files, tmp_path, capsys):
     d, scores = files
     rng = np.random.default_rng(9)

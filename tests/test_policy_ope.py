@@ -50,6 +50,7 @@ def test_hand_computed_terms():
                                + 0.5 * policy_terms(np.ones(4, int), arm, y, e, mu))
 
 
+@pytest.mark.slow
 def test_ipw_and_dr_unbiased_and_dr_interval_covers_95_percent():
     rng = np.random.default_rng(20240601)
     reps, n = 400, 3000
@@ -185,6 +186,7 @@ def test_exploration_hashes_weights_and_threshold():
         explore_weights({"control": 1, "coupon": 0}, ("coupon",))
 
 
+@pytest.mark.slow
 def test_plan_campaign_keeps_budget_and_capacity_with_exploration():
     rng = np.random.default_rng(2)
     n = 20_000
@@ -246,6 +248,7 @@ def test_on_the_simulator_policy_beats_best_single_arm_on_true_value():
     assert res.expected_cost <= budget + 1e-6
 
 
+@pytest.mark.slow
 def test_on_the_simulator_dr_interval_covers_the_true_value():
     P_all = _dormant_world(60_000, 9)
     N = P_all.shape[0]

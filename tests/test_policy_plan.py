@@ -172,6 +172,7 @@ def test_simulator_plan_within_budget_and_near_the_oracle(world_sim):
     _check_world(world_sim, "customer_id", "arm", "reactivated", min_share=0.55)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world", ["second", "simulator"])
 def test_off_policy_interval_covers_the_written_plans_true_value(world):
     """Scores = truth + noise (no model fit: seconds); the written plan at 10% exploration is

@@ -4,8 +4,6 @@ Bonferroni, the sequential inflation, and baselines measured from history."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -15,6 +13,7 @@ from scipy.stats import norm
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
+from _helpers import AS_OF, RATES, cli_process, spec_toml, two_arms
 from upliftlab.power import (cohens_h, cs_half_width, detectable_h, h_to_rate,
                              measure_baseline, power_table, power_two_proportions, required_n,
                              sequential_inflation)
@@ -147,6 +146,7 @@ def test_baseline_measured_from_history():
         assert got[tier][1] == pytest.approx(k / n)
 
 
+@pytest.mark.slow
 def test_cli_power_with_given_rates(tmp_path):
     rng = np.random.default_rng(1)
     n = 3000
@@ -154,26 +154,10 @@ def test_cli_power_with_given_rates(tmp_path):
                            "tier": rng.choice(["short", "mid", "long"], n, p=[0.2, 0.3, 0.5]),
                            "revenue_365d": rng.gamma(2, 40, n)})
     cohort.to_parquet(tmp_path / "cohort.parquet")
-    (tmp_path / "p.toml").write_text("""
-name = "pw"
-salt = "pw"
-mde = 0.02
-[cohort]
-table = "cohort.parquet"
-as_of = 2026-01-05
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-[[arms]]
-name = "email"
-weight = 0.5
-[baseline]
-rates = { short = 0.05, mid = 0.025, long = 0.01 }
-""")
-    out = subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()", "power",
-                          str(tmp_path / "p.toml"), "--store", str(tmp_path / "none.duckdb")],
-                         capture_output=True, text=True)
+    (tmp_path / "p.toml").write_text(spec_toml(
+        "pw", "pw", mde=0.02, cohort={"table": "cohort.parquet", "as_of": AS_OF},
+        arms=two_arms("email"), tables={"baseline": {"rates": RATES}}))
+    out = cli_process("power", tmp_path / "p.toml", "--store", tmp_path / "none.duckdb")
     assert out.returncode == 0, out.stderr
     pooled = (cohort["tier"].map({"short": 0.05, "mid": 0.025, "long": 0.01})).mean()
     h = proportion_effectsize(pooled + 0.02, pooled)

@@ -17,52 +17,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from upliftlab.cli import main
+from _helpers import AS_OF, cli_code, spec_toml, three_arms
 
-SPEC = """
-name = "winback"
-version = 1
-salt = "winback-programme-test"
-outcome_window_days = 60
-covariates = ["revenue_365d"]
-strata = ["tier"]
-mde = 0.01
-
-[cohort]
-transactions = "world/transactions.parquet"
-as_of = 2026-01-05
-
-[[arms]]
-name = "control"
-weight = 0.4
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.3
-cost_per_contact = 0.1
-cost_per_conversion = 10.0
-
-[[arms]]
-name = "advisor"
-weight = 0.3
-cost_per_contact = 4.0
-
-[baseline]
-rates = { short = 0.05, mid = 0.03, long = 0.01 }
-
-[holdout]
-share = 0.2
-"""
+SPEC = spec_toml(
+    "winback", "winback-programme-test", version=1, outcome_window_days=60,
+    covariates=["revenue_365d"], strata=["tier"], mde=0.01,
+    cohort={"transactions": "world/transactions.parquet", "as_of": AS_OF}, arms=three_arms(),
+    tables={"baseline": {"rates": {"short": 0.05, "mid": 0.03, "long": 0.01}},
+            "holdout": {"share": 0.2}})
 START = dt.date(2026, 1, 5)
-
-
-def run(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +40,7 @@ def project(tmp_path_factory):
     world = simulate_world(30_000, seed=5)
     world.write(d / "world")
     (d / "spec.toml").write_text(SPEC)
-    assert run("assign", d / "spec.toml", "--store", d / "s.duckdb") == 0
+    assert cli_code("assign", d / "spec.toml", "--store", d / "s.duckdb") == 0
     with open_store(d / "s.duckdb", read_only=True) as store:
         a = store.con.execute("SELECT CAST(customer_id AS BIGINT) AS customer_id, arm "
                               "FROM assignments").df()
@@ -136,10 +99,10 @@ def test_programme_recovers_the_simulated_truth(project):
 def test_programme_cli_writes_the_report(project, tmp_path, capsys):
     d = project["dir"]
     out = tmp_path / "prog"
-    code = run("programme", "--store", d / "s.duckdb", "--as-of", "2027-01-05",
-               "--transactions", d / "world" / "transactions.parquet",
-               "--transactions", d / "world" / "after.parquet",
-               "--customers", d / "world" / "customers.parquet", "--out", out)
+    code = cli_code("programme", "--store", d / "s.duckdb", "--as-of", "2027-01-05",
+                    "--transactions", d / "world" / "transactions.parquet",
+                    "--transactions", d / "world" / "after.parquet",
+                    "--customers", d / "world" / "customers.parquet", "--out", out)
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == [".upliftlab.json", "report.html", "report.json",
                                                           "report.md"]
@@ -176,9 +139,9 @@ def test_programme_cli_writes_the_report(project, tmp_path, capsys):
     assert "Kaplan" in (out / "report.md").read_text() or "RMST" in (out / "report.md").read_text()
     # a horizon the data does not cover is stated, not guessed
     out2 = tmp_path / "prog-early"
-    assert run("programme", "--store", d / "s.duckdb", "--as-of", "2026-09-30",
-               "--transactions", d / "world" / "transactions.parquet",
-               "--transactions", d / "world" / "after.parquet", "--out", out2) == 0
+    assert cli_code("programme", "--store", d / "s.duckdb", "--as-of", "2026-09-30",
+                    "--transactions", d / "world" / "transactions.parquet",
+                    "--transactions", d / "world" / "after.parquet", "--out", out2) == 0
     r2 = json.loads((out2 / "report.json").read_text())
     assert r2["long_run"][0]["horizons_not_covered"] == [365]
     assert r2["long_run"][0]["censored_at"] == "2026-09-30"
@@ -239,9 +202,9 @@ def test_report_renders_in_a_browser_without_network(project, tmp_path):
 
     d = project["dir"]
     out = tmp_path / "prog"
-    assert run("programme", "--store", d / "s.duckdb", "--as-of", "2027-01-05",
-               "--transactions", d / "world" / "transactions.parquet",
-               "--transactions", d / "world" / "after.parquet", "--out", out) == 0
+    assert cli_code("programme", "--store", d / "s.duckdb", "--as-of", "2027-01-05",
+                    "--transactions", d / "world" / "transactions.parquet",
+                    "--transactions", d / "world" / "after.parquet", "--out", out) == 0
     dom, requests, shot = _browse(out / "report.html", tmp_path)
     assert "Reactivation programme" in dom and "</html>" in dom
     assert dom.count("<svg") >= 5  # two programme curves, the structure, two KM plots

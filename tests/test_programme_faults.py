@@ -8,47 +8,19 @@ import json
 
 import pytest
 
+from _helpers import AS_OF, cli, spec_toml, two_arms
 from upliftlab.cli import main
 from upliftlab.store import open_store
 
-BASE = """
-version = 1
-outcome_window_days = 60
-covariates = ["revenue_365d"]
-strata = ["tier"]
-mde = 0.02
-
-[cohort]
-transactions = "world/transactions.parquet"
-as_of = 2026-01-05
-
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-
-[[arms]]
-name = "content"
-weight = 0.5
-cost_per_contact = 0.01
-
-[baseline]
-rates = { short = 0.05, mid = 0.03, long = 0.01 }
-"""
 
 
 def spec(name: str, share: float) -> str:
-    return f'name = "{name}"\nsalt = "{name}-salt"\n' + BASE + f"\n[holdout]\nshare = {share}\n"
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return spec_toml(name, f"{name}-salt", version=1, outcome_window_days=60,
+                     covariates=["revenue_365d"], strata=["tier"], mde=0.02,
+                     cohort={"transactions": "world/transactions.parquet", "as_of": AS_OF},
+                     arms=two_arms("content", cost_per_contact=0.01),
+                     tables={"baseline": {"rates": {"short": 0.05, "mid": 0.03, "long": 0.01}},
+                             "holdout": {"share": share}})
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +60,7 @@ def tx(d):
 def refused(capsys, d, store, *args, match: str) -> None:
     before = dump(store) if store.exists() else None
     out = d / "out-refused"
-    code, _, err = run(capsys, "programme", "--store", store, *args, "--out", out)
+    code, _, err = cli(capsys, "programme", "--store", store, *args, "--out", out)
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], err
@@ -97,6 +69,7 @@ def refused(capsys, d, store, *args, match: str) -> None:
     assert (dump(store) if store.exists() else None) == before
 
 
+@pytest.mark.slow
 def test_store_with_no_experiments(capsys, project):
     from upliftlab.sources import connect
 
@@ -109,12 +82,13 @@ def test_store_with_no_experiments(capsys, project):
     assert not (project / "missing.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_experiment_without_the_holdout(capsys, project):
     refused(capsys, project, project / "none.duckdb", "--as-of", "2026-06-01", *tx(project),
             match="no experiment in the store has a global holdout")
     # beside one with a holdout: left out of the holdout view, with a stated line
     out = project / "out-both"
-    code, _, err = run(capsys, "programme", "--store", project / "both.duckdb", "--as-of",
+    code, _, err = cli(capsys, "programme", "--store", project / "both.duckdb", "--as-of",
                        "2026-06-01", *tx(project), "--out", out)
     assert code == 0, err
     r = json.loads((out / "report.json").read_text())
@@ -123,6 +97,7 @@ def test_experiment_without_the_holdout(capsys, project):
     assert {e["name"] for e in r["experiments"]} == {"with_holdout", "no_holdout"}
 
 
+@pytest.mark.slow
 def test_horizon_longer_than_the_data(capsys, project):
     store = project / "both.duckdb"
     # nothing after the campaign start yet
@@ -130,7 +105,7 @@ def test_horizon_longer_than_the_data(capsys, project):
             match="before the first campaign start 2026-01-05")
     # --as-of beyond the data: censored at the data's end, said so, 365 days not covered
     out = project / "out-late"
-    code, _, err = run(capsys, "programme", "--store", store, "--as-of", "2027-06-01",
+    code, _, err = cli(capsys, "programme", "--store", store, "--as-of", "2027-06-01",
                        *tx(project), "--out", out)
     assert code == 0, err
     r = json.loads((out / "report.json").read_text())
@@ -141,6 +116,7 @@ def test_horizon_longer_than_the_data(capsys, project):
     assert lr["horizons_not_covered"] == [365] and lr["censored_at"] == end
 
 
+@pytest.mark.slow
 def test_bad_arguments(capsys, project):
     store = project / "both.duckdb"
     refused(capsys, project, store, "--as-of", "2026-13-01", *tx(project), match="--as-of")
@@ -156,7 +132,7 @@ def test_bad_arguments(capsys, project):
     busy = project / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("keep me")
-    code, _, err = run(capsys, "programme", "--store", store, "--as-of", "2026-06-01",
+    code, _, err = cli(capsys, "programme", "--store", store, "--as-of", "2026-06-01",
                        *tx(project), "--out", busy)
     assert code == 2 and err.startswith("error: ") and "did not write" in err
     assert [p.name for p in busy.iterdir()] == ["notes.txt"]
@@ -170,12 +146,12 @@ def test_respond_long_run_bad_input(capsys, project):
             (("--experiment", "with_holdout", "--days", "0", "--out", project / "lr.parquet"),
              "--days must be at least 1")):
         before = dump(store)
-        code, _, err = run(capsys, "respond-long-run", "--world", project / "world", "--store",
+        code, _, err = cli(capsys, "respond-long-run", "--world", project / "world", "--store",
                            store, *args)
         assert code == 2 and err.startswith("error: ") and match in err, err
         assert len(err.strip().splitlines()) == 1
         assert dump(store) == before and not (project / "lr.parquet").exists()
-    code, _, err = run(capsys, "respond-long-run", "--world", project / "nowhere", "--store",
+    code, _, err = cli(capsys, "respond-long-run", "--world", project / "nowhere", "--store",
                        store, "--experiment", "with_holdout", "--out", project / "lr.parquet")
     assert code == 2 and "no such world directory" in err
 

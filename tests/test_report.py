@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -13,6 +12,7 @@ from upliftlab.analysis import analyze
 from upliftlab.errors import InputError
 from upliftlab.report import render_markdown, write_report
 
+from _helpers import AS_OF, RATES, cli_process, spec_toml, two_arms
 from test_analyze import make_experiment
 
 
@@ -42,6 +42,7 @@ def test_writes_three_files_with_report_json(result, tmp_path):
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_html_is_self_contained_and_says_it_in_words(result, tmp_path):
     out = write_report(result, tmp_path / "r")
     html = (out / "report.html").read_text()
@@ -57,6 +58,7 @@ def test_html_is_self_contained_and_says_it_in_words(result, tmp_path):
     assert "Cochran" in html and "pre_spend" in html
 
 
+@pytest.mark.slow
 def test_trend_from_history(data, result, tmp_path):
     history = []
     for week, frac in enumerate((0.25, 0.5, 0.75), start=1):
@@ -82,6 +84,7 @@ def test_unbounded_cost_is_said_in_words(tmp_path):
     assert "unbounded" in md and "cannot be told from zero" in md
 
 
+@pytest.mark.slow
 def test_replaces_an_earlier_report_but_not_a_foreign_folder(result, tmp_path):
     out = tmp_path / "r"
     write_report(result, out)
@@ -97,8 +100,7 @@ def test_replaces_an_earlier_report_but_not_a_foreign_folder(result, tmp_path):
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()",
-                           "report", *args], capture_output=True, text=True)
+    return cli_process("report", *args)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +112,7 @@ def csv_path(data, tmp_path_factory):
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--control", "nobody", "--metric", "reactivated"], "control 'nobody' is not a value"),
     (["--control", "control", "--metric", "tier"], "metric column 'tier' is not numeric"),
@@ -131,6 +134,7 @@ def test_cli_bad_input_exit_2_one_line_no_output(csv_path, tmp_path, args, messa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_one_arm_and_missing_file(tmp_path, data):
     one = tmp_path / "one.csv"
     data[data.arm == "coupon"].to_csv(one, index=False)
@@ -145,33 +149,11 @@ def test_cli_one_arm_and_missing_file(tmp_path, data):
 
 # --- a designed experiment: outcomes from the store's assignments and the transactions ---------
 
-SPEC = """
-name = "winback_test"
-version = 1
-salt = "winback-test"
-outcome_window_days = 28
-covariates = ["revenue_365d"]
-strata = ["tier"]
-
-[cohort]
-transactions = "tx_all.parquet"
-as_of = 2026-01-05
-dormant_after = 90
-
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.5
-cost_per_contact = 0.1
-cost_per_conversion = 10.0
-
-[baseline]
-rates = { short = 0.05, mid = 0.025, long = 0.01 }
-"""
+SPEC = spec_toml("winback_test", "winback-test", version=1, outcome_window_days=28,
+                 covariates=["revenue_365d"], strata=["tier"],
+                 cohort={"transactions": "tx_all.parquet", "as_of": AS_OF, "dormant_after": 90},
+                 arms=two_arms(cost_per_contact=0.1, cost_per_conversion=10.0),
+                 tables={"baseline": {"rates": RATES}})
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +183,7 @@ def designed(tmp_path_factory):
     return d, assigned, post
 
 
+@pytest.mark.slow
 def test_outcomes_equal_a_pandas_computation(designed):
     import duckdb
     import pandas as pd
@@ -231,6 +214,7 @@ def test_outcomes_equal_a_pandas_computation(designed):
     assert got.reactivated.sum() > 0
 
 
+@pytest.mark.slow
 def test_weekly_reports_keep_history_in_the_store(designed):
     import duckdb
 
@@ -266,6 +250,7 @@ def test_weekly_reports_keep_history_in_the_store(designed):
     assert "weekly always-valid looks" in html
 
 
+@pytest.mark.slow
 def test_designed_report_bad_input(designed, tmp_path):
     d, _, _ = designed
     out = tmp_path / "o"

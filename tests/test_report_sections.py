@@ -8,12 +8,12 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from _helpers import cli_process
 from upliftlab.analysis import analyze
 from upliftlab.errors import InputError
 from upliftlab.report import load_model_section, load_policy_section, write_report
@@ -67,6 +67,7 @@ def report(folders, result, tmp_path_factory):
             "md": (out / "report.md").read_text(), "html": (out / "report.html").read_text()}
 
 
+@pytest.mark.slow
 def test_json_model_section_is_the_model_folder(folders, report):
     m = report["json"]["model"]
     meta = json.loads((folders / "model" / "model.json").read_text())
@@ -193,6 +194,7 @@ def test_html_is_self_contained_with_the_folders_pngs(folders, report):
         assert b["statement"].replace("'", "&#39;") in html
 
 
+@pytest.mark.slow
 def test_loaded_sections_and_folders_give_the_same_report(folders, result, tmp_path):
     a = write_report(result, tmp_path / "a", model=folders / "model", policy=folders / "policy")
     b = write_report(result, tmp_path / "b", model=load_model_section(folders / "model"),
@@ -211,6 +213,7 @@ def test_loaded_sections_and_folders_give_the_same_report(folders, result, tmp_p
     assert "Whom to treat" not in (plain / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_policy_without_off_policy_or_truth(folders, result, tmp_path):
     from upliftlab.policy.io import read_scores
     from upliftlab.policy.run import run_policy
@@ -236,8 +239,7 @@ def test_bad_folders_raise_input_error_naming_folder_and_file(folders, result, t
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()",
-                           "report", *args], capture_output=True, text=True)
+    return cli_process("report", *args)
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +249,7 @@ def csv_path(tmp_path_factory):
     return p
 
 
+@pytest.mark.slow
 def test_cli_data_form_with_model_and_policy(folders, csv_path, tmp_path):
     out = tmp_path / "r"
     proc = run("--data", str(csv_path), "--arm-col", "arm", "--control", "control", "--metric",
@@ -290,6 +293,7 @@ def _bad_model_folders(folders, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_cli_bad_folder_exit_2_one_line_nothing_written(folders, csv_path, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -307,6 +311,7 @@ def test_cli_bad_folder_exit_2_one_line_nothing_written(folders, csv_path, tmp_p
 # --- the designed-experiment form: SPEC --as-of ... --model ... --policy ... ------------------
 
 
+@pytest.mark.slow
 def test_cli_spec_form_with_model_and_policy(designed, folders, tmp_path):  # noqa: F811
     import hashlib
 

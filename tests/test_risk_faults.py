@@ -3,6 +3,7 @@ traceback, and every file exactly as it was (nothing half-written)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 
@@ -10,16 +11,8 @@ import pandas as pd
 import pytest
 
 import upliftlab as ul
+from _helpers import AS_OF, cli, spec_toml, two_arms
 from upliftlab.cli import main
-
-
-def _run(capsys, *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    return code, capsys.readouterr().err
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -55,7 +48,7 @@ def _check_fault(capsys, root: Path, args: list[str], needle: str) -> None:
     (root / "out").mkdir(exist_ok=True)
     (root / "out" / "keep.txt").write_text("an earlier output")
     before = _tree(root)
-    code, err = _run(capsys, *args)
+    code, _, err = cli(capsys, *args)
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -64,6 +57,7 @@ def _check_fault(capsys, root: Path, args: list[str], needle: str) -> None:
     assert _tree(root) == before
 
 
+@pytest.mark.slow
 def test_snapshot_with_too_little_history(setup, capsys):
     root, tx, _, _ = setup
     _check_fault(capsys, root, ["risk", "fit", "--transactions", str(tx), "--as-of",
@@ -91,6 +85,7 @@ def test_horizon_not_positive(setup, capsys, horizon):
                  "--horizon")
 
 
+@pytest.mark.slow
 def test_model_on_data_without_its_features(setup, capsys):
     root, _, model, plain = setup
     _check_fault(capsys, root, ["risk", "score", "--model", str(model), "--transactions",
@@ -98,6 +93,7 @@ def test_model_on_data_without_its_features(setup, capsys):
                                 "--out", str(root / "out" / "scores.parquet")], "discount_share")
 
 
+@pytest.mark.slow
 def test_model_that_uses_events_scored_without_them(setup, capsys, tmp_path):
     root, tx, _, _ = setup
     events = tmp_path / "events.csv"
@@ -118,24 +114,12 @@ def test_not_a_risk_model(setup, capsys):
                                 "--out", str(root / "out" / "scores.parquet")], "model")
 
 
-def _at_risk_spec(path: Path, tx: Path, extra: str = "") -> Path:
+def _at_risk_spec(path: Path, tx: Path, cohort: dict | None = None,
+                  tables: dict | None = None) -> Path:
     path.parent.mkdir(exist_ok=True)
-    path.write_text(f"""
-name = "prevent"
-salt = "prevent"
-[cohort]
-kind = "at_risk"
-transactions = "{tx}"
-as_of = 2026-01-05
-{extra}
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-[[arms]]
-name = "coupon"
-weight = 0.5
-""")
+    path.write_text(spec_toml("prevent", "prevent", cohort={
+        "kind": "at_risk", "transactions": str(tx), "as_of": AS_OF, **(cohort or {})},
+        arms=two_arms(), tables=tables))
     return path
 
 
@@ -150,9 +134,9 @@ def test_score_writes_levels_by_share_and_by_saved_thresholds(setup, capsys, tmp
 
     root, tx, model, _ = setup
     out = tmp_path / "scores.parquet"
-    code, err = _run(capsys, "risk", "score", "--model", str(model), "--transactions", str(tx),
-                     "--as-of", "2026-01-05", "--level-shares", "high=0.2,medium=0.3",
-                     "--batch-size", "1000", "--out", str(out))
+    code, _, err = cli(capsys, "risk", "score", "--model", str(model), "--transactions", str(tx),
+                       "--as-of", "2026-01-05", "--level-shares", "high=0.2,medium=0.3",
+                       "--batch-size", "1000", "--out", str(out))
     assert code == 0, err
     s = pd.read_parquet(out)
     share = s["risk_level"].value_counts(normalize=True)
@@ -162,8 +146,8 @@ def test_score_writes_levels_by_share_and_by_saved_thresholds(setup, capsys, tmp
     assert (s["days_since_last"] < 90).all() and s["customer_id"].is_unique
     # without shares, the thresholds saved with the model decide
     saved = json.loads((model / "model.json").read_text())["levels"]
-    code, _ = _run(capsys, "risk", "score", "--model", str(model), "--transactions", str(tx),
-                   "--as-of", "2026-01-05", "--out", str(out))
+    code, _, _ = cli(capsys, "risk", "score", "--model", str(model), "--transactions", str(tx),
+                     "--as-of", "2026-01-05", "--out", str(out))
     s = pd.read_parquet(out)
     assert code == 0
     assert ((s["risk"] >= saved["high"]) == (s["risk_level"] == "high")).all()
@@ -171,8 +155,7 @@ def test_score_writes_levels_by_share_and_by_saved_thresholds(setup, capsys, tmp
 
 def test_at_risk_spec_with_a_dormant_baseline(setup, capsys):
     root, tx, model, _ = setup
-    spec = _at_risk_spec(root / "out" / "atrisk-baseline.toml", tx, f"""model = "{model}"
-[baseline]
-history_as_of = 2025-07-05""")
+    spec = _at_risk_spec(root / "out" / "atrisk-baseline.toml", tx, {"model": str(model)},
+                         {"baseline": {"history_as_of": dt.date(2025, 7, 5)}})
     _check_fault(capsys, root, ["power", str(spec), "--store", str(root / "out" / "s.duckdb")],
                  "baseline.rates")

@@ -49,6 +49,7 @@ def _frame(items) -> pd.DataFrame:
     })
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(before=rows, after=later)
 def test_rows_on_or_after_the_snapshot_change_no_feature(before, after):

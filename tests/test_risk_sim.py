@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import upliftlab as ul
-from upliftlab.cli import main
+from _helpers import AS_OF, cli_code, spec_toml, two_arms
 from upliftlab.risk import fit_risk, load_risk_model, save_risk_model
 from upliftlab.simulate_risk import true_dormancy
 
@@ -70,33 +70,12 @@ def test_at_risk_experiment_recovers_the_true_preventive_effect(world_dir, fitte
     save_risk_model(fitted, model_dir)
     assert (model_dir / "report.html").is_file() and (model_dir / "model.pkl").is_file()
     spec = tmp_path / "prevent.toml"
-    spec.write_text(f"""
-name = "prevent"
-salt = "prevent"
-outcome_window_days = 60
-covariates = ["revenue_365d", "orders_365d"]
-strata = ["tier"]
-
-[cohort]
-kind = "at_risk"
-transactions = "{path / 'transactions.parquet'}"
-model = "{model_dir}"
-as_of = 2026-01-05
-min_level = "medium"
-
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.5
-cost_per_contact = 0.10
-
-[metrics]
-secondary = ["revenue"]
-""")
+    spec.write_text(spec_toml(
+        "prevent", "prevent", outcome_window_days=60, covariates=["revenue_365d", "orders_365d"],
+        strata=["tier"], cohort={"kind": "at_risk", "model": str(model_dir), "as_of": AS_OF,
+                                 "transactions": str(path / "transactions.parquet"),
+                                 "min_level": "medium"},
+        arms=two_arms(cost_per_contact=0.10), tables={"metrics": {"secondary": ["revenue"]}}))
     store = str(tmp_path / "store.duckdb")
     post = str(tmp_path / "post.parquet")
     for args in (["assign", str(spec), "--store", store],
@@ -110,7 +89,7 @@ secondary = ["revenue"]
                  ["policy", "--scores", str(tmp_path / "uplift" / "oof_scores.parquet"),
                   "--data", str(tmp_path / "uplift" / "oof_scores.parquet"),
                   "--budget", "300", "--cost", "coupon=0.10", "--out", str(tmp_path / "policy")]):
-        assert _run(capsys, *args) == 0, capsys.readouterr().err
+        assert cli_code(*args) == 0, capsys.readouterr().err
     import duckdb
 
     con = duckdb.connect(store, read_only=True)
@@ -134,15 +113,7 @@ secondary = ["revenue"]
 
 def _scores(model_dir, path, tmp_path, capsys) -> pd.DataFrame:
     out = tmp_path / "scores.parquet"
-    assert _run(capsys, "risk", "score", "--model", str(model_dir), "--transactions",
-                str(path / "transactions.parquet"), "--as-of", "2026-01-05",
-                "--out", str(out)) == 0
+    assert cli_code("risk", "score", "--model", str(model_dir), "--transactions",
+                    str(path / "transactions.parquet"), "--as-of", "2026-01-05",
+                    "--out", str(out)) == 0
     return pd.read_parquet(out)
-
-
-def _run(capsys, *args: str) -> int:
-    try:
-        main(list(args))
-        return 0
-    except SystemExit as exc:
-        return exc.code or 0

@@ -3,8 +3,6 @@ documented directions, and a response to assignments that agrees with its own gr
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import date
 
 import numpy as np
@@ -12,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from _helpers import cli_process
 from upliftlab.errors import InputError
 from upliftlab.simulate import ARMS, BLOCK, load_world, simulate_world
 
@@ -27,11 +26,6 @@ def world():
 def dormant(world):
     t = world.truth
     return t[t["recency_days"] >= 90]
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()", *args],
-                          capture_output=True, text=True)
 
 
 def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -64,6 +58,7 @@ def test_same_seed_byte_identical_and_different_seed_differs(tmp_path):
         assert a[name] != c[name]
 
 
+@pytest.mark.slow
 def test_output_independent_of_size_prefix(world):
     # randomness is drawn per fixed block and per variable: a smaller world (a partial block,
     # then a partial second block) is exactly the first customers of a larger one
@@ -85,6 +80,7 @@ def test_write_load_round_trip(world, tmp_path):
 
 # -- schema and ranges -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_schema_and_ranges(world):
     c, tx, t = world.customers, world.transactions, world.truth
     assert list(c.columns) == ["customer_id", "signup_date", "channel", "region", "age_band",
@@ -229,6 +225,7 @@ def test_random_assignment_recovers_true_effects(world, seed):
             assert abs(est - true) < 3 * se, (a, col, est, true, se)
 
 
+@pytest.mark.slow
 def test_response_levels_match_truth_tightly(world, dormant):
     # every dormant customer under one arm, several response seeds: levels within 3 SE
     ids = dormant["customer_id"].to_numpy()
@@ -367,9 +364,10 @@ def test_write_refuses_foreign_directory(tmp_path):
 
 # -- CLI -----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_simulate_and_respond(tmp_path):
-    out = run("simulate", "--n-customers", "4000", "--seed", "3", "--out", str(tmp_path / "w"),
-              "--outcome-window-days", "30")
+    out = cli_process("simulate", "--n-customers", "4000", "--seed", "3", "--out",
+                      str(tmp_path / "w"), "--outcome-window-days", "30")
     assert out.returncode == 0, out.stderr
     assert "4,000 customers" in out.stdout and "dormant" in out.stdout
     assert "coupon" in out.stdout and "advisor" in out.stdout
@@ -377,18 +375,18 @@ def test_cli_simulate_and_respond(tmp_path):
     assert world.params["outcome_window_days"] == 30 and world.params["seed"] == 3
     asg = pd.DataFrame({"cid": np.arange(1, 4001), "group": ["control", "content"] * 2000})
     asg.to_csv(tmp_path / "asg.csv", index=False)
-    out = run("respond", "--world", str(tmp_path / "w"), "--assignments", str(tmp_path / "asg.csv"),
-              "--customer-col", "cid", "--arm-col", "group", "--seed", "4",
-              "--out", str(tmp_path / "resp.parquet"))
+    out = cli_process("respond", "--world", str(tmp_path / "w"), "--assignments",
+                      str(tmp_path / "asg.csv"), "--customer-col", "cid", "--arm-col", "group", "--seed", "4",
+                      "--out", str(tmp_path / "resp.parquet"))
     assert out.returncode == 0, out.stderr
     got = pd.read_parquet(tmp_path / "resp.parquet")
     expected = world.respond(asg, customer_col="cid", arm_col="group", seed=4)
     assert np.array_equal(got["customer_id"], expected["customer_id"])
     assert np.array_equal(got["amount"], expected["amount"])
     assert np.array_equal(got["ts"].to_numpy().astype("datetime64[s]"), expected["ts"].to_numpy())
-    out = run("respond", "--world", str(tmp_path / "w"), "--assignments", str(tmp_path / "asg.csv"),
-              "--customer-col", "cid", "--arm-col", "group", "--seed", "4",
-              "--out", str(tmp_path / "resp.csv"))
+    out = cli_process("respond", "--world", str(tmp_path / "w"), "--assignments",
+                      str(tmp_path / "asg.csv"), "--customer-col", "cid", "--arm-col", "group", "--seed", "4",
+                      "--out", str(tmp_path / "resp.csv"))
     assert out.returncode == 0, out.stderr
     assert len(pd.read_csv(tmp_path / "resp.csv")) == len(expected)
 
@@ -438,8 +436,9 @@ def test_cli_bad_input_exit_2_one_line(cli_dir, capsys, args, match):
     assert (cli_dir / "foreign" / "keep.txt").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_cli_bad_input_subprocess(cli_dir):
-    out = run("simulate", "--n-customers", "-1", "--out", str(cli_dir / "new"))
+    out = cli_process("simulate", "--n-customers", "-1", "--out", str(cli_dir / "new"))
     assert out.returncode == 2 and out.stderr.startswith("error: ")
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (cli_dir / "new").exists()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from _helpers import cli_process
 from upliftlab.errors import SpecError
 from upliftlab.spec import (load_spec, parse_spec, randomisation_hash, spec_hash)
 
@@ -150,12 +149,12 @@ def test_hashes():
         assert randomisation_hash(b) != randomisation_hash(a), (old, new)
 
 
+@pytest.mark.slow
 def test_cli_bad_spec_exit_2_one_line(tmp_path):
     p = write(tmp_path, BASE.replace("weight = 0.2\n", "weight = 0.2\nwieght = 1\n"))
     store = tmp_path / "s.duckdb"
     for cmd in ("assign", "power"):
-        out = subprocess.run([sys.executable, "-c", "from upliftlab.cli import main; main()", cmd,
-                              str(p), "--store", str(store)], capture_output=True, text=True)
+        out = cli_process(cmd, p, "--store", store)
         assert out.returncode == 2, out.stderr
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0] == f"error: {p}: unknown key 'wieght' in arms[2]"
@@ -166,3 +165,27 @@ def test_a_misspelled_required_key_is_named_before_the_missing_field(tmp_path):
     # 'wieght' is both unknown and leaves 'weight' missing: the typo is what the user must see
     text = BASE.replace("weight = 0.5", "wieght = 0.5")
     assert error_of(tmp_path, text).startswith("unknown key 'wieght' in arms[0]")
+
+
+@pytest.mark.parametrize("tiers, dormant_after, expected", [
+    ("short=80,long", 90, "must be greater than dormant-after (90 days)"),
+    ("short=180,short=365,long", 90, "duplicate tier name 'short'"),
+    ("short=180,mid=365,long=500", 90, "the last tier 'long' must be open-ended"),
+    ("a;b=180,long", 90, "bad tier name 'a;b'"),
+    ("short=200,long", 200, "must be greater than dormant-after (200 days)"),
+])
+def test_spec_tiers_follow_the_one_tier_rule(tmp_path, tiers, dormant_after, expected):
+    text = BASE.replace("as_of = 2026-01-05",
+                        f'as_of = 2026-01-05\ndormant_after = {dormant_after}\ntiers = "{tiers}"')
+    msg = error_of(tmp_path, text)
+    assert msg.startswith("cohort.tiers: ") and expected in msg, msg
+
+
+def test_spec_tiers_accept_what_the_cohort_accepts(tmp_path):
+    from upliftlab.cohort import parse_tiers
+
+    tiers = "Short=120,mid-term=400,long dormant"
+    spec = load_spec(write(tmp_path, BASE.replace(
+        "as_of = 2026-01-05", f'as_of = 2026-01-05\ndormant_after = 60\ntiers = "{tiers}"')))
+    assert spec.cohort.tier_names() == [t.name for t in parse_tiers(tiers, 60)] == [
+        "Short", "mid-term", "long dormant"]

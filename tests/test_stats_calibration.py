@@ -69,6 +69,7 @@ def test_sequential_covers_true_effect_at_all_looks_simultaneously():
     assert covered_always.mean() >= 1 - ALPHA - _tolerance(ALPHA, REPS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("binary", [True, False])
 def test_fixed_95_intervals_cover_the_true_effect(binary):
     rng = np.random.default_rng(23 + binary)

@@ -35,6 +35,7 @@ def _campaign(world, rng: np.random.Generator, seed: int) -> pd.DataFrame:
     return out.reset_index()
 
 
+@pytest.mark.slow
 def test_fixed_intervals_cover_the_true_effects(world):
     truth = world.truth.set_index("customer_id")
     rng = np.random.default_rng(2026)

@@ -180,6 +180,7 @@ def test_lin_equals_statsmodels_per_arm_ols_and_interacted_hc2():
     assert res.absolute.se == pytest.approx(hc2.bse[1], rel=0.02)
 
 
+@pytest.mark.slow
 def test_holm_and_bh_equal_statsmodels():
     from statsmodels.stats.multitest import multipletests
 

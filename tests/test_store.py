@@ -12,48 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _helpers import AS_OF, cli, spec_toml, three_arms
 from upliftlab.cli import main
 from upliftlab.store import open_store
 
-SPEC = """
-name = "exp"
-version = 1
-salt = "store-test"
-strata = ["tier", "value_band"]
-covariates = ["revenue_365d"]
-mde = 0.02
-
-[cohort]
-table = "cohort.parquet"
-as_of = 2026-01-05
-
-[[arms]]
-name = "control"
-weight = 0.4
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.3
-cost_per_contact = 0.1
-cost_per_conversion = 10.0
-
-[[arms]]
-name = "advisor"
-weight = 0.3
-cost_per_contact = 4.0
-capacity = 250
-
-[value_band]
-column = "revenue_365d"
-thresholds = [50.0, 150.0]
-
-[baseline]
-rates = { short = 0.05, mid = 0.03, long = 0.01 }
-
-[holdout]
-share = 0.05
-"""
+SPEC = spec_toml(
+    "exp", "store-test", version=1, strata=["tier", "value_band"], covariates=["revenue_365d"],
+    mde=0.02, cohort={"table": "cohort.parquet", "as_of": AS_OF}, arms=three_arms(250),
+    tables={"value_band": {"column": "revenue_365d", "thresholds": [50.0, 150.0]},
+            "baseline": {"rates": {"short": 0.05, "mid": 0.03, "long": 0.01}},
+            "holdout": {"share": 0.05}})
 
 
 def make_cohort(n: int, seed: int = 0, start: int = 0) -> pd.DataFrame:
@@ -74,16 +42,6 @@ def project(tmp_path):
     return tmp_path
 
 
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def dump(path: Path) -> dict:
     with open_store(path, read_only=True) as store:
         return store.dump()
@@ -99,6 +57,7 @@ def assign(capsys, project: Path, spec: str = "exp.toml") -> tuple[int, str, str
     return cli(capsys, "assign", project / spec, "--store", project / "s.duckdb")
 
 
+@pytest.mark.slow
 def test_assign_writes_store_and_rerun_is_a_noop(capsys, project):
     code, out, err = assign(capsys, project)
     assert code == 0, err
@@ -124,6 +83,7 @@ def test_assign_writes_store_and_rerun_is_a_noop(capsys, project):
     assert dump(project / "s.duckdb") == d
 
 
+@pytest.mark.slow
 def test_late_joiners_are_added_and_nobody_moves(capsys, project):
     assert assign(capsys, project)[0] == 0
     before = dump(project / "s.duckdb")
@@ -142,6 +102,7 @@ def test_late_joiners_are_added_and_nobody_moves(capsys, project):
     assert len(after["allocations"]) == 2 * len(before["allocations"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("old, new, what", [
     ("weight = 0.3\ncost_per_contact = 0.1", "weight = 0.35\ncost_per_contact = 0.1", "weights"),
     ('salt = "store-test"', 'salt = "other"', "salt"),
@@ -169,6 +130,7 @@ def test_changed_randomisation_is_refused_store_unchanged(capsys, project, old, 
     assert sum(r[1] == 2 for r in after["assignments"]) == 2000
 
 
+@pytest.mark.slow
 def test_cost_change_is_allowed_and_recorded(capsys, project):
     assert assign(capsys, project)[0] == 0
     before = dump(project / "s.duckdb")
@@ -182,6 +144,7 @@ def test_cost_change_is_allowed_and_recorded(capsys, project):
     assert after["experiments"][0][4] == before["experiments"][0][4]    # randomisation hash
 
 
+@pytest.mark.slow
 def test_failure_mid_run_leaves_store_as_it_was(capsys, project, monkeypatch):
     import upliftlab.assignment.experiment as assign_mod
 
@@ -203,6 +166,7 @@ def test_failure_mid_run_leaves_store_as_it_was(capsys, project, monkeypatch):
     assert not (project / "fresh.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_locked_store(capsys, project):
     assert assign(capsys, project)[0] == 0
     before = dump(project / "s.duckdb")
@@ -231,6 +195,7 @@ def test_duplicate_ids_exit_2_store_untouched(capsys, project):
     assert not (project / "s.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_export_contact_lists(capsys, project):
     assert cli(capsys, "export", project / "exp.toml", "--store", project / "s.duckdb",
                "--out", project / "out")[0] == 2                      # nothing assigned yet
@@ -261,6 +226,7 @@ def test_export_contact_lists(capsys, project):
             assert (abs(money * 100 - (money * 100).round()) < 1e-6).all()  # cents
 
 
+@pytest.mark.slow
 def test_with_simulated_transactions(capsys, tmp_path):
     """The spec path through the cohort of a simulated world: assign, power, export."""
     from upliftlab.cohort import build_cohort
@@ -282,6 +248,7 @@ def test_with_simulated_transactions(capsys, tmp_path):
     assert "history as of 2025-07-05" in out and "x1.73" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("old, new, message", [
     ("weight = 0.3\ncost_per_contact = 4.0", "weight = -0.3\ncost_per_contact = 4.0",
      "arms[2].weight: must be >= 0"),

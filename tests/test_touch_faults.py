@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from test_store import cli, dump, one_error_line  # the CLI helpers of the store's tests
+from _helpers import cli
+from test_store import dump, one_error_line  # the store's test helpers
 from upliftlab.cli import main
 from upliftlab.store import open_store
 
@@ -52,11 +53,19 @@ def report_args(root: Path, out: Path, *extra) -> list:
             "--transactions", root / "world" / "post.parquet", "--out", out, *extra]
 
 
-def test_spec_report_has_the_funnel_and_reached_effects(capsys, campaign, tmp_path):
+
+def store_and_report_args(campaign: Path, tmp_path: Path) -> tuple[Path, list]:
+    """A copy of the campaign's store in `tmp_path` and the report's arguments pointed at it."""
     store = tmp_path / "s.duckdb"
     shutil.copy(campaign / "s.duckdb", store)
     args = report_args(campaign, tmp_path / "r")
     args[args.index(campaign / "s.duckdb")] = store
+    return store, args
+
+
+@pytest.mark.slow
+def test_spec_report_has_the_funnel_and_reached_effects(capsys, campaign, tmp_path):
+    store, args = store_and_report_args(campaign, tmp_path)
     code, out, err = cli(capsys, *args)
     assert code == 0, err
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -109,6 +118,7 @@ def _bad_logs(log: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str]]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["out of order", "duplicates", "unknown channel", "unknown arm",
                                   "before the start", "outside", "no delivered column"])
 def test_bad_log_exit_2_store_and_reports_unchanged(capsys, campaign, tmp_path, case):
@@ -127,11 +137,9 @@ def test_bad_log_exit_2_store_and_reports_unchanged(capsys, campaign, tmp_path, 
     assert dump(store) == before and not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 def test_bad_log_leaves_an_earlier_report_as_it_was(capsys, campaign, tmp_path):
-    store = tmp_path / "s.duckdb"
-    shutil.copy(campaign / "s.duckdb", store)
-    args = report_args(campaign, tmp_path / "r")
-    args[args.index(campaign / "s.duckdb")] = store
+    store, args = store_and_report_args(campaign, tmp_path)
     assert cli(capsys, *args)[0] == 0
     before, kept = dump(store), tree(tmp_path / "r")
     log = pd.read_parquet(campaign / "world" / "touches.parquet")
@@ -141,6 +149,7 @@ def test_bad_log_leaves_an_earlier_report_as_it_was(capsys, campaign, tmp_path):
     assert dump(store) == before and tree(tmp_path / "r") == kept
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra, message", [
     (["--touches", "nope.parquet"], "nope.parquet: no such file"),
     (["--touch-col", "delivered"], "--touch-col 'delivered': expected KEY=COL"),
@@ -170,6 +179,7 @@ def data_experiment(campaign, tmp_path):
     return tmp_path / "exp.csv"
 
 
+@pytest.mark.slow
 def test_data_form_with_touches(capsys, campaign, data_experiment, tmp_path):
     base = ["report", "--data", data_experiment, "--arm-col", "arm", "--control", "control",
             "--metric", "reactivated", "--analysis", "fixed"]

@@ -177,6 +177,7 @@ def _iv_frame(seed, n=6000):
                          "revenue_365d": x1, "orders_730d": x2, "d": d, "z": z})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_wald_and_2sls_equal_linearmodels(seed):
     from linearmodels.iv import IV2SLS
@@ -267,6 +268,7 @@ def test_simulated_log_follows_its_truth(world):
         assert row["cace"] * row["reach"] == pytest.approx(row["itt"])
 
 
+@pytest.mark.slow
 def test_cace_interval_covers_true_complier_effect(world):
     """Seeded repetitions (new assignment and response each): the delivered-CACE interval
     covers the world's true complier effect in about 95% of them."""

@@ -38,6 +38,7 @@ def synth():
     return X, df["conversion"].to_numpy(), df["treatment_group_key"].to_numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("learner", ["s", "t", "x", "dr", "urf"])
 def test_every_learner_fits_and_predicts_one_column_per_arm(synth, learner):
     X, y, t = synth
@@ -57,6 +58,7 @@ def test_every_learner_fits_and_predicts_one_column_per_arm(synth, learner):
     assert 0 <= out["control"].mean() <= 1
 
 
+@pytest.mark.slow
 def test_continuous_outcome_uses_regressors(synth):
     X, y, t = synth
     rng = np.random.default_rng(1)
@@ -114,6 +116,7 @@ def test_bad_input_is_refused(synth):
         m.predict(bad)
 
 
+@pytest.mark.slow
 def test_cross_fit_is_out_of_fold(synth):
     X, y, t = synth
     model = UpliftModel(learner="t", base_learner=FAST)
@@ -130,6 +133,7 @@ def test_cross_fit_is_out_of_fold(synth):
     assert not np.allclose(inside.to_numpy(), cf.uplift[cf.fold == k].to_numpy())
 
 
+@pytest.mark.slow
 def test_compare_learners_table(synth):
     X, y, t = synth
     comp = compare_learners(X, y, t, learners=["s", "t"], folds=2, n_bootstrap=30,

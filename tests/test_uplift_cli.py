@@ -42,6 +42,7 @@ FIT = ["--arm-col", "arm", "--control", "none", "--metric", "y", "--feature", "x
        "x2", "--feature", "seg", "--folds", "2", "--bootstrap", "20"]
 
 
+@pytest.mark.slow
 def test_fit_then_score(capsys, experiment_csv, tmp_path):
     path, df = experiment_csv
     out = tmp_path / "model"
@@ -105,6 +106,7 @@ def test_fit_then_score(capsys, experiment_csv, tmp_path):
     assert code == 2 and "checksum" in err and not bad_out.exists()
 
 
+@pytest.mark.slow
 def test_auto_chooses_per_arm_by_policy_value_and_says_why(capsys, experiment_csv, tmp_path):
     path, _ = experiment_csv
     out = tmp_path / "auto"
@@ -130,6 +132,7 @@ def test_auto_chooses_per_arm_by_policy_value_and_says_why(capsys, experiment_cs
         "per arm: ")
 
 
+@pytest.mark.slow
 def test_fit_bad_input_leaves_output_untouched(capsys, experiment_csv, tmp_path):
     path, df = experiment_csv
     out = tmp_path / "model"
@@ -161,6 +164,7 @@ def test_fit_spec_form_needs_a_store(capsys, tmp_path):
     assert code == 2 and "--as-of" in err
 
 
+@pytest.mark.slow
 def test_fit_spec_form_on_a_designed_experiment(capsys, tmp_path):
     """simulate -> assign (store) -> respond -> model fit SPEC --as-of: outcomes and arms from
     the store, features from the spec's cohort, design weights as propensities."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import InputError
+from upliftlab.jsonsafe import json_safe
 from upliftlab.sources import Source, connect, describe, is_number, register, require_columns
 from upliftlab.stats.sufficient import MomentStats
 
@@ -108,21 +109,6 @@ class AnalysisResult:
         if self.history:
             out["history"] = self.history
         return json_safe(out)
-
-
-def json_safe(obj: Any) -> Any:
-    """NaN and ±inf -> None, numpy scalars -> Python, tuples -> lists, recursively."""
-    if isinstance(obj, Mapping):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if hasattr(obj, "item") and not isinstance(obj, (int, float)):
-        obj = obj.item()
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    return obj
 
 
 def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | str,

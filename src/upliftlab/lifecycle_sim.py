@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from upliftlab.errors import InputError
-from upliftlab.simulate import ARMS, CATEGORIES, World, WorldParams
+from upliftlab.simdraws import u01
+from upliftlab.simulate import ARMS, CATEGORIES, World, world_params
 from upliftlab.sources import parse_date
 
 
@@ -56,18 +57,6 @@ class LongRunParams:
     """Days without a purchase after which a customer counts as dormant again."""
 
 
-def _world_params(world: World) -> WorldParams:
-    from upliftlab.simulate import _params_from_json  # the world's own reader of world.json
-
-    return WorldParams(**_params_from_json(world.params.get("world_params", {})))
-
-
-def _u01(key: np.ndarray, salt: np.uint64, stream: int) -> np.ndarray:
-    from upliftlab.simulate import _u01 as world_u01  # one definition of the counter-based draws
-
-    return world_u01(key, salt, stream)
-
-
 @dataclass(frozen=True)
 class _Drivers:
     """Per customer: natural daily rate, caused share, put-off share, mean active life, and
@@ -81,7 +70,7 @@ class _Drivers:
 
 
 def _drivers(world: World, rows: np.ndarray, arm: np.ndarray, lp: LongRunParams) -> _Drivers:
-    wp = _world_params(world)
+    wp = world_params(world)
     W = float(world.params["outcome_window_days"])
     t = world.truth
     pmat = t[[f"p_{a}" for a in ARMS]].to_numpy()[rows]
@@ -133,40 +122,40 @@ def respond_long_run(world: World, assignment: pd.DataFrame, *, start: date | st
     order = np.argsort(cid, kind="stable")
     cid, arm = cid[order], arm[order]
     rows = cid - 1
-    wp = _world_params(world)
+    wp = world_params(world)
     dr = _drivers(world, rows, arm, lp)
     salt = np.random.SeedSequence([int(world.params["seed"]), int(seed), 0x10E6]
                                   ).generate_state(1, np.uint64)[0]
 
     with np.errstate(divide="ignore"):
-        t_nat = (-np.log1p(-_u01(cid, salt, 2)) / dr.lam
-                 + np.where(_u01(cid, salt, 1) < dr.put_off, dr.window, 0.0))
-        t_cause = np.where(_u01(cid, salt, 3) < dr.caused,
-                           -wp.early_days * np.log1p(-_u01(cid, salt, 4)), np.inf)
+        t_nat = (-np.log1p(-u01(cid, salt, 2)) / dr.lam
+                 + np.where(u01(cid, salt, 1) < dr.put_off, dr.window, 0.0))
+        t_cause = np.where(u01(cid, salt, 3) < dr.caused,
+                           -wp.early_days * np.log1p(-u01(cid, salt, 4)), np.inf)
     t1 = np.minimum(t_nat, t_cause)
     back = t1 < H
     cid, arm, rows, t1 = cid[back], arm[back], rows[back], t1[back]
-    life = -dr.mean_active[back] * np.log1p(-_u01(cid, salt, 5))
+    life = -dr.mean_active[back] * np.log1p(-u01(cid, salt, 5))
     span = np.minimum(life, H - t1)
-    n_more = poisson.ppf(_u01(cid, salt, 6), lp.active_rate * span).astype(np.int64)
+    n_more = poisson.ppf(u01(cid, salt, 6), lp.active_rate * span).astype(np.int64)
     n_orders = 1 + n_more
 
     idx = np.repeat(np.arange(len(cid)), n_orders)
     j = np.arange(len(idx)) - np.repeat(np.cumsum(n_orders) - n_orders, n_orders)
     with np.errstate(over="ignore"):
         okey = (cid[idx].astype(np.uint64) * np.uint64(1 << 20)) + j.astype(np.uint64)
-    day = np.where(j == 0, t1[idx], t1[idx] + _u01(okey, salt, 7) * span[idx])
+    day = np.where(j == 0, t1[idx], t1[idx] + u01(okey, salt, 7) * span[idx])
     sec = np.minimum(np.floor(day * 86_400).astype(np.int64), H * 86_400 - 1)
     value = world.truth["value"].to_numpy()[rows][idx]
     ps = world.truth["price_sensitivity"].to_numpy()[rows][idx]
     coupon_first = (arm[idx] == ARMS.index("coupon")) & (j == 0)
-    disc = coupon_first | (_u01(okey, salt, 8) < wp.discount_base + wp.discount_slope * ps)
+    disc = coupon_first | (u01(okey, salt, 8) < wp.discount_base + wp.discount_slope * ps)
     factor = np.where(coupon_first, 1 - wp.coupon_discount,
                       np.where(disc, 1 - wp.discount_depth, 1.0))
-    z = ndtri(np.clip(_u01(okey, salt, 9), 1e-12, 1 - 1e-12))
+    z = ndtri(np.clip(u01(okey, salt, 9), 1e-12, 1 - 1e-12))
     amount = value * np.exp(wp.amount_sigma * z - wp.amount_sigma ** 2 / 2) * factor
     amount = np.maximum(np.round(amount, 2), 0.01)
-    cat = np.minimum((_u01(okey, salt, 10) * len(CATEGORIES)).astype(np.int8),
+    cat = np.minimum((u01(okey, salt, 10) * len(CATEGORIES)).astype(np.int8),
                      len(CATEGORIES) - 1)
 
     cust = cid[idx]
@@ -207,7 +196,7 @@ def _terms(dr: _Drivers, mu: float) -> list[tuple[np.ndarray, np.ndarray, Any, A
 
 
 def _first_order_amount(world: World, rows: np.ndarray, arm: np.ndarray) -> tuple[np.ndarray, ...]:
-    wp = _world_params(world)
+    wp = world_params(world)
     value = world.truth["value"].to_numpy()[rows]
     q = wp.discount_base + wp.discount_slope * world.truth["price_sensitivity"].to_numpy()[rows]
     natural = value * (1 - wp.discount_depth * q)
@@ -224,7 +213,7 @@ def customer_truth(world: World, customer_ids: Any, arm: str, days: float,
     rows = cid - 1
     codes = np.full(len(cid), _arm_codes([arm])[0])
     dr = _drivers(world, rows, codes, lp)
-    mu = _world_params(world).early_days
+    mu = world_params(world).early_days
     terms = _terms(dr, mu)
     surv = sum(np.where((lo <= days) & (days < hi), w * np.exp(-b * days), 0.0)
                for w, b, lo, hi in terms)

@@ -228,7 +228,7 @@ class LongRunResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        from upliftlab.analysis import json_safe
+        from upliftlab.jsonsafe import json_safe
 
         fr = self.frame
         return json_safe({

@@ -331,7 +331,7 @@ class ProgrammeResult:
     status_days: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        from upliftlab.analysis import json_safe
+        from upliftlab.jsonsafe import json_safe
 
         return json_safe({"kind": "programme", "as_of": self.as_of.isoformat(),
                           "data_end": self.data_end.isoformat(),

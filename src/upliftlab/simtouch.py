@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from upliftlab.simdraws import expit
+
 TOUCH_ARMS = ("coupon", "content", "advisor")  # arms that send something; control sends nothing
 CHANNELS = ("sms", "push", "email", "call")
 STEPS = ("sent", "delivered", "opened", "clicked", "redeemed")
@@ -123,10 +125,10 @@ def draw_touches(cid: np.ndarray, arm: np.ndarray, reach: np.ndarray, engagement
     delivered = u(cid, 9) < reach
     sent = np.floor(u(cid, 10) * 7200.0)
     dsec = np.where(delivered, sent + 1 + np.floor(u(cid, 11) * 60.0), np.nan)
-    p_open = np.where(channel == 3, 0.0, _expit(tp.open_0 + tp.open_eng * eng))
+    p_open = np.where(channel == 3, 0.0, expit(tp.open_0 + tp.open_eng * eng))
     opened = delivered & (u(cid, 12) < p_open)
     osec = np.where(opened, dsec + np.floor(-43_200.0 * np.log1p(-u(cid, 13))), np.nan)
-    clicked = opened & (u(cid, 14) < _expit(tp.click_0 + tp.click_eng * eng))
+    clicked = opened & (u(cid, 14) < expit(tp.click_0 + tp.click_eng * eng))
     csec = np.where(clicked, osec + 1 + np.floor(u(cid, 15) * 3600.0), np.nan)
     cost = np.array([tp.cost_sms, tp.cost_push, tp.cost_email, tp.cost_call])[channel]
     return Touches(cid, arm, channel, delivered, sent, dsec, osec, csec, cost)
@@ -180,7 +182,3 @@ def true_complier_effects(truth: Any, arms: tuple[str, ...]) -> Any:
         out.append({"arm": arm, "n": len(truth), "reach": share, "itt": itt,
                     "cace": itt / share if share > 0 else float("nan")})
     return pd.DataFrame(out)
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))

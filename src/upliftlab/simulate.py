@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -62,6 +61,7 @@ import pandas as pd
 
 from upliftlab._files import staged_dir, staged_file
 from upliftlab.errors import InputError
+from upliftlab.simdraws import Streams, expit, mix, u01
 from upliftlab.simtouch import (Touches, customer_reach, draw_touches, reach_matrix,
                                 touch_frame)
 from upliftlab.sources import parse_date
@@ -332,19 +332,8 @@ def simulate_world(n_customers: int, seed: int = 0, *, campaign_date: str | date
     return World(world[0], world[1], world[2], params)
 
 
-class _Streams:
-    """One independent generator per (block, variable): draws never shift when others change."""
-
-    def __init__(self, seed: int, block: int):
-        self.seed, self.block = seed, block
-
-    def __call__(self, name: str) -> np.random.Generator:
-        key = zlib.crc32(name.encode())
-        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(self.block, key)))
-
-
 def _block(wp: WorldParams, seed: int, b: int, m: int, H: int, W: int) -> dict:
-    rs = _Streams(seed, b)
+    rs = Streams(seed, b)
     L = wp.period_days
     K = -(-H // L)
     f32 = np.float32
@@ -353,23 +342,15 @@ def _block(wp: WorldParams, seed: int, b: int, m: int, H: int, W: int) -> dict:
     region = rs("region").choice(4, size=m, p=[0.3, 0.25, 0.25, 0.2]).astype(np.int8)
     age = rs("age").choice(5, size=m, p=[0.12, 0.27, 0.25, 0.2, 0.16]).astype(np.int8)
 
-    # sign-up day relative to the window start (negative: before the window)
-    pre = rs("pre").random(m) < wp.pre_window_share
-    pre_days = np.ceil(rs("pre_days").exponential(wp.pre_window_mean_days, m))
-    in_days = np.floor(rs("in_days").random(m) * (H - 1))
-    signup = np.where(pre, -pre_days, in_days).astype(np.int32)
-    act = np.maximum(signup, 0).astype(np.int32)
+    signup, act, log_r0, r0, hazard = rate_drivers(wp, rs, m, H)
     act_period = act // L
 
     # latent traits; store buyers spend more, the young are more price sensitive
-    log_r0 = (np.log(wp.base_rate_median) + wp.base_rate_sigma * rs("rate").standard_normal(m))
-    r0 = np.exp(log_r0)
     log_value = (np.log(wp.value_median) + wp.value_sigma * rs("value").standard_normal(m)
                  + np.where(channel == 2, 0.12, 0.0) + 0.04 * (age - 2))
     value = np.exp(log_value)
     ps = rs("ps").beta(wp.ps_a, wp.ps_b, m)
     ps = np.clip(ps + np.where(age == 0, 0.08, 0.0) - np.where(age == 4, 0.04, 0.0), 0.0, 1.0)
-    hazard = rs("hazard").beta(wp.churn_a, wp.churn_b, m)
     prefs = rs("prefs").gamma(np.asarray(wp.category_alpha), size=(m, len(CATEGORIES)))
     prefs /= prefs.sum(axis=1, keepdims=True)
 
@@ -403,7 +384,7 @@ def _block(wp: WorldParams, seed: int, b: int, m: int, H: int, W: int) -> dict:
     recency = np.where(n_orders > 0, H - last_sec / _DAY, np.nan)
     rate_now = rate[:, -1].astype(np.float64)
     recent = rate[:, -3:].astype(np.float64).mean(axis=1)
-    engagement = _expit(wp.eng_intercept + wp.eng_slope * np.log(recent + 0.05)
+    engagement = expit(wp.eng_intercept + wp.eng_slope * np.log(recent + 0.05)
                         + wp.eng_sd * rs("eng").standard_normal(m)
                         + np.where(channel == 1, wp.eng_app, 0.0))
     opens = rs("opens").poisson(0.5 + wp.opens_per_engagement * engagement).astype(np.int32)
@@ -423,7 +404,7 @@ def _block(wp: WorldParams, seed: int, b: int, m: int, H: int, W: int) -> dict:
     natural = value * (1 - wp.discount_depth * q)
     # treatments act only through delivery: an undelivered customer responds as under control
     reach = customer_reach(rs, m, channel, engagement)
-    reached = {arm: _expit(logit_c + tau[arm]) for arm in ARMS[1:]}
+    reached = {arm: expit(logit_c + tau[arm]) for arm in ARMS[1:]}
     truth = {"p_control": p_control}
     for arm in ARMS[1:]:
         truth[f"p_{arm}"] = p_control + reach[f"reach_{arm}"] * (reached[arm] - p_control)
@@ -443,6 +424,22 @@ def _block(wp: WorldParams, seed: int, b: int, m: int, H: int, W: int) -> dict:
     return {"m": m, "channel": channel, "region": region, "age": age, "signup": signup,
             "opens": opens, "visits": visits, "tx_cust": cust, "tx_sec": sec, "amount": amount,
             "disc": disc, "cat": cat, "truth": truth}
+
+
+def rate_drivers(wp: WorldParams, rs: Streams, m: int, H: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per customer of a block: the sign-up day relative to the history window's start
+    (negative: before the window), the day buying starts (not before the window), the log and
+    level of the base rate and the monthly churn hazard. The one definition of what drives the
+    rate process, used by the world's history and by the churn truth (`simulate_risk`)."""
+    pre = rs("pre").random(m) < wp.pre_window_share
+    pre_days = np.ceil(rs("pre_days").exponential(wp.pre_window_mean_days, m))
+    in_days = np.floor(rs("in_days").random(m) * (H - 1))
+    signup = np.where(pre, -pre_days, in_days).astype(np.int32)
+    act = np.maximum(signup, 0).astype(np.int32)
+    log_r0 = (np.log(wp.base_rate_median) + wp.base_rate_sigma * rs("rate").standard_normal(m))
+    hazard = rs("hazard").beta(wp.churn_a, wp.churn_b, m)
+    return signup, act, log_r0, np.exp(log_r0), hazard
 
 
 def rate_path_months(wp: WorldParams, rs: Any, m: int, K: int, act_period: np.ndarray,
@@ -511,7 +508,7 @@ def _respond(world: World, cid: np.ndarray, arm: np.ndarray, t0: date, seed: int
              *, touches: bool = False) -> Any:
     from scipy.special import ndtri
 
-    wp = WorldParams(**_params_from_json(world.params.get("world_params", {})))
+    wp = world_params(world)
     W = int(world.params["outcome_window_days"])
     wseed = int(world.params["seed"])
     salt = np.random.SeedSequence([wseed, seed, 0x5E5]).generate_state(1, np.uint64)[0]
@@ -525,7 +522,7 @@ def _respond(world: World, cid: np.ndarray, arm: np.ndarray, t0: date, seed: int
     reach, p_reached = reach_matrix(t, rows, ARMS)
     pc = p_reached[:, 0]
     p = np.where(delivered, p_reached[np.arange(len(rows)), arm], pc)
-    react = _u01(cid, salt, 1) < p
+    react = u01(cid, salt, 1) < p
     react_idx = np.flatnonzero(react)
     cid, arm, rows, p, pc = cid[react], arm[react], rows[react], p[react], pc[react]
     delivered, dsec = delivered[react], dsec[react]
@@ -535,14 +532,14 @@ def _respond(world: World, cid: np.ndarray, arm: np.ndarray, t0: date, seed: int
     extra = t["orders"].to_numpy()[rows] - 1 + np.where((arm == 3) & delivered,
                                                         wp.advisor_extra_orders, 0.0)
     theta = extra / (1 + extra)  # geometric on {0, 1, ...} with mean `extra`
-    u = _u01(cid, salt, 2)
+    u = u01(cid, salt, 2)
     log_theta = np.log(np.where(theta > 0, theta, 0.5))
     n_extra = np.where(theta > 0, np.floor(np.log1p(-u) / log_theta), 0)
     n_orders = (1 + n_extra).astype(np.int64)
 
     # first order: early if the treatment caused it (share (p_a - p_c)/p_a), else uniform
-    caused = _u01(cid, salt, 3) < np.maximum(p - pc, 0) / p
-    u4 = _u01(cid, salt, 4)
+    caused = u01(cid, salt, 3) < np.maximum(p - pc, 0) / p
+    u4 = u01(cid, salt, 4)
     mu = wp.early_days
     first = np.where(caused, -mu * np.log1p(-u4 * (1 - np.exp(-W / mu))), u4 * W)
     # a delivered coupon is redeemed on the first order, which cannot precede its arrival
@@ -551,20 +548,20 @@ def _respond(world: World, cid: np.ndarray, arm: np.ndarray, t0: date, seed: int
 
     idx = np.repeat(np.arange(len(cid)), n_orders)
     j = np.arange(len(idx)) - np.repeat(np.cumsum(n_orders) - n_orders, n_orders)
-    okey = _mix(_mix(cid[idx].astype(np.uint64) ^ salt) + j.astype(np.uint64))
-    day = np.where(j == 0, first[idx], first[idx] + _u01(okey, salt, 5) * (W - first[idx]))
+    okey = mix(mix(cid[idx].astype(np.uint64) ^ salt) + j.astype(np.uint64))
+    day = np.where(j == 0, first[idx], first[idx] + u01(okey, salt, 5) * (W - first[idx]))
     sec = np.minimum(np.floor(day * _DAY).astype(np.int64), W * _DAY - 1)
     coupon_first = coupon[idx] & (j == 0)
     q = wp.discount_base + wp.discount_slope * ps[idx]
-    disc = coupon_first | (_u01(okey, salt, 6) < q)
+    disc = coupon_first | (u01(okey, salt, 6) < q)
     factor = np.where(coupon_first, 1 - wp.coupon_discount,
                       np.where(disc, 1 - wp.discount_depth, 1.0))
-    z = ndtri(np.clip(_u01(okey, salt, 7), 1e-12, 1 - 1e-12))
+    z = ndtri(np.clip(u01(okey, salt, 7), 1e-12, 1 - 1e-12))
     amount = value[idx] * np.exp(wp.amount_sigma * z - wp.amount_sigma ** 2 / 2) * factor
     amount = np.maximum(np.round(amount, 2), 0.01)
     prefs = _prefs(world, cid, wp)
     cum = np.cumsum(prefs, axis=1)
-    cat = (_u01(okey, salt, 8)[:, None] > cum[idx, :-1]).sum(axis=1).astype(np.int8)
+    cat = (u01(okey, salt, 8)[:, None] > cum[idx, :-1]).sum(axis=1).astype(np.int8)
 
     cust = cid[idx].astype(np.int64)
     srt = np.lexsort((sec, cust))
@@ -592,7 +589,7 @@ def _touches(t: pd.DataFrame, cid: np.ndarray, arm: np.ndarray, rows: np.ndarray
     has_app = (t["has_app"].to_numpy()[rows] if "has_app" in t.columns
                else np.zeros(len(rows)))
     touch = draw_touches(cid, arm, reach[np.arange(len(rows)), arm], eng, has_app,
-                         lambda key, stream: _u01(key, salt, stream))
+                         lambda key, stream: u01(key, salt, stream))
     delivered = np.zeros(len(cid), dtype=bool)
     dsec = np.full(len(cid), np.nan)
     delivered[arm > 0] = touch.delivered
@@ -606,30 +603,13 @@ def _prefs(world: World, cid: np.ndarray, wp: WorldParams) -> np.ndarray:
     blocks = (cid - 1) // BLOCK
     seed = int(world.params["seed"])
     for b in np.unique(blocks):
-        rs = _Streams(seed, int(b))
+        rs = Streams(seed, int(b))
         m = min(BLOCK, int(world.params["n_customers"]) - int(b) * BLOCK)
         g = rs("prefs").gamma(np.asarray(wp.category_alpha), size=(m, len(CATEGORIES)))
         sel = blocks == b
         g = g[(cid[sel] - 1) - b * BLOCK]
         out[sel] = g / g.sum(axis=1, keepdims=True)
     return out
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: a counter-based hash, uniform over uint64."""
-    with np.errstate(over="ignore"):
-        z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def _u01(key: np.ndarray, salt: np.uint64, stream: int) -> np.ndarray:
-    """Uniform [0, 1) from (key, salt, stream), 53 bits."""
-    with np.errstate(over="ignore"):
-        h = _mix(_mix(np.asarray(key, dtype=np.uint64) ^ salt)
-                 + np.uint64(stream) * np.uint64(0xD1B54A32D192ED03))
-    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -764,10 +744,6 @@ def _write_table(df: pd.DataFrame, path: str | os.PathLike, arrow: Any) -> None:
 # small helpers
 # ---------------------------------------------------------------------------------------------
 
-def _expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def _check_int(value: Any, what: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InputError(f"{what} must be an integer, got {value!r}")
@@ -780,10 +756,15 @@ def _params_json(wp: WorldParams) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(wp).items()}
 
 
-def _params_from_json(d: dict) -> dict:
+def world_params(world: World) -> WorldParams:
+    """The `WorldParams` a world was simulated with (as written in its world.json; a key this
+    version does not know is left out, a missing one takes its default)."""
+    d = world.params.get("world_params", {})
     known = {f for f in WorldParams.__dataclass_fields__}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
+    return WorldParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()
+                          if k in known})
 
 
-__all__ = ["ARMS", "World", "WorldParams", "check_world_target", "load_world", "simulate_world",
-           "write_touches", "write_transactions"]
+__all__ = ["ARMS", "World", "WorldParams", "check_world_target", "load_world", "rate_drivers",
+           "rate_path_months", "simulate_world", "world_params", "write_touches",
+           "write_transactions"]

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from upliftlab.errors import InputError
-from upliftlab.simulate import (ARMS, BLOCK, World, WorldParams, _params_from_json, _Streams,
-                                rate_path_months)
+from upliftlab.simdraws import Streams
+from upliftlab.simulate import (ARMS, BLOCK, World, WorldParams, rate_drivers, rate_path_months,
+                                world_params)
 from upliftlab.sources import parse_date
 
 
@@ -50,7 +51,7 @@ def true_dormancy(world: World, as_of: date | str, horizon: int) -> pd.DataFrame
     s0 = (d - start).days
     if s0 < 0:
         raise InputError(f"as-of {d} is before the simulated history (from {start})")
-    wp = WorldParams(**_params_from_json(world.params.get("world_params", {})))
+    wp = world_params(world)
     n, seed = int(world.params["n_customers"]), int(world.params["seed"])
     out = np.empty(n)
     for b in range(-(-n // BLOCK)):
@@ -66,19 +67,11 @@ def rate_path(wp: WorldParams, seed: int, block: int, m: int, H: int
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The monthly purchase rates of block `block` (m x K) and each month's exposed days
     [lo, hi), re-drawn from the same streams and in the same way as `simulate._block`."""
-    rs = _Streams(seed, block)
+    rs = Streams(seed, block)
     L = wp.period_days
     K = -(-H // L)
-    pre = rs("pre").random(m) < wp.pre_window_share
-    pre_days = np.ceil(rs("pre_days").exponential(wp.pre_window_mean_days, m))
-    in_days = np.floor(rs("in_days").random(m) * (H - 1))
-    signup = np.where(pre, -pre_days, in_days).astype(np.int32)
-    act = np.maximum(signup, 0).astype(np.int32)
-    act_period = act // L
-    log_r0 = (np.log(wp.base_rate_median) + wp.base_rate_sigma * rs("rate").standard_normal(m))
-    r0 = np.exp(log_r0)
-    hazard = rs("hazard").beta(wp.churn_a, wp.churn_b, m)
-    rate, k = rate_path_months(wp, rs, m, K, act_period, log_r0, r0, hazard)
+    _, act, log_r0, r0, hazard = rate_drivers(wp, rs, m, H)
+    rate, k = rate_path_months(wp, rs, m, K, act // L, log_r0, r0, hazard)
     lo = np.maximum(k * L, act[:, None])
     hi = np.minimum((k + 1) * L, H)
     hi = np.broadcast_to(hi, lo.shape)

@@ -110,7 +110,7 @@ class TouchResult:
         """The report.json `touches` section."""
         from scipy import stats as st
 
-        from upliftlab.analysis import json_safe
+        from upliftlab.jsonsafe import json_safe
 
         z = float(st.norm.ppf(1 - self.alpha / 2))
         funnel = []

@@ -7,7 +7,6 @@ The HTML uses the report's stylesheet (taken from the report template, so there 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 _MD = r"""{% if heading %}## Policy for the next campaign
@@ -212,10 +211,9 @@ def section_html(policy: dict[str, Any]) -> str:
 
 def report_style() -> str:
     """The report's <style> block (one stylesheet for report.html and policy.html)."""
-    from upliftlab.report._template import HTML
+    from upliftlab.report.page import STYLE
 
-    found = re.search(r"<style>.*?</style>", HTML, flags=re.S)
-    return found.group(0) if found else ""
+    return STYLE
 
 
 def render_markdown(result: dict) -> str:

@@ -49,7 +49,7 @@ Section = str | os.PathLike | Mapping[str, Any] | None
 
 def _as_dict(result: Any, history: Sequence[Mapping[str, Any]] | None,
              model: Any = None, policy: Any = None, touches: Any = None) -> dict[str, Any]:
-    from upliftlab.analysis import json_safe
+    from upliftlab.jsonsafe import json_safe
     from upliftlab.report._sections import load_model, load_policy, section
 
     report = result.to_dict() if hasattr(result, "to_dict") else json_safe(dict(result))
@@ -72,7 +72,7 @@ def _as_dict(result: Any, history: Sequence[Mapping[str, Any]] | None,
 
 def compact(week: Mapping[str, Any]) -> dict[str, Any]:
     """What the trend needs of a past week: its date and its comparisons."""
-    from upliftlab.analysis import json_safe
+    from upliftlab.jsonsafe import json_safe
 
     keep = ("arm", "control", "metric", "estimate", "ci_low", "ci_high", "p_value",
             "p_value_adjusted", "significant", "relative_lift")
@@ -178,11 +178,10 @@ def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None,
                 model: Section = None, policy: Section = None) -> str:
     """report.html: self-contained (inline CSS, SVG figures and the model's and policy's PNGs
     as data: URIs; no scripts, no network)."""
-    import jinja2
-
-    from upliftlab.report import _plots
+    from upliftlab.report import plots
     from upliftlab.report._sections import model_figures, policy_figure
     from upliftlab.report._template import HTML
+    from upliftlab.report.page import render_page
 
     report = _as_dict(result, history, model, policy)
     ctx = _context(report)
@@ -191,11 +190,10 @@ def render_html(result: Any, history: Sequence[Mapping[str, Any]] | None = None,
     from upliftlab.report._touches import render as touch_section
 
     ctx.update(touches_html=touch_section(report, "html"))
-    ctx.update(forest=_plots.forest(report),
-               trend=_plots.trend(report, report.get("history") or []),
-               cost_fig=_plots.cost(report), seg_figs=_plots.segments(report))
-    env = jinja2.Environment(autoescape=True)
-    return env.from_string(HTML).render(**ctx)
+    ctx.update(forest=plots.forest(report),
+               trend=plots.trend(report, report.get("history") or []),
+               cost_fig=plots.cost(report), seg_figs=plots.segments(report))
+    return render_page(HTML, **ctx)
 
 
 def write_report(result: Any, out: str | os.PathLike, *,

@@ -60,7 +60,7 @@ def _read_csv(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = 
               ) -> list[dict[str, Any]]:
     import pandas as pd
 
-    from upliftlab.analysis import json_safe
+    from upliftlab.jsonsafe import json_safe
 
     try:
         frame = pd.read_csv(path)
@@ -128,7 +128,7 @@ def _targeting(folder: Path, meta: Mapping[str, Any], arms: list[str]) -> list[d
     import numpy as np
     import pandas as pd
 
-    from upliftlab.analysis import json_safe
+    from upliftlab.jsonsafe import json_safe
     from upliftlab.metrics import qini_curve
 
     import pyarrow.parquet as pq

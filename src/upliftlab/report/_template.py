@@ -1,40 +1,13 @@
 """The jinja2 templates of report.html and report.md (kept in Python, so no package data to ship).
 
-Self-contained: inline CSS and SVG figures, no scripts, no network.
+Self-contained: inline CSS and SVG figures, no scripts, no network. report.html extends the
+reports' shared page (`report.page`: stylesheet, title, headline block, footer).
 """
 
-HTML = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{{ title }}</title>
-<style>
- body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
-        max-width: 60em; color: #222; line-height: 1.45; padding: 0 1em; }
- h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 1.8em;
-      border-bottom: 1px solid #ddd; }
- .sub { color: #666; } .headline { font-size: 1.08em; margin: 0.4em 0; }
- .ok { color: #1b7f3b; } .bad { color: #b03a2e; font-weight: bold; }
- table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
- th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
- th { background: #f4f4f4; } td.l, th.l { text-align: left; }
- .sig { color: #1b7f3b; font-weight: bold; } .fig svg { max-width: 100%; height: auto; }
- ul.notes li { margin: 0.3em 0; }
- figure.png { margin: 0.6em 0; } figure.png img { max-width: 100%; height: auto; }
- .row { display: flex; flex-wrap: wrap; gap: 0 1.2em; align-items: flex-start; }
- figure.half { flex: 0 1 48%; margin: 0.4em 0; }
- h3 { font-size: 1.02em; margin-top: 1.2em; }
-</style>
-</head>
-<body>
-<h1>{{ title }}</h1>
-<div class="sub">{{ subtitle }}</div>
-
-<h2>Headline</h2>
-{% for h in headlines %}<p class="headline">{{ h }}</p>
-{% endfor %}
-<p class="{{ 'ok' if r.srm.ok else 'bad' }}">{{ srm_text }}</p>
-
+HTML = r"""{% extends "base.html" %}
+{% block headline %}{{ super() }}<p class="{{ 'ok' if r.srm.ok else 'bad' }}">{{ srm_text }}</p>
+{% endblock %}
+{% block content %}
 <h2>Lift per arm and metric</h2>
 <div class="fig">{{ forest | safe }}</div>
 <table>
@@ -185,9 +158,7 @@ optimised allocation; the marked point is this plan.</p>{% endif %}
 {% for n in r.method.notes %}<li>{{ n }}</li>
 {% endfor %}
 </ul>
-<p class="sub">Written by upliftlab {{ version }}.</p>
-</body>
-</html>
+{% endblock %}
 """
 
 MARKDOWN = r"""# {{ title }}

@@ -113,7 +113,7 @@ def render(report: dict[str, Any], kind: str) -> str:
 
 def funnel_figure(x: dict[str, Any]) -> str | None:
     """Horizontal funnel bars per arm and channel: share of the arm at each step."""
-    from upliftlab.report._plots import _plt, _svg
+    from upliftlab.report.plots import pyplot, svg
 
     # an arm's "(all)" panel only when it used more than one channel (else it repeats one)
     channels = {}
@@ -123,7 +123,7 @@ def funnel_figure(x: dict[str, Any]) -> str | None:
             and (f["channel"] != "(all)" or channels[f["arm"]] > 1)]
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     steps = [s["step"] for s in rows[0]["steps"]]
     cols = min(len(rows), 3)
     nrow = -(-len(rows) // cols)
@@ -143,4 +143,4 @@ def funnel_figure(x: dict[str, Any]) -> str | None:
         ax.set_title(f"{f['arm']} · {f['channel']}", fontsize=9)
     fig.supxlabel("% of the arm's assigned customers", fontsize=9)
     fig.tight_layout()
-    return _svg(fig)
+    return svg(fig)

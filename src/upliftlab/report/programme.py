@@ -1,5 +1,6 @@
 """The programme report: report.json, report.md and a self-contained report.html over every
-experiment, in the weekly report's style (its CSS, its number formats, inline SVG figures).
+experiment, on the reports' shared page (`report.page`), with the weekly report's number
+formats and inline SVG figures.
 
 Written atomically into one folder, as the weekly report is.
 """
@@ -15,21 +16,8 @@ from upliftlab._files import claim, staged_dir
 from upliftlab.errors import InputError
 from upliftlab.report import REPORT_FILES
 
-_HTML = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{{ title }}</title>
-{{ style | safe }}
-</head>
-<body>
-<h1>{{ title }}</h1>
-<div class="sub">{{ subtitle }}</div>
-
-<h2>Headline</h2>
-{% for h in headlines %}<p class="headline">{{ h }}</p>
-{% endfor %}
-
+_HTML = r"""{% extends "base.html" %}
+{% block content %}
 <h2>Experiments</h2>
 <table id="experiments">
 <tr><th class="l">experiment</th><th class="l">start</th><th class="l">status</th><th>customers</th>
@@ -123,9 +111,7 @@ _HTML = r"""<!DOCTYPE html>
 <h2>Method</h2>
 <ul class="notes">{% for n in r.notes %}<li>{{ n }}</li>
 {% endfor %}</ul>
-<p class="sub">upliftlab {{ version }}</p>
-</body>
-</html>
+{% endblock %}
 """
 
 _MARKDOWN = r"""# {{ title }}
@@ -172,13 +158,6 @@ def check_target(out: str | os.PathLike) -> Path:
     """Refuse, before any work, an `--out` that is a file or a folder another command (or a
     person) wrote; the programme report replaces only its own folders."""
     return claim(out, "programme", REPORT_FILES)
-
-
-def _style() -> str:
-    from upliftlab.report._template import HTML
-
-    # the weekly report's stylesheet, so both reports look alike (one copy of the CSS)
-    return HTML[HTML.index("<style>"):HTML.index("</style>") + len("</style>")]
 
 
 def _headlines(r: dict[str, Any]) -> list[str]:
@@ -231,9 +210,9 @@ def _status_labels(r: dict[str, Any]) -> list[str]:
 
 
 def _figures(r: dict[str, Any]) -> dict[str, Any]:
-    from upliftlab.report._plots import _plt, _svg
+    from upliftlab.report.plots import pyplot, svg
 
-    plt = _plt()
+    plt = pyplot()
     months = [m["month_end"] for m in r["monthly"]]
     x = range(len(months))
     figs: dict[str, Any] = {}
@@ -256,7 +235,7 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
         ax.set_title(f"The programme vs the global holdout: {label}", fontsize=10)
-        figs[key] = _svg(fig)
+        figs[key] = svg(fig)
     statuses = r["statuses"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     for ax, g in zip(axes, ("holdout", "rest")):
@@ -270,7 +249,7 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
                      fontsize=10)
     axes[0].set_ylabel("share of customers (%)")
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    figs["fig_structure"] = _svg(fig)
+    figs["fig_structure"] = svg(fig)
     km: dict[str, list[tuple[str, str]]] = {}
     for lr in r["long_run"]:
         km[lr["experiment"]] = []
@@ -286,7 +265,7 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
             ax.set_ylabel("share not yet" + (" back" if kind == "back" else " dormant"))
             ax.set_title(f"Kaplan–Meier: {KIND_LABEL[kind]}", fontsize=9)
             ax.legend(fontsize=7)
-            km[lr["experiment"]].append((kind, _svg(fig)))
+            km[lr["experiment"]].append((kind, svg(fig)))
     figs["km_figs"] = km
     return figs
 
@@ -312,11 +291,9 @@ def render_programme_markdown(report: dict[str, Any]) -> str:
 
 
 def render_programme_html(report: dict[str, Any]) -> str:
-    import jinja2
+    from upliftlab.report.page import render_page
 
-    ctx = _context(report)
-    ctx.update(_figures(report), style=_style())
-    return jinja2.Environment(autoescape=True).from_string(_HTML).render(**ctx)
+    return render_page(_HTML, **_context(report), **_figures(report))
 
 
 def write_programme_report(report: dict[str, Any], out: str | os.PathLike) -> Path:

@@ -1,12 +1,11 @@
-"""The risk report: report.json, report.md and a self-contained report.html in the weekly
-report's style (its stylesheet), with the out-of-time comparison table, the calibration plot,
+"""The risk report: report.json, report.md and a self-contained report.html on the reports'
+shared page (`report.page`), with the out-of-time comparison table, the calibration plot,
 the lift chart, the importance of the features and the risk levels' sizes and mean features.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from upliftlab.report import REPORT_FILES
 
 def risk_report(fit: Any) -> dict[str, Any]:
     """The report.json content of a `RiskFit` (stable field names)."""
-    from upliftlab.analysis import json_safe
+    from upliftlab.jsonsafe import json_safe
 
     return json_safe({
         "kind": "churn_risk",
@@ -34,9 +33,9 @@ def risk_report(fit: Any) -> dict[str, Any]:
 
 
 def _figures(report: dict[str, Any]) -> tuple[str, str]:
-    from upliftlab.report._plots import _plt, _svg
+    from upliftlab.report.plots import pyplot, svg
 
-    plt = _plt()
+    plt = pyplot()
     cal = report["calibration"]
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     for c in cal:
@@ -46,7 +45,7 @@ def _figures(report: dict[str, Any]) -> tuple[str, str]:
     ax.set_xlabel("predicted P(dormant), mean per decile")
     ax.set_ylabel("observed share dormant (95% interval)")
     ax.set_title("Calibration out of time", fontsize=10)
-    calibration = _svg(fig)
+    calibration = svg(fig)
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     for name in dict.fromkeys(r["scorer"] for r in report["lift"]):
         pts = [r for r in report["lift"] if r["scorer"] == name]
@@ -57,28 +56,14 @@ def _figures(report: dict[str, Any]) -> tuple[str, str]:
     ax.set_ylabel("of those who went dormant, captured (%)")
     ax.set_title("Capture (lift) chart", fontsize=10)
     ax.legend(fontsize=8)
-    return calibration, _svg(fig)
+    return calibration, svg(fig)
 
 
-def _style() -> str:
-    from upliftlab.report._template import HTML
-
-    # the weekly report's stylesheet, so both reports look alike
-    return re.search(r"<style>.*?</style>", HTML, re.S).group(0)
-
-
-_HTML = r"""<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>{{ title }}</title>
-{{ style | safe }}
-</head>
-<body>
-<h1>{{ title }}</h1>
-<div class="sub">Trained on {{ r.train_snapshots | join(", ") }} ({{ "{:,}".format(r.n_train) }}
+_HTML = r"""{% extends "base.html" %}
+{% block subtitle %}Trained on {{ r.train_snapshots | join(", ") }} ({{ "{:,}".format(r.n_train) }}
 rows); evaluated out of time on {{ r.eval_snapshot }}. Label: no purchase in the {{ r.horizon_days }}
-days after the snapshot, among customers active (a purchase in the {{ r.dormant_after }} days before).</div>
-<h2>Headline</h2>
-{% for h in headlines %}<p class="headline">{{ h }}</p>{% endfor %}
+days after the snapshot, among customers active (a purchase in the {{ r.dormant_after }} days before).{% endblock %}
+{% block content %}
 <h2>Model against the baselines (out of time)</h2>
 {{ table | safe }}
 <p class="sub">AUC and PR-AUC with 95% Poisson-bootstrap intervals. Brier only for probabilities
@@ -95,7 +80,7 @@ lift: their dormancy rate over the average.</p>
 <h2>What drives the risk</h2>
 {{ imp_table | safe }}
 <p class="sub">Share of the boosted trees' total gain per feature.</p>
-</body></html>
+{% endblock %}
 """
 
 
@@ -165,12 +150,11 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def render_html(report: dict[str, Any]) -> str:
-    import jinja2
+    from upliftlab.report.page import render_page
 
     calibration, lift = _figures(report)
-    env = jinja2.Environment(autoescape=True)
-    return env.from_string(_HTML).render(
-        title=f"Churn risk: {report['horizon_days']}-day dormancy", r=report, style=_style(),
+    return render_page(
+        _HTML, title=f"Churn risk: {report['horizon_days']}-day dormancy", r=report,
         headlines=headlines(report), calibration=calibration, lift=lift,
         table=_table(report["comparison"], _COMPARISON, True),
         cal_table=_table(report["calibration"], _CALIBRATION, True),

@@ -27,6 +27,7 @@ import pandas as pd
 
 from upliftlab._files import sha256_file, staged_dir
 from upliftlab.errors import InputError
+from upliftlab.jsonsafe import json_safe
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.pkl"
@@ -64,16 +65,6 @@ def fingerprint(data: Any) -> str:
         h.update(json.dumps([[str(c), str(df[c].dtype)] for c in df.columns]).encode())
         h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
     return h.hexdigest()
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, pd.DataFrame):
-        return json.loads(obj.to_json(orient="records"))
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    return obj
 
 
 def save_model(model: Any, path: str | os.PathLike, evaluation: Any = None,
@@ -142,9 +133,9 @@ def write_model_files(model: Any, folder: Path, fields: dict[str, Any] | None = 
         "versions": library_versions(),
         "pickle_sha256": sha256_file(pkl),
         "pickle_bytes": pkl.stat().st_size,
-        "evaluation": _jsonable(evaluation),
+        "evaluation": evaluation,
     }
-    (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
+    (folder / META_FILE).write_text(json.dumps(json_safe(meta), indent=2))
 
 
 # a fitted model of upliftlab is a few MiB to a few hundred; anything larger is not one of ours

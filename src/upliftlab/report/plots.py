@@ -1,4 +1,5 @@
-"""Figures of the report as inline SVG: forest plot, weekly trend, cost, segments.
+"""Figures of the reports as inline SVG: `pyplot()` and `svg(fig)` for every report's figures
+(weekly, programme, churn risk), and the weekly report's forest plot, trend, cost and segments.
 
 matplotlib with the Agg backend, imported here only (the CLI and library stay light).
 """
@@ -11,7 +12,8 @@ from typing import Any
 from upliftlab.report._text import is_rate
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, set up for inline SVG."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -22,18 +24,20 @@ def _plt():
     return plt
 
 
-def _svg(fig) -> str:
+def svg(fig) -> str:
+    """The figure as an inline <svg> element (closed afterwards); the same figure gives the same
+    bytes."""
     buf = io.StringIO()
     # no creation date in the SVG metadata: the same report renders to the same bytes
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    _plt().close(fig)
+    pyplot().close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE for inlining
 
 
 def forest(report: dict[str, Any]) -> str:
     """Relative lift with its (adjusted) interval per arm and metric."""
-    plt = _plt()
+    plt = pyplot()
     rows = [c for c in report["comparisons"] if c["relative_lift"] is not None]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     for i, c in enumerate(reversed(rows)):
@@ -47,7 +51,7 @@ def forest(report: dict[str, Any]) -> str:
     ax.set_yticklabels([f"{c['arm']} · {c['metric']}" for c in reversed(rows)])
     ax.set_xlabel("relative lift vs control (%)")
     ax.set_title("Lift with intervals (green: significant after correction)", fontsize=10)
-    return _svg(fig)
+    return svg(fig)
 
 
 def trend(report: dict[str, Any], history: list[dict[str, Any]]) -> str | None:
@@ -71,7 +75,7 @@ def trend(report: dict[str, Any], history: list[dict[str, Any]]) -> str | None:
         return w.get("analysis") or (w.get("method") or {}).get("analysis") or "sequential"
 
     dated = all(day(w) is not None for w in weeks)
-    plt = _plt()
+    plt = pyplot()
     scale = 100 if is_rate(report, primary) else 1
     fig, ax = plt.subplots(figsize=(7, 3.2))
     arms = [c["arm"] for c in report["comparisons"] if c["metric"] == primary]
@@ -127,7 +131,7 @@ def trend(report: dict[str, Any], history: list[dict[str, Any]]) -> str | None:
     ax.set_title("Effect on the primary metric: weekly always-valid looks (bands)"
                  + (" and the final fixed-horizon analysis (squares)" if finals else ""),
                  fontsize=9)
-    return _svg(fig)
+    return svg(fig)
 
 
 def cost(report: dict[str, Any]) -> str | None:
@@ -138,7 +142,7 @@ def cost(report: dict[str, Any]) -> str | None:
             and (c["incremental_reactivations"] or 0) > 0]
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.2))
     for i, c in enumerate(rows):
         est = c["cost_per_incremental_reactivation"]
@@ -153,7 +157,7 @@ def cost(report: dict[str, Any]) -> str | None:
     ax.set_yticklabels([c["arm"] for c in rows])
     ax.set_xlabel(f"cost per incremental {primary_noun(report)} "
                   f"({symbol(currency(report)).strip()}), Fieller interval")
-    return _svg(fig)
+    return svg(fig)
 
 
 def segments(report: dict[str, Any]) -> list[tuple[str, str]]:
@@ -165,7 +169,7 @@ def segments(report: dict[str, Any]) -> list[tuple[str, str]]:
         rows = [r for r in block["rows"] if r["metric"] == primary]
         if not rows:
             continue
-        plt = _plt()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.2))
         for i, r in enumerate(reversed(rows)):
             ax.plot([scale * r["ci_low"], scale * r["ci_high"]], [i, i], color="#555", lw=2)
@@ -175,5 +179,5 @@ def segments(report: dict[str, Any]) -> list[tuple[str, str]]:
         ax.set_yticklabels([f"{r['value']} · {r['arm']}" for r in reversed(rows)], fontsize=8)
         ax.set_xlabel(f"{primary} effect" + (" (points)" if scale == 100 else ""))
         ax.set_title(f"By {block['column']}", fontsize=10)
-        out.append((block["column"], _svg(fig)))
+        out.append((block["column"], svg(fig)))
     return out
