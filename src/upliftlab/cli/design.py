@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from upliftlab.cli._engine import resolve_engine
+from upliftlab.cli._options import engine as engine_option
 from upliftlab.cli._options import store
 
 store_option = store()
@@ -156,7 +158,8 @@ def power(spec_path: str, store_path: str) -> None:
 @click.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @store_option
-def assign(spec_path: str, store_path: str) -> None:
+@engine_option()
+def assign(spec_path: str, store_path: str, engine: str | None) -> None:
     """Randomise the cohort of SPEC into its arms and record it in the store.
 
     Idempotent: customers keep their arms; new cohort customers are added. A changed
@@ -170,8 +173,10 @@ def assign(spec_path: str, store_path: str) -> None:
     from upliftlab.progress import status
 
     spec = load_spec(spec_path)
-    with open_store(store_path) as store, status(f"assigning {spec.name}"):
-        run = assign_experiment(spec, store)
+    engine = resolve_engine(engine, spec.engine)
+    with open_store(store_path) as store, status(
+            f"assigning {spec.name}" + (" on Spark" if engine == "spark" else "")):
+        run = assign_experiment(spec, store, engine=engine)
     click.echo(format_assign(run, spec))
     if spec.cohort.transactions:  # name what the cohort did not use (never a quiet zero)
         from upliftlab.sources import column_notes

@@ -1,0 +1,111 @@
+"""`assign` with `--engine spark` (or the spec's `engine = "spark"`) records in the store what
+DuckDB records: the same arms, strata, batches and allocations, late joiners included, and
+prints the same counts and checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from upliftlab.cli import main
+from upliftlab.store import open_store
+
+SPEC = """
+name = "exp"
+version = 1
+salt = "spark-commands"
+strata = ["tier", "value_band"]
+covariates = ["revenue_365d"]
+mde = 0.02
+{engine}
+[cohort]
+table = "cohort.parquet"
+as_of = 2026-01-05
+
+[[arms]]
+name = "control"
+weight = 0.4
+control = true
+
+[[arms]]
+name = "coupon"
+weight = 0.3
+
+[[arms]]
+name = "advisor"
+weight = 0.3
+capacity = 250
+
+[value_band]
+column = "revenue_365d"
+thresholds = [50.0, 150.0]
+
+[holdout]
+share = 0.05
+"""
+
+
+def make_cohort(n: int, seed: int = 0, start: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "customer_id": np.arange(start, start + n, dtype="int64"),
+        "tier": rng.choice(["short", "mid", "long"], n),
+        "revenue_365d": rng.gamma(2.0, 50.0, n),
+    })
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    code = 0
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def stored(path: Path) -> dict:
+    with open_store(path, read_only=True) as store:
+        con = store.con
+        return {
+            "assignments": con.execute(
+                "SELECT experiment, version, customer_id, arm, stratum, batch, method_version "
+                "FROM assignments ORDER BY customer_id").fetchall(),
+            "allocations": con.execute(
+                "SELECT * EXCLUDE (assigned_at) FROM allocations ORDER BY batch, arm"
+            ).fetchall(),
+        }
+
+
+@pytest.mark.parametrize("how", ["flag", "spec"])
+def test_assign_engine_spark_records_duckdb_arms(spark, tmp_path, capsys, how):
+    make_cohort(2000).to_parquet(tmp_path / "cohort.parquet")
+    (tmp_path / "duck.toml").write_text(SPEC.format(engine=""))
+    (tmp_path / "spark.toml").write_text(SPEC.format(
+        engine='engine = "spark"' if how == "spec" else ""))
+    flag = ["--engine", "spark"] if how == "flag" else []
+    outs = {}
+    for rnd in range(3):  # the first run, late joiners, a re-run with nothing new
+        if rnd == 1:
+            pd.concat([make_cohort(2000), make_cohort(600, seed=1, start=5000)]).to_parquet(
+                tmp_path / "cohort.parquet")
+        code, d_out, err = cli(capsys, "assign", tmp_path / "duck.toml",
+                               "--store", tmp_path / "d.duckdb")
+        assert code == 0, err
+        code, s_out, err = cli(capsys, "assign", tmp_path / "spark.toml",
+                               "--store", tmp_path / "s.duckdb", *flag)
+        assert code == 0, err
+        assert s_out == d_out
+        outs[rnd] = s_out
+        d, s = stored(tmp_path / "d.duckdb"), stored(tmp_path / "s.duckdb")
+        assert s == d
+    assert len(d["assignments"]) == 2600
+    assert {r[5] for r in d["assignments"]} == {1, 2}
+    assert {r[3] for r in d["assignments"]} == {"control", "coupon", "advisor", "holdout"}
+    assert "no new customers" in outs[2]
+    # nothing staged is left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cohort.parquet", "d.duckdb", "duck.toml", "s.duckdb", "spark.toml"]
