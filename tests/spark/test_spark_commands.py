@@ -109,3 +109,33 @@ def test_assign_engine_spark_records_duckdb_arms(spark, tmp_path, capsys, how):
     # nothing staged is left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "cohort.parquet", "d.duckdb", "duck.toml", "s.duckdb", "spark.toml"]
+
+
+def test_export_engine_spark_writes_duckdb_lists(spark, tmp_path, capsys):
+    """The same files (a folder of parts each on Spark), rows, columns and column types."""
+    make_cohort(1500).to_parquet(tmp_path / "cohort.parquet")
+    (tmp_path / "exp.toml").write_text(SPEC.format(engine=""))
+    store = tmp_path / "s.duckdb"
+    assert cli(capsys, "assign", tmp_path / "exp.toml", "--store", store)[0] == 0
+    printed, frames = {}, {}
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / f"out_{engine}"
+        args = ["--engine", "spark"] if engine == "spark" else ["--format", "parquet"]
+        code, text, err = cli(capsys, "export", tmp_path / "exp.toml", "--store", store,
+                              "--out", out, *args)
+        assert code == 0, err
+        printed[engine] = text.replace(str(out), "OUT")
+        frames[engine] = {p.name: pd.read_parquet(p).sort_values("customer_id")
+                          .reset_index(drop=True) for p in sorted(out.glob("exp_v1_*"))}
+    assert printed["spark"] == printed["duckdb"]
+    d, s = frames["duckdb"], frames["spark"]
+    assert list(s) == list(d) == ["exp_v1_advisor.parquet", "exp_v1_assignment.parquet",
+                                  "exp_v1_coupon.parquet"]
+    assert len(d["exp_v1_assignment.parquet"]) == 1500
+    for name in d:
+        pd.testing.assert_frame_equal(s[name], d[name], check_dtype=False)
+        assert [str(t) for t in s[name].dtypes] == [str(t) for t in d[name].dtypes], name
+    # CSV is DuckDB's: on Spark, exit 2 and what to do
+    code, _, err = cli(capsys, "export", tmp_path / "exp.toml", "--store", store, "--out",
+                       tmp_path / "csv", "--format", "csv", "--engine", "spark")
+    assert code == 2 and "use --format parquet" in err and not (tmp_path / "csv").exists()
