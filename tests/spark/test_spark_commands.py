@@ -80,8 +80,12 @@ def stored(path: Path) -> dict:
         }
 
 
+def _not_on_spark(*args, **kwargs):
+    raise AssertionError("the DuckDB path ran under --engine spark")
+
+
 @pytest.mark.parametrize("how", ["flag", "spec"])
-def test_assign_engine_spark_records_duckdb_arms(spark, tmp_path, capsys, how):
+def test_assign_engine_spark_records_duckdb_arms(spark, tmp_path, capsys, how, monkeypatch):
     make_cohort(2000).to_parquet(tmp_path / "cohort.parquet")
     (tmp_path / "duck.toml").write_text(SPEC.format(engine=""))
     (tmp_path / "spark.toml").write_text(SPEC.format(
@@ -95,8 +99,10 @@ def test_assign_engine_spark_records_duckdb_arms(spark, tmp_path, capsys, how):
         code, d_out, err = cli(capsys, "assign", tmp_path / "duck.toml",
                                "--store", tmp_path / "d.duckdb")
         assert code == 0, err
-        code, s_out, err = cli(capsys, "assign", tmp_path / "spark.toml",
-                               "--store", tmp_path / "s.duckdb", *flag)
+        with monkeypatch.context() as m:  # never DuckDB's assignment on Spark
+            m.setattr("upliftlab.assignment.experiment.assign_sql", _not_on_spark)
+            code, s_out, err = cli(capsys, "assign", tmp_path / "spark.toml",
+                                   "--store", tmp_path / "s.duckdb", *flag)
         assert code == 0, err
         assert s_out == d_out
         outs[rnd] = s_out
@@ -139,3 +145,100 @@ def test_export_engine_spark_writes_duckdb_lists(spark, tmp_path, capsys):
     code, _, err = cli(capsys, "export", tmp_path / "exp.toml", "--store", store, "--out",
                        tmp_path / "csv", "--format", "csv", "--engine", "spark")
     assert code == 2 and "use --format parquet" in err and not (tmp_path / "csv").exists()
+
+
+REPORT_SPEC = """
+name = "wb"
+version = 1
+salt = "spark-report"
+outcome_window_days = 60
+covariates = ["revenue_365d", "orders_730d"]
+strata = ["tier"]
+{engine}
+[cohort]
+transactions = "tx.parquet"
+as_of = 2026-01-05
+
+[outcomes]
+transactions = "post.parquet"
+
+[[arms]]
+name = "control"
+weight = 0.5
+control = true
+
+[[arms]]
+name = "coupon"
+weight = 0.25
+cost_per_contact = 0.1
+cost_per_conversion = 10.0
+
+[[arms]]
+name = "advisor"
+weight = 0.25
+cost_per_contact = 4.0
+
+[metrics]
+primary = "reactivation"
+secondary = ["revenue", "orders"]
+
+[holdout]
+share = 0.05
+"""
+
+
+def _numbers(a, b, path="report"):
+    """report.json of DuckDB (a) and Spark (b): the same keys, texts and counts, numbers to
+    1e-9 (relative)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and sorted(a) == sorted(b), path
+        for k in a:
+            _numbers(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _numbers(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and not isinstance(a, bool):
+        assert isinstance(b, (int, float)) and np.isclose(a, b, rtol=1e-9, atol=1e-12), \
+            (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
+@pytest.mark.parametrize("how", ["flag", "spec"])
+def test_report_engine_spark_same_numbers(spark, tmp_path, capsys, how, monkeypatch):
+    """Outcomes and the per-arm sums on Spark; report.json the same numbers as DuckDB's."""
+    import json
+
+    import upliftlab as ul
+
+    world = ul.simulate_world(2500, seed=21)
+    world.transactions.to_parquet(tmp_path / "tx.parquet", index=False)
+    rng = np.random.default_rng(5)
+    ids = rng.choice(world.transactions["customer_id"].unique(), 700)
+    pd.DataFrame({"customer_id": ids,
+                  "ts": (pd.Timestamp("2026-01-05") + pd.to_timedelta(
+                      rng.integers(0, 60 * 86400, len(ids)), unit="s")).astype("datetime64[us]"),
+                  "amount": rng.gamma(2.0, 30.0, len(ids)).round(2)}).to_parquet(
+        tmp_path / "post.parquet", index=False)
+    (tmp_path / "duck.toml").write_text(REPORT_SPEC.format(engine=""))
+    (tmp_path / "spark.toml").write_text(REPORT_SPEC.format(
+        engine='engine = "spark"' if how == "spec" else ""))
+    flag = ["--engine", "spark"] if how == "flag" else []
+    printed, bodies = {}, {}
+    for name, extra in (("duck", []), ("spark", flag)):
+        store = tmp_path / f"{name}.duckdb"
+        assert cli(capsys, "assign", tmp_path / "duck.toml", "--store", store)[0] == 0
+        if name == "spark":  # never DuckDB's outcomes on Spark
+            monkeypatch.setattr("upliftlab.outcomes.spec_outcomes", _not_on_spark)
+        out = tmp_path / f"rep_{name}"
+        code, text, err = cli(capsys, "report", tmp_path / f"{name}.toml", "--as-of",
+                              "2026-02-10", "--store", store, "--out", out, *extra)
+        assert code == 0, err
+        printed[name] = text.replace(str(out), "OUT")
+        bodies[name] = json.loads((out / "report.json").read_text())
+    assert printed["spark"] == printed["duck"]
+    d, s = bodies["duck"], bodies["spark"]
+    assert {a["name"]: a["n"] for a in d["arms"]} == {a["name"]: a["n"] for a in s["arms"]}
+    assert sum(a["n"] for a in d["arms"]) > 100
+    _numbers(d, s)
