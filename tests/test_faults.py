@@ -381,7 +381,13 @@ CASES = [
           ("cohort", ["cohort", "--transactions", "world/transactions.parquet", "--as-of",
                       "2026-01-05", "--out", "c2.parquet"]),
           ("model-score", [*SCORE[:-1], "scores2.parquet"]),
-          ("assign", ["assign", SPEC, "--store", STORE]))),
+          ("assign", ["assign", SPEC, "--store", STORE]),
+          ("export", ["export", SPEC, "--store", STORE, "--out", "lists"]))),
+    # the touch section runs on DuckDB only: said before anything starts or is written
+    Case("report-engine-spark-touches", ["report", SPEC, "--as-of", "2026-01-26", "--store",
+                                         STORE, "--transactions", TX_GLOB, "--out", "rep2",
+                                         "--engine", "spark"],
+         "the touch section runs on DuckDB only"),
 ]
 
 
