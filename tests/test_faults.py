@@ -361,6 +361,12 @@ CASES = [
          "infinite", _inf_features),
     Case("assign-tiers-changed", ["assign", "experiments/tiers_changed.toml", "--store", STORE],
          "tiers changed"),
+    # an engine that does not exist, on the command line or in the spec: named, never DuckDB
+    Case("assign-engine-bad", ["assign", SPEC, "--store", STORE, "--engine", "spork"],
+         "'spork' is not one of 'duckdb', 'spark'"),
+    Case("assign-spec-engine-bad", ["assign", "experiments/engine_bad.toml", "--store", STORE],
+         "engine", lambda p: (p / "experiments" / "engine_bad.toml").write_text(
+             'engine = "spork"\n' + (p / "experiments" / "exp.toml").read_text())),
     # a Spark cluster that cannot be reached: the master named, quickly, never DuckDB instead
     *(Case(f"{name}-spark-master-unreachable", [*args, "--engine", "spark"],
            "cannot reach the Spark master spark://127.0.0.1:1", env=(
@@ -369,7 +375,14 @@ CASES = [
       for name, args in (
           ("cohort", ["cohort", "--transactions", "world/transactions.parquet", "--as-of",
                       "2026-01-05", "--out", "c2.parquet"]),
-          ("model-score", [*SCORE[:-1], "scores2.parquet"]))),
+          ("model-score", [*SCORE[:-1], "scores2.parquet"]),
+          ("assign", ["assign", SPEC, "--store", STORE]),
+          ("export", ["export", SPEC, "--store", STORE, "--out", "lists"]))),
+    # the touch section runs on DuckDB only: said before anything starts or is written
+    Case("report-engine-spark-touches", ["report", SPEC, "--as-of", "2026-01-26", "--store",
+                                         STORE, "--transactions", TX_GLOB, "--out", "rep2",
+                                         "--engine", "spark"],
+         "the touch section runs on DuckDB only"),
 ]
 
 

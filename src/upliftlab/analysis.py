@@ -118,7 +118,7 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
             experiment: str | None = None, as_of: Any = None,
             weights: Mapping[str, float] | None = None, revenue: str | None = None,
             history: Sequence[Mapping[str, Any]] | None = None,
-            currency: str = "USD") -> AnalysisResult:
+            currency: str = "USD", engine: Any = None) -> AnalysisResult:
     """Compare every arm with `control` on every metric (the first is the primary, 0/1
     reactivation), with cost, segments and the SRM check.
 
@@ -134,6 +134,8 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
       refused (InputError naming the column and the count). experiment: the report's title;
       default the `experiment` attribute of a DataFrame (`compute_outcomes` sets it from the
       assignment's design). currency: an ISO 4217 code or a symbol, for the report's money.
+    engine: a `SparkEngine` to run the aggregate on Spark (`data` a Spark DataFrame): only the
+      per-arm sums reach the driver; the statistics are the same code.
     """
     from upliftlab.money import check_currency
     from upliftlab.stats.sql import aggregate, needed_pairs
@@ -144,7 +146,7 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
     segments = [segments] if isinstance(segments, str) else list(segments or [])
     _check_options(metrics, covariates, analysis, alpha, correction, planned_n)
     revenue = _pick_revenue(metrics, revenue)
-    where = describe(data)
+    where = "outcomes" if engine is not None else describe(data)
     try:
         currency = check_currency(currency)
     except ValueError as exc:
@@ -152,12 +154,19 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
     if experiment is None:
         experiment = (getattr(data, "attrs", None) or {}).get("experiment")
 
-    con = connect()
+    con = connect() if engine is None else engine
     try:
-        columns = register(con, data, "upliftlab_analysis")
+        columns = (register(con, data, "upliftlab_analysis") if engine is None
+                   else engine.register(data, "upliftlab_analysis"))
         require_columns(columns, [arm] + metrics + covariates + segments, where)
-        types = {r[0]: str(r[1]).upper() for r in
-                 con.execute('DESCRIBE "upliftlab_analysis"').fetchall()}
+        if engine is None:
+            types = {r[0]: str(r[1]).upper() for r in
+                     con.execute('DESCRIBE "upliftlab_analysis"').fetchall()}
+        else:
+            from upliftlab.engine.spark_steps import duckdb_types
+
+            types = {k: v.upper() for k, v in
+                     duckdb_types(engine.spark.table("upliftlab_analysis")).items()}
         for c in metrics + covariates:
             if not is_number(types[c], boolean=True):
                 kind = "metric" if c in metrics else "covariate"
@@ -166,7 +175,7 @@ def analyze(data: Source, *, arm: str, control: Any, metrics: Sequence[str] | st
         agg = aggregate(con, "upliftlab_analysis", arm, values, needed_pairs(metrics, covariates),
                         binary_check=metrics, segments=segments)
     finally:
-        con.close()
+        con.close() if engine is None else engine.drop("upliftlab_analysis")
     return analyze_aggregates(
         agg, arm=arm, control=control, metrics=metrics, covariates=covariates,
         segments=segments, costs=costs, analysis=analysis, alpha=alpha, correction=correction,

@@ -194,7 +194,7 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                 alpha: float | None = None, correction: str = "holm",
                 history: bool = True, model: Any = None, policy: Any = None,
                 columns: ColumnMap | None = None, touches: str | None = None,
-                touch_columns: Any = None) -> WeeklyReport:
+                touch_columns: Any = None, engine: str = "duckdb") -> WeeklyReport:
     """The weekly report of the designed experiment `spec_path` as of `as_of` into `out`.
 
     Outcomes from the store's assignments and the outcome source (`transactions`, else the
@@ -208,6 +208,8 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
     report's model and policy sections (see `upliftlab.report.write_report`); not stored.
     `touches` (default the spec's [touches] source) adds the funnel and the effects on the
     reached (`touch_columns`: a `TouchColumns`, default the spec's [touches.columns]).
+    `engine="spark"`: the outcomes and the per-arm sufficient statistics are computed on Spark
+    (Parquet outcome sources; no touch section yet); the statistics are the same code.
     """
     from upliftlab.analysis import analyze
     from upliftlab.report import load_model_section, load_policy_section, write_report
@@ -240,6 +242,9 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
     if analysis is None:
         analysis = "fixed" if closed else "sequential"
     source = outcome_source(spec, transactions, columns)
+    if engine == "spark" and (touches is not None or spec.touches is not None):
+        raise InputError("report --engine spark: the touch section runs on DuckDB only; "
+                         "report this experiment without --engine spark")
 
     # every check of the outcome source runs on a read-only store: a refusal changes nothing
     with open_store(store_path, read_only=True) as store:
@@ -253,7 +258,12 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
         session = store.session
         with store.transaction():
             store.ensure_report_schema()
-            got = spec_outcomes(session, spec, source, start, report_day)
+            if engine == "spark":
+                got, data, on_spark, staged = _spark_outcomes(session, spec, source, start,
+                                                              report_day)
+            else:
+                got = spec_outcomes(session, spec, source, start, report_day)
+                data, on_spark, staged = got.relation(), None, None
             weights = design_weights(store, spec)
             past = store.weekly_history(spec.name, spec.version, before=report_day) \
                 if history else []
@@ -262,14 +272,27 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                 OUTCOME_METRICS[m] for m in spec.metrics.secondary]
             n_assigned = sum(n for a, n in store.arm_counts(spec.name, spec.version).items()
                              if a != HOLDOUT_ARM)
-            result = analyze(got.relation(), arm="arm", control=spec.control_arm.name,
-                             metrics=metrics, covariates=list(got.covariates),
-                             segments=list(got.segments), costs=costs,
-                             analysis=analysis, alpha=spec.alpha if alpha is None else alpha,
-                             correction=correction, planned_n=n_assigned or None,
-                             experiment=spec.name, as_of=report_day, weights=weights,
-                             revenue="revenue" if "revenue" in metrics else None,
-                             currency=spec.currency)
+            from contextlib import nullcontext
+
+            from upliftlab.engine.spark_steps import spark_errors  # (PySpark on use only)
+
+            reading = spark_errors(source.location) if on_spark is not None else nullcontext()
+            try:
+                with reading:
+                    result = analyze(data, arm="arm", control=spec.control_arm.name,
+                                     metrics=metrics, covariates=list(got.covariates),
+                                     segments=list(got.segments), costs=costs,
+                                     analysis=analysis,
+                                     alpha=spec.alpha if alpha is None else alpha,
+                                     correction=correction, planned_n=n_assigned or None,
+                                     experiment=spec.name, as_of=report_day, weights=weights,
+                                     revenue="revenue" if "revenue" in metrics else None,
+                                     currency=spec.currency, engine=on_spark)
+            finally:
+                if staged is not None:
+                    import shutil
+
+                    shutil.rmtree(staged, ignore_errors=True)
             observed = min((report_day - start).days, spec.outcome_window_days)
             method = {**result.method,
                       "outcome_window_days": spec.outcome_window_days,
@@ -397,6 +420,76 @@ def spec_outcomes(session: Session, spec: Any, source: "OutcomeSource | str", st
         segments = ["stratum"]
     return OutcomesHandle(session, outcomes, table, cohort, int(n_holdout), tuple(covariates),
                           tuple(segments))
+
+
+def _spark_outcomes(session: Session, spec: Any, source: "OutcomeSource", start: dt.date,
+                    report_day: dt.date) -> tuple[Any, Any, Any, Path]:
+    """`spec_outcomes` with Spark computing the outcomes (engine/spark_steps.outcomes_spark):
+    the stored assignment and the cohort's covariates and tier staged as Parquet for it.
+    Returns what the report reads of the outcomes (n_holdout, covariates, segments), the
+    Spark DataFrame the statistics aggregate, the SparkEngine and the staging folder (for the
+    caller to remove once the statistics are in)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from upliftlab.cohort_input import is_csv
+    from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
+    from upliftlab.engine.spark_steps import spark_errors
+    from upliftlab.sources import literal
+    from upliftlab.spec_cohort import spec_cohort
+
+    if is_csv(source.location):
+        raise InputError(f"{source.location}: --engine spark reads Parquet transactions "
+                         "(convert the CSV with DuckDB first, or use the default engine)")
+    engine = SparkEngine(local_session(master_from_env()))  # an EngineError says why not
+    store = require_store(session, "spec_outcomes")
+    con = session.con
+    n_holdout = store.arm_counts(spec.name, spec.version).get(HOLDOUT_ARM, 0)
+    cohort = spec_cohort(session, spec)
+    covariates = [c for c in spec.covariates if c in cohort.columns]
+    extra = [c for c in covariates + ["tier"] if c in cohort.columns]
+    staged = Path(tempfile.mkdtemp(prefix="upliftlab-report-"))
+    try:
+        a, c = staged / "assigned.parquet", staged / "cohort.parquet"
+        con.execute(f"COPY ({store.assignments_sql(spec.name, spec.version, holdout=False)}) "
+                    f"TO {literal(str(a))} (FORMAT parquet)")
+        con.execute(f"COPY (SELECT {', '.join(quote(x) for x in ['customer_id', *extra])} "
+                    f"FROM {cohort.sql}) TO {literal(str(c))} (FORMAT parquet)")
+        cohort.drop()
+        with spark_errors(source.location):
+            table, missing = _spark_outcomes_table(engine, a, c, source, start, report_day,
+                                                   spec.outcome_window_days, extra)
+        segments = (["tier"] if "tier" in extra else []) + ["stratum"]
+        if missing:
+            covariates, segments = [], ["stratum"]
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    got = SimpleNamespace(n_holdout=int(n_holdout), covariates=tuple(covariates),
+                          segments=tuple(segments))
+    return got, table, engine, staged
+
+
+def _spark_outcomes_table(engine: Any, assigned: Path, cohort: Path, source: "OutcomeSource",
+                          start: dt.date, report_day: dt.date, window_days: int,
+                          extra: list[str]) -> tuple[Any, int]:
+    """The outcomes with the cohort's columns on Spark, and how many rows lack them."""
+    from upliftlab.engine.spark_steps import outcomes_spark
+
+    engine.register(str(assigned), "ul_spark_report_assigned")
+    engine.register(str(cohort), "ul_spark_report_cohort")
+    engine.register(source.location, "ul_spark_report_tx")
+    outcomes_spark(engine, "ul_spark_report_assigned", "ul_spark_report_tx", start=start,
+                   as_of=report_day, window_days=window_days,
+                   columns=source.columns).createOrReplaceTempView("ul_spark_report_outcomes")
+    table = engine.sql(outcomes_with_cohort_sql("ul_spark_report_outcomes",
+                                                "ul_spark_report_cohort", extra))
+    table.createOrReplaceTempView("ul_spark_report")
+    missing = engine.execute("SELECT count(*) FROM ul_spark_report WHERE " + " OR ".join(
+        f"{quote(x)} IS NULL" for x in extra)).fetchone()[0] if extra else 0
+    return table, int(missing)
 
 
 def spec_touches(session: Session, spec: Any, outcomes: OutcomesHandle, source: str | None,

@@ -54,7 +54,7 @@ def test_plan_is_the_price_rule_feasible_and_near_the_single_machine_optimum(
     uplift = {a: scores[f"uplift_{a}"].to_numpy() for a in ARMS}
     mu = [res.mu_[a] for a in ARMS]
     arm = with_prices(policy, res.lambda_, mu, ARMS).predict(base, uplift)
-    want = np.array(["none", *ARMS], dtype=object)[arm + 1]
+    want = np.array(["none", *ARMS], dtype=object)[arm]  # predict: 0 = none, j = the j-th arm
     assert plan["arm"].tolist() == want.tolist()
     assert res.counts == {a: int((want == a).sum()) for a in ARMS}
     assert res.expected_cost == pytest.approx(plan["expected_cost"].sum(), rel=1e-9)

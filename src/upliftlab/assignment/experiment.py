@@ -35,12 +35,15 @@ class AssignRun:
     spec_updated: bool
 
 
-def assign_experiment(spec: "ExperimentSpec", store: "Store") -> AssignRun:
+def assign_experiment(spec: "ExperimentSpec", store: "Store", *,
+                      engine: str = "duckdb") -> AssignRun:
     """Assign the spec's cohort in `store`, in one transaction.
 
     Customers already assigned keep their arm; new cohort customers are assigned among
     themselves by the same formula; a changed randomisation on an experiment that has
     assignments is refused. Nothing is written when nothing is new (idempotent).
+    `engine="spark"`: the new customers' arms are computed on Spark (the same arms) and
+    recorded in this store all the same.
     """
     from upliftlab.errors import StoreError
     from upliftlab.spec import randomisation_diff, randomisation_fields, randomisation_hash
@@ -72,8 +75,11 @@ def assign_experiment(spec: "ExperimentSpec", store: "Store") -> AssignRun:
             f"CREATE OR REPLACE TEMP VIEW {quote(pool)} AS SELECT c.customer_id, "
             f"{stratum_sql(spec.strata, 'c')} AS stratum FROM {cohort.sql} c "
             f"WHERE {store.not_assigned_sql(name, version, 'c.customer_id')}")
-        assigned = assign_sql(session, pool, Design.from_spec(spec),
-                              existing={a: n for a, n in existing.items() if a != HOLDOUT_ARM})
+        before = {a: n for a, n in existing.items() if a != HOLDOUT_ARM}
+        if engine == "spark":
+            assigned = _SparkAssigned(session, store, spec, cohort, before)
+        else:
+            assigned = assign_sql(session, pool, Design.from_spec(spec), existing=before)
         allocation = assigned.quotas
         n_new = allocation.n_pool
         at = now()
@@ -91,6 +97,45 @@ def assign_experiment(spec: "ExperimentSpec", store: "Store") -> AssignRun:
         cohort.drop()
     return AssignRun(name, version, allocation, n_existing, n_new, tuple(checks),
                      bool(n_new) or updated or exp is None, updated)
+
+
+class _SparkAssigned:
+    """The new customers' arms computed on Spark (engine/spark_design.py): the pool (ids not yet
+    assigned and the strata columns) staged as Parquet, the assignment written as Parquet and
+    read back as a temp view of the store's connection (`name`), as `assign_sql`'s handle is."""
+
+    def __init__(self, session: Session, store: "Store", spec: "ExperimentSpec",
+                 cohort: CohortHandle, existing: dict[str, int]) -> None:
+        import tempfile
+        from pathlib import Path
+
+        from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
+        from upliftlab.engine.spark_design import assign_to_parquet
+        from upliftlab.sources import literal
+
+        engine = SparkEngine(local_session(master_from_env()))  # an EngineError says why not
+        self.session, self.dir = session, Path(tempfile.mkdtemp(prefix="upliftlab-assign-"))
+        try:
+            pool = self.dir / "pool.parquet"
+            cols = "".join(f", c.{quote(s)}" for s in spec.strata)
+            session.con.execute(
+                f"COPY (SELECT c.customer_id{cols} FROM {cohort.sql} c WHERE "
+                f"{store.not_assigned_sql(spec.name, spec.version, 'c.customer_id')}) "
+                f"TO {literal(str(pool))} (FORMAT PARQUET)")
+            got = assign_to_parquet(engine, pool, Design.from_spec(spec), self.dir / "assigned",
+                                    existing=existing)
+            self.quotas = got.allocation
+            self.name = got.relation(session.con, session.temp_name("spark_assigned"))
+        except BaseException:
+            self.drop()
+            raise
+
+    def drop(self) -> None:
+        import shutil
+
+        if getattr(self, "name", None):
+            self.session.drop(self.name)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def check_experiment(spec: "ExperimentSpec", store: "Store") -> list[Any]:

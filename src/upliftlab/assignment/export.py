@@ -20,8 +20,8 @@ _MONEY_PREFIXES = ("revenue_", "avg_order_value")
 FORMATS = ("csv", "parquet")
 
 
-def export_contacts(spec: "ExperimentSpec", store: "Store", out_dir: str, fmt: str = "csv"
-                    ) -> list[str]:
+def export_contacts(spec: "ExperimentSpec", store: "Store", out_dir: str, fmt: str = "csv",
+                    *, engine: str = "duckdb") -> list[str]:
     """Write one contact list per treatment arm, then the full assignment (every customer:
     control and the global holdout too) as `<name>_v<version>_assignment.<fmt>`, as the folder
     `out_dir`.
@@ -31,6 +31,8 @@ def export_contacts(spec: "ExperimentSpec", store: "Store", out_dir: str, fmt: s
     stratum and useful cohort features, money rounded to cents. The folder is staged beside
     `out_dir` and swapped in whole (`upliftlab._files.staged_dir`); a folder that `upliftlab
     export` did not write is refused. Returns the paths, the full assignment last.
+    `engine="spark"`: Spark writes the lists (Parquet only, each a folder of parts), the same
+    rows and columns.
     """
     from upliftlab._files import claim, staged_dir
     from upliftlab.errors import StoreError
@@ -38,6 +40,9 @@ def export_contacts(spec: "ExperimentSpec", store: "Store", out_dir: str, fmt: s
 
     if fmt not in FORMATS:
         raise InputError(f"fmt must be csv or parquet, got {fmt!r}")
+    if engine == "spark" and fmt != "parquet":
+        raise InputError("--engine spark writes the contact lists as Parquet (folders of parts): "
+                         "use --format parquet")
     # a folder from before the marker holds only contact lists of this experiment
     legacy = (f"{spec.name}_v*.csv", f"{spec.name}_v*.parquet")
     out = claim(out_dir, "export", legacy)
@@ -63,6 +68,10 @@ def export_contacts(spec: "ExperimentSpec", store: "Store", out_dir: str, fmt: s
     names = [f"{spec.name}_v{spec.version}_{label}.{fmt}" for label, _ in lists]
     options = "(FORMAT csv, HEADER true)" if fmt == "csv" else "(FORMAT parquet)"
     try:
+        if engine == "spark":
+            return _export_on_spark(spec, store, assigned, cohort.sql, feats, out, id_name,
+                                    types["customer_id"],
+                                    [f for f in EXPORT_FEATURES if f in types])
         with staged_dir(out, owner="export", legacy=legacy) as tmp:
             for (_, where), name in zip(lists, names):
                 con.execute(f"""COPY (
@@ -75,3 +84,32 @@ def export_contacts(spec: "ExperimentSpec", store: "Store", out_dir: str, fmt: s
     finally:
         cohort.drop()
     return [str(out / name) for name in names]
+
+
+def _export_on_spark(spec: "ExperimentSpec", store: "Store", assigned: str, cohort: str,
+                     feats: str, out, id_name: str, id_type: str,  # noqa: ANN001
+                     features: list[str]) -> list[str]:
+    """The lists written by Spark (engine/spark_design.write_contacts_spark): the stored
+    assignment and the cohort's features (rounded as above) staged as Parquet for it."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
+    from upliftlab.engine.spark_design import write_contacts_spark
+
+    engine = SparkEngine(local_session(master_from_env()))  # an EngineError says why not
+    tmp = Path(tempfile.mkdtemp(prefix="upliftlab-export-"))
+    try:
+        a, c = tmp / "assignment.parquet", tmp / "cohort.parquet"
+        con = store.session.con
+        con.execute(f"COPY (SELECT customer_id, arm, stratum FROM ({assigned})) "
+                    f"TO {literal(str(a))} (FORMAT parquet)")
+        con.execute(f"COPY (SELECT c.customer_id{', ' + feats if feats else ''} FROM {cohort} c) "
+                    f"TO {literal(str(c))} (FORMAT parquet)")
+        return write_contacts_spark(a, out, experiment=spec.name, version=spec.version,
+                                    treatment_arms=[x.name for x in spec.treatment_arms],
+                                    engine=engine, cohort=str(c), features=features,
+                                    id_name=id_name, id_type=id_type)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from upliftlab.cli._engine import resolve_engine
+from upliftlab.cli._options import engine as engine_option
 from upliftlab.cli._options import store
 
 store_option = store()
@@ -156,7 +158,8 @@ def power(spec_path: str, store_path: str) -> None:
 @click.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @store_option
-def assign(spec_path: str, store_path: str) -> None:
+@engine_option()
+def assign(spec_path: str, store_path: str, engine: str | None) -> None:
     """Randomise the cohort of SPEC into its arms and record it in the store.
 
     Idempotent: customers keep their arms; new cohort customers are added. A changed
@@ -170,8 +173,10 @@ def assign(spec_path: str, store_path: str) -> None:
     from upliftlab.progress import status
 
     spec = load_spec(spec_path)
-    with open_store(store_path) as store, status(f"assigning {spec.name}"):
-        run = assign_experiment(spec, store)
+    engine = resolve_engine(engine, spec.engine)
+    with open_store(store_path) as store, status(
+            f"assigning {spec.name}" + (" on Spark" if engine == "spark" else "")):
+        run = assign_experiment(spec, store, engine=engine)
     click.echo(format_assign(run, spec))
     if spec.cohort.transactions:  # name what the cohort did not use (never a quiet zero)
         from upliftlab.sources import column_notes
@@ -220,9 +225,12 @@ def checks(spec_path: str, store_path: str) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for the contact lists (one file per treatment arm) and the full "
                    "assignment (every arm, control and holdout included).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
-              show_default=True, help="File format.")
-def export(spec_path: str, store_path: str, out_dir: str, fmt: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default=None,
+              help="File format: csv (the default), or parquet (the only one, and the "
+                   "default, with --engine spark: folders of parts).")
+@engine_option()
+def export(spec_path: str, store_path: str, out_dir: str, fmt: str | None,
+           engine: str | None) -> None:
     """Write the contact list of each treatment arm of SPEC, and the full assignment.
 
     The contact lists hold the treatment arms only; <name>_v<version>_assignment.<format> holds
@@ -236,8 +244,11 @@ def export(spec_path: str, store_path: str, out_dir: str, fmt: str) -> None:
     spec = load_spec(spec_path)
     from upliftlab.progress import status
 
-    with open_store(store_path, read_only=True) as store, status("writing the lists"):
-        files = export_contacts(spec, store, out_dir, fmt)
+    engine = resolve_engine(engine, spec.engine)
+    fmt = fmt or ("parquet" if engine == "spark" else "csv")
+    with open_store(store_path, read_only=True) as store, status(
+            "writing the lists" + (" on Spark" if engine == "spark" else "")):
+        files = export_contacts(spec, store, out_dir, fmt, engine=engine)
         counts = store.arm_counts(spec.name, spec.version)
     for f, arm in zip(files, spec.treatment_arms):
         click.echo(f"{arm.name}: {counts.get(arm.name, 0):,} customers -> {f}")

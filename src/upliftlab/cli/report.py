@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import click
 
-from upliftlab.cli._options import (arm_col, as_of, control, currency, mapped_columns, store,
-                                    weight)
+from upliftlab.cli._options import (arm_col, as_of, control, currency, engine, mapped_columns,
+                                    store, weight)
 
 
 def _parse_costs(values: tuple[str, ...]) -> dict[str, tuple[float, float]] | None:
@@ -84,9 +84,11 @@ def _parse_costs(values: tuple[str, ...]) -> dict[str, tuple[float, float]] | No
                    "clicked, redeemed, arm, cost); repeat. Default: the spec's "
                    "[touches.columns], else customer_id, channel, sent_at, ..., cost.")
 @click.option("--out", "out", metavar="DIR", help="Folder for report.json, report.md, report.html.")
+@engine()
 def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, costs, revenue,
            weights, analysis, planned_n, alpha, correction, experiment, currency, transactions,
-           customer_col, time_col, amount_col, store_path, model_dir, policy_dir, touches, touch_cols, out):
+           customer_col, time_col, amount_col, store_path, model_dir, policy_dir, touches, touch_cols, out,
+           engine):
     """Write the uplift report of an experiment into DIR.
 
     \b
@@ -124,12 +126,16 @@ def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, c
                                 amount_col or base.amount)
         from upliftlab.progress import status
 
-        with status(f"weekly report as of {as_of}"):
+        from upliftlab.cli._engine import resolve_engine
+        from upliftlab.spec import load_spec
+
+        engine = resolve_engine(engine, load_spec(spec).engine)
+        with status(f"weekly report as of {as_of}" + (" on Spark" if engine == "spark" else "")):
             week = report_spec(spec, as_of=as_of, out=out, store_path=store_path,
                                transactions=transactions, analysis=analysis, alpha=alpha,
                                correction=correction, model=model_dir, policy=policy_dir,
                                columns=columns, touches=touches,
-                               touch_columns=touch_columns)
+                               touch_columns=touch_columns, engine=engine)
         from upliftlab.report import headlines
 
         for line in headlines(week.result.to_dict()):
@@ -140,7 +146,8 @@ def report(spec, as_of, data, arm_col, control, metrics, covariates, segments, c
                                     ("--control", control), ("--metric", metrics), ("--out", out))
                if not v]
     spec_only = [n for n, v in (("--transactions", transactions), ("--customer-col", customer_col),
-                                ("--time-col", time_col), ("--amount-col", amount_col)) if v]
+                                ("--time-col", time_col), ("--amount-col", amount_col),
+                                ("--engine spark", engine == "spark")) if v]
     if spec_only:
         raise InputError(f"report --data: {', '.join(spec_only)} go with a SPEC (the outcomes "
                          "of a designed experiment)")

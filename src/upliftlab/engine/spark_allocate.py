@@ -368,7 +368,7 @@ def _plan_rows(priced: "BudgetedPolicy", arms: Sequence[str], policy: "BudgetedP
                 continue
             base = batch["base"].to_numpy(dtype=float)
             uplift = {a: batch[UPLIFT_PREFIX + a].to_numpy(dtype=float) for a in arms}
-            arm = priced.predict(base, uplift)
+            arm = priced.predict(base, uplift) - 1  # predict: 0 = none, j = the j-th arm
             problem = _batch_problem(policy, batch, arms)
             idx = np.arange(len(batch))
             pick = np.maximum(arm, 0)

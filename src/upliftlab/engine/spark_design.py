@@ -71,12 +71,15 @@ def assign_to_parquet(engine: "SparkEngine", pool: Any, design: Any, out: str | 
 def write_contacts_spark(assignment: "DataFrame | str | os.PathLike", out_dir: str | os.PathLike,
                          *, experiment: str, version: int, treatment_arms: Sequence[str],
                          engine: "SparkEngine", cohort: Any = None,
-                         features: Sequence[str] = ()) -> list[str]:
+                         features: Sequence[str] = (), id_name: str = "customer_id",
+                         id_type: str | None = None) -> list[str]:
     """`upliftlab export` on Spark: one contact list per treatment arm, then the full assignment
     (control and the holdout too), as `<experiment>_v<version>_<arm>.parquet` folders of parts
     in the folder `out_dir` (staged and swapped in whole; a folder `export` did not write is
     refused). With `cohort` (customer_id and `features`), those columns are joined on.
-    Returns the paths, the full assignment last."""
+    The id is the first column, named `id_name`, as text or cast to `id_type` (a DuckDB type
+    name: `upliftlab export` gives the source's own name and type). Returns the paths, the
+    full assignment last."""
     from upliftlab._files import staged_dir
     from upliftlab.engine.spark import spark_path
     from upliftlab.engine.spark_steps import spark_errors
@@ -89,7 +92,8 @@ def write_contacts_spark(assignment: "DataFrame | str | os.PathLike", out_dir: s
                  if isinstance(assignment, (str, os.PathLike)) else assignment)
         view, cview = "ul_spark_contacts", "ul_spark_contacts_cohort"
         frame.createOrReplaceTempView(view)
-        select = (f"SELECT a.customer_id, {literal(experiment)} AS experiment, "
+        cid = f"CAST(a.customer_id AS {id_type})" if id_type else "a.customer_id"
+        select = (f"SELECT {cid} AS {quote(id_name)}, {literal(experiment)} AS experiment, "
                   f"CAST({int(version)} AS INTEGER) AS version, a.arm, a.stratum")
         source = f"{quote(view)} a"
         if cohort is not None:
