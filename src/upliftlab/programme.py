@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import InputError
 from upliftlab.sources import ColumnMap, literal, quote
+from upliftlab.spec import HOLDOUT_ARM
 
 if TYPE_CHECKING:
     import duckdb
 
-HOLDOUT = "holdout"
 # status by days since the last purchase at a month end: active below AT_RISK_AFTER, at risk
 # until the spec's dormancy threshold, then the spec's dormant tiers, lost from LOST_AFTER on
 AT_RISK_AFTER = 60
@@ -105,7 +105,7 @@ def eligible_sql(assignments: str, experiments: Sequence[Experiment],
     f = "FILTER (WHERE in_view)"
     return f"""
 SELECT customer_id, min(start) AS read_from, min(start) {f} AS first_start,
-       bool_or(arm = '{HOLDOUT}') {f} AS holdout, arg_min(experiment, start) {f} AS experiment,
+       bool_or(arm = '{HOLDOUT_ARM}') {f} AS holdout, arg_min(experiment, start) {f} AS experiment,
        arg_min(arm, start) {f} AS arm, arg_min(tier, start) {f} AS tier
 FROM ({assignments}) a JOIN (VALUES {starts}) s(experiment, start, in_view) USING (experiment)
 GROUP BY customer_id"""
@@ -400,8 +400,8 @@ def _experiment_rows(experiments: Sequence[Experiment], counts: dict[str, dict[s
                        for c in rep.get("comparisons", []) if c.get("metric") == pm]
         rows.append({"name": e.name, "version": e.version, "start": e.start.isoformat(),
                      "window_days": e.window_days, "status": status,
-                     "holdout": int(n.get(HOLDOUT, 0)),
-                     "customers": int(sum(v for k, v in n.items() if k != HOLDOUT)),
+                     "holdout": int(n.get(HOLDOUT_ARM, 0)),
+                     "customers": int(sum(v for k, v in n.items() if k != HOLDOUT_ARM)),
                      "arms": {k: int(v) for k, v in sorted(n.items())},
                      "latest_report": rep.get("as_of") if rep else None,
                      "latest_result": primary})
@@ -424,13 +424,13 @@ def _long_runs(con, assigned: str, experiments: Sequence[Experiment], data_end: 
     con.execute(f"""CREATE OR REPLACE TEMP TABLE ul_prog_lr_t AS
         SELECT a.experiment, p.customer_id, p.ts, p.amount
         FROM ul_prog_post p JOIN {quote(assigned)} a USING (customer_id)
-        WHERE a.arm <> '{HOLDOUT}' AND a.experiment IN ({names}) ORDER BY a.experiment""")
+        WHERE a.arm <> '{HOLDOUT_ARM}' AND a.experiment IN ({names}) ORDER BY a.experiment""")
     runs = []
     for e in started:
         fr = frame(e.start, data_end, window_days=e.window_days, dormant_after=e.dormant_after)
         con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_assigned AS
             SELECT customer_id, arm, tier, pre_revenue_365d FROM {quote(assigned)}
-            WHERE experiment = {literal(e.name)} AND arm <> '{HOLDOUT}'""")
+            WHERE experiment = {literal(e.name)} AND arm <> '{HOLDOUT_ARM}'""")
         con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_lr_tx AS
             SELECT customer_id, ts, amount FROM ul_prog_lr_t
             WHERE experiment = {literal(e.name)}""")
@@ -541,7 +541,7 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
             continue
         if dim == "arm":
             ex = value.split(":", 1)[0]
-            hold = series.get(("holdout", "arm", f"{ex}:{HOLDOUT}"))
+            hold = series.get(("holdout", "arm", f"{ex}:{HOLDOUT_ARM}"))
         else:
             hold = series.get(("holdout", dim, value))
         if hold is None or hold.n < 2 or s.n < 2:

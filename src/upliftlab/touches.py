@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import InputError
 from upliftlab.sources import literal, quote
+from upliftlab.spec import HOLDOUT_ARM
 
 if TYPE_CHECKING:
     import duckdb
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 STEPS = ("sent", "delivered", "opened", "clicked", "redeemed")
 REACH = ("delivered", "opened")  # the exposures an effect on the reached is estimated for
 ALL_CHANNELS = "(all)"
-UNTOUCHED_ARMS = ("holdout",)  # besides control: touches for these customers are contamination
+UNTOUCHED_ARMS = (HOLDOUT_ARM,)  # besides control: touches for these customers are contamination
 _PREFIX = "ul_touch_"
 
 

@@ -90,9 +90,11 @@ def format_assign(run, spec) -> str:  # noqa: ANN001 - an AssignRun and its spec
 
 def format_checks(checks, spec) -> str:  # noqa: ANN001 - Check records and their spec
     """Counts per stratum and arm, SRM, holdout share and balance, as printed by assign/checks."""
+    from upliftlab.spec import HOLDOUT_ARM
+
     out = []
     counts = [c for c in checks if c.kind == "count"]
-    arms = [x.name for x in spec.arms] + ["holdout"]
+    arms = [x.name for x in spec.arms] + [HOLDOUT_ARM]
     strata = sorted({c.scope.removeprefix("stratum:") for c in counts if c.scope != "overall"})
     cell = {(c.scope.removeprefix("stratum:"), c.details["arm"]): int(c.statistic) for c in counts}
     rows = [[s] + [_n(cell.get((s, arm), 0)) for arm in arms] for s in strata]
