@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from upliftlab.cli import main
+from _helpers import cli
 from upliftlab.store import open_store
 
 SPEC = """
@@ -55,16 +55,6 @@ def make_cohort(n: int, seed: int = 0, start: int = 0) -> pd.DataFrame:
         "tier": rng.choice(["short", "mid", "long"], n),
         "revenue_365d": rng.gamma(2.0, 50.0, n),
     })
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def stored(path: Path) -> dict:
