@@ -132,7 +132,8 @@ def fit(transactions: str, as_of: str, horizon: int, snapshots: tuple[str, ...],
               help="Levels by probability thresholds (default: the model's).")
 @click.option("--batch-size", default=200_000, show_default=True, type=click.IntRange(1000),
               help="Rows per batch (bounds memory).")
-@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 1GB (spills).")
+@click.option("--memory-limit", metavar="SIZE", default="1GB", show_default=True,
+              help="DuckDB memory limit (it spills to disk beyond it): bounds the memory of scoring.")
 @click.option("--out", required=True, metavar="FILE",
               help="Scores, .parquet or .csv: customer_id, features, risk, risk_level.")
 def score(model_dir: str, transactions: str, as_of: str, events: str | None,
