@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import spec_toml, two_arms
 
 from upliftlab.errors import InputError, UpliftlabError
 from upliftlab.session import Session
@@ -23,35 +24,12 @@ from upliftlab.store import open_store
 SRC = Path(__file__).resolve().parents[1] / "src" / "upliftlab"
 START = dt.date(2026, 1, 5)
 
-SPEC = """
-name = "seam"
-version = 1
-salt = "seam-test"
-strata = ["tier"]
-covariates = ["revenue_365d"]
-outcome_window_days = 30
-mde = 0.02
-
-[cohort]
-table = "cohort.parquet"
-as_of = 2026-01-05
-
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.5
-cost_per_contact = 0.1
-
-[baseline]
-rates = { short = 0.05, long = 0.02 }
-
-[holdout]
-share = 0.1
-"""
+SPEC = spec_toml(
+    "seam", "seam-test", version=1, strata=["tier"], covariates=["revenue_365d"],
+    outcome_window_days=30, mde=0.02,
+    cohort={"table": "cohort.parquet", "as_of": START},
+    arms=two_arms(cost_per_contact=0.1),
+    tables={"baseline": {"rates": {"short": 0.05, "long": 0.02}}, "holdout": {"share": 0.1}})
 
 
 @pytest.fixture
