@@ -78,6 +78,18 @@ def test_write_load_round_trip(world, tmp_path):
     assert back.params == world.params
 
 
+def test_load_without_history_responds_alike(world, tmp_path):
+    # `respond` loads a world without its transactions (most of a large world's memory): the
+    # history's columns are kept, its rows are not read, the response is the same
+    world.write(tmp_path / "w")
+    light = load_world(tmp_path / "w", transactions=False)
+    assert list(light.transactions.columns) == list(world.transactions.columns)
+    assert len(light.transactions) == 0 and len(world.transactions) > 0
+    asg = pd.DataFrame({"customer_id": world.customers["customer_id"].iloc[:3_000],
+                        "arm": np.resize(["control", "coupon", "advisor"], 3_000)})
+    assert_same(light.respond(asg), world.respond(asg))
+
+
 # -- schema and ranges -----------------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -83,7 +83,7 @@ def respond(world_dir: str, assignments: str | None, store_path: str,
     from upliftlab.progress import status
 
     with status("loading the world"):
-        world = load_world(world_dir)
+        world = load_world(world_dir, transactions=False)  # responding needs no history
     if assignments is None:
         table = _stored_assignments(store_path, experiment)
         customer_col, arm_col = "customer_id", "arm"
