@@ -58,7 +58,8 @@ def model() -> None:
         "repeat for every arm (default: the observed arm shares).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Folds, bootstrap, models.")
 @click.option("--n-jobs", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Threads per LightGBM model.")
+              help="Worker processes for the cross-fitting (each LightGBM model uses one "
+                   "thread: more threads per model spin-wait on a busy machine).")
 @click.option("--out", required=True, metavar="DIR",
               help="Output folder (replaced whole): model.pkl, model.json, comparison.csv/.json, "
                    "deciles.csv, qini_<arm>.png, oof_scores.parquet (out-of-fold scores of the "

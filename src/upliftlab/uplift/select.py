@@ -161,28 +161,22 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
     chosen model's raw uplift)."""
     from scipy.stats import norm
 
-    from upliftlab.progress import progress
-    from upliftlab.uplift.crossfit import _PeakRSS, cross_fit_predict, fold_ids
-    from upliftlab.uplift.model import UpliftModel
+    from upliftlab.uplift.crossfit import fold_ids
 
     cands = candidates(learners, base_models)
     if outcome != "binary":
         cands = [c for c in cands if c != "urf"]
     if not cands:
         raise InputError("learners: nothing to compare")
+    if not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise InputError(f"n_jobs: need a whole number >= 1, got {n_jobs!r}")
     y = np.asarray(y, dtype=float)
     labels = np.asarray(treatment).astype(str)
     fold = fold_ids(y, labels, folds, random_state)
-    preds, outs, secs, mem = {}, {}, {}, {}
-    for cand in progress(cands, desc="candidates", unit="model"):
-        model = UpliftModel(control=control, learner=cand, outcome=outcome,
-                            random_state=random_state, n_jobs=n_jobs)
-        t0 = time.perf_counter()
-        with _PeakRSS() as peak:
-            cf = cross_fit_predict(model, X, y, labels, propensity, fold, outcomes=True,
-                                   desc=f"cross-fitting {cand}")
-        secs[cand], mem[cand] = time.perf_counter() - t0, peak.delta_mib
-        preds[cand], outs[cand] = cf.uplift, cf.outcomes
+    outs, secs, mem = cross_fit_candidates(X, y, labels, cands, fold, control=control,
+                                           outcome=outcome, propensity=propensity,
+                                           random_state=random_state, n_jobs=n_jobs)
+    preds = {c: uplift_of(o) for c, o in outs.items()}
     first = outs[cands[0]]
     names = [str(c) for c in first.columns]           # control first
     arms = names[1:]
@@ -263,6 +257,72 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
                             index=X.index)
     return Selection(chosen, table, pd.DataFrame(effects), uplift, outcomes, fold, base_from,
                      preds, rule, cal, raw)
+
+
+def uplift_of(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Uplift per treatment arm from predicted outcomes (control first): mu_a - mu_control,
+    exactly what `UpliftModel.predict` returns (its `predict_outcomes` is built that way)."""
+    base = outcomes.iloc[:, 0].to_numpy(dtype=float)
+    return pd.DataFrame({a: outcomes[a].to_numpy(dtype=float) - base
+                         for a in outcomes.columns[1:]}, index=outcomes.index)
+
+
+def cross_fit_candidates(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray,
+                         cands: Sequence[str], fold: np.ndarray, *, control: Any = "control",
+                         outcome: str = "binary", propensity: Any = None, random_state: int = 0,
+                         n_jobs: int = 1) -> tuple[dict, dict, dict]:
+    """Out-of-fold predicted outcomes (control first, X's index) of every candidate on the same
+    folds, with each candidate's fit + predict seconds (summed over its folds) and peak memory
+    (the largest fold's, in the process that fitted it).
+
+    Every (candidate, fold) fit is one job; `n_jobs` > 1 runs them in that many worker
+    processes, each LightGBM model on ONE thread. Processes rather than LightGBM threads because
+    LightGBM's OpenMP threads spin-wait for each other: on a machine whose cores are busy with
+    other work, 2 threads per model were measured 10-20x slower than 1 (20k rows, 3 arms:
+    S-learner fit 26 s against 2 s, benchmarks/RESULTS.md `causalml_synth`), while separate
+    single-threaded processes at worst share the cores.
+    """
+    from joblib import Parallel, delayed
+
+    from upliftlab.progress import progress
+    from upliftlab.uplift.crossfit import fold_splits
+
+    splits = list(fold_splits(fold, len(X)))
+    jobs = [(c, train, test) for c in cands for _, train, test in splits]
+    run = delayed(_fit_fold)
+    common = dict(control=control, outcome=outcome, random_state=random_state)
+    with Parallel(n_jobs=n_jobs, return_as="generator") as pool:
+        results = pool(run(X, y, labels, propensity, c, train, test, **common)
+                       for c, train, test in jobs)
+        done = list(progress(results, total=len(jobs), desc="cross-fitting candidates",
+                             unit="fit"))
+    outs, secs, mem = {}, {}, {}
+    for (cand, _, test), (frame, seconds, peak) in zip(jobs, done):
+        if cand not in outs:
+            outs[cand] = pd.DataFrame(np.nan, index=X.index, columns=frame.columns)
+            secs[cand], mem[cand] = 0.0, 0.0
+        outs[cand].iloc[test] = frame.to_numpy()
+        secs[cand] += seconds
+        mem[cand] = max(mem[cand], peak)
+    return outs, secs, mem
+
+
+def _fit_fold(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray, propensity: Any, cand: str,
+              train: np.ndarray, test: np.ndarray, *, control: Any, outcome: str,
+              random_state: int) -> tuple[pd.DataFrame, float, float]:
+    """One candidate fitted on `train` (one thread per LightGBM model), its predicted outcomes
+    on `test`; with the seconds and the peak memory above the start (MiB) it took."""
+    from upliftlab.uplift.crossfit import _PeakRSS, _subset_propensity
+    from upliftlab.uplift.model import UpliftModel
+
+    t0 = time.perf_counter()
+    with _PeakRSS() as peak:
+        model = UpliftModel(control=control, learner=cand, outcome=outcome,
+                            random_state=random_state, n_jobs=1)
+        model.fit(X.iloc[train], y[train], labels[train],
+                  propensity=_subset_propensity(propensity, train))
+        frame = model.predict_outcomes(X.iloc[test])
+    return frame, time.perf_counter() - t0, peak.delta_mib
 
 
 def _propensities(propensity: Any, labels: np.ndarray, names: list[str]) -> np.ndarray:

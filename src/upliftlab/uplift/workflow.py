@@ -87,7 +87,7 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
     same = set(sel.chosen.values())
     final = UpliftModel(control=control, learner=same.pop() if len(same) == 1 else sel.chosen,
                         outcome=outcome, calibration=sel.calibration_map(),
-                        random_state=seed, n_jobs=n_jobs).fit(X, y, treatment,
+                        random_state=seed, n_jobs=1).fit(X, y, treatment,
                                                               propensity=propensity)
     deciles = uplift_by_decile(y, sel.uplift, treatment, control=str(control))
     oof = scores_frame(X.index.to_numpy(), sel.outcomes, final.control_,
