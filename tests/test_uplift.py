@@ -202,7 +202,7 @@ def test_default_selection_recovers_true_uplift_on_the_simulator(world_experimen
     # the default grid of base capacities over the two fastest learners keeps this in minutes
     sel = select_per_arm(e.X, e.reactivated, e.treatment, propensity=prop, n_jobs=2,
                          learners=("s", "t"), folds=2)
-    m = UpliftModel(learner=sel.chosen, n_jobs=2).fit(e.X, e.reactivated, e.treatment,
+    m = UpliftModel(learner=sel.chosen, n_jobs=1).fit(e.X, e.reactivated, e.treatment,
                                                        propensity=prop)
     # scored against the simulator's truth, which the model never saw (only 0/1 outcomes)
     up = m.predict(e.X)
