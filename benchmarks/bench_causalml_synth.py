@@ -194,7 +194,7 @@ def main() -> None:
         parts.append(f"**{n:,} rows** (train {n // 2:,} / test {n // 2:,}); the default chose "
                      f"{', '.join(f'{a} {c}' for a, c in chosen.items())}. Default at least "
                      f"as good as the best causalml learner: **{'yes' if ok else 'NO'}** "
-                     f"({100 * res[0][1]:.1f}% vs {100 * best_cml:.1f}%). The default's "
+                     f"({100 * res[0][1]:.2f}% vs {100 * best_cml:.2f}%). The default's "
                      f"time: selection (6 candidates x 3 folds) {secs['selection']:.0f} s + "
                      f"refit {secs['refit']:.0f} s on {n // 2:,} training rows. 1-minute load "
                      f"average {before} before, {after} after.\n\n" + table)
