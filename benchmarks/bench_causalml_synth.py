@@ -177,7 +177,14 @@ def main() -> None:
     ap.add_argument("--learners", default="s,t,x,r,dr,urf,tree",
                     help="causalml learners to run beside the default")
     ap.add_argument("--quick", action="store_true", help="12k rows, S/T only (smoke run)")
+    ap.add_argument("--fit-time", type=int, metavar="ROWS",
+                    help="instead: time what `upliftlab model fit` does at its defaults on ROWS "
+                         "customers (section uplift_fit_time)")
+    ap.add_argument("--n-jobs", type=int, default=2, help="with --fit-time: worker processes")
     args = ap.parse_args()
+    if args.fit_time:
+        record("uplift_fit_time", fit_time(args.fit_time, args.n_jobs))
+        return
     sizes = [12_000] if args.quick else args.rows
     learners = ["s", "t"] if args.quick else args.learners.split(",")
     parts = []
@@ -203,6 +210,45 @@ def main() -> None:
             parts[-1] += (f"\n\n(causalml {', '.join(skipped)} skipped above 100k rows: tens of "
                           "minutes per fit here.)")
         record("causalml_synth", _head(args.quick) + "\n\n".join(parts))
+
+
+def fit_time(rows: int, n_jobs: int) -> str:
+    """`fit_and_save` (what `upliftlab model fit` runs: the default candidates, 5 folds, 200
+    bootstrap resamples, selection, calibration, refit, the model folder) on `rows` customers,
+    beside causalml's S-learner (LightGBM defaults, one thread) fitted once on the same rows."""
+    import tempfile
+
+    import pandas as pd
+
+    from upliftlab.uplift.workflow import fit_and_save
+
+    X, t, y, _ = synthetic(rows)
+    X = pd.DataFrame(X).reset_index(drop=True).astype("float64")
+    before = load()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        fit = fit_and_save(X, y, t, control="control", outcome="binary", out=Path(tmp) / "m",
+                           propensity={a: 0.25 for a in ARMS}, n_jobs=n_jobs)
+    ours = time.perf_counter() - t0
+    mid = load()
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        causalml_learner("s", X.to_numpy(), t, y, X.to_numpy()[:10])
+    base = time.perf_counter() - t0
+    after = load()
+    n_cands = fit.table.learner.nunique()
+    return (f"### `model fit` at its defaults: {len(y):,} customers x {X.shape[1]} features x "
+            f"3 treatments + control\n\nMachine: {machine()}, shared (1-minute load average "
+            f"{before} before, {mid} between, {after} after: timings are noisy). `python "
+            f"benchmarks/bench_causalml_synth.py --fit-time {rows} --n-jobs {n_jobs}`, at "
+            "`nice -n -20`.\n\n"
+            "| what | seconds |\n|---|---:|\n"
+            f"| upliftlab `fit_and_save` ({n_cands} options incl. the ensemble, 5 folds, "
+            f"{n_jobs} worker processes x 1 LightGBM thread, 200 bootstrap resamples, refit, "
+            f"model folder; chose {fit.chosen}) | {ours:.0f} |\n"
+            f"| causalml S-learner, LightGBM defaults (1 thread), one fit, same rows | "
+            f"{base:.0f} |\n")
 
 
 def _head(quick: bool) -> str:
