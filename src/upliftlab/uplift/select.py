@@ -158,7 +158,8 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
                    alpha: float = 0.05, calibrated: bool = True) -> Selection:
     """Cross-fit every candidate on the same folds, choose per arm and calibrate the chosen
     uplift toward each arm's average effect (see the module doc; `calibrated=False` keeps the
-    chosen model's raw uplift)."""
+    chosen model's raw uplift). `n_jobs`: worker processes for the cross-fits, each LightGBM
+    model on one thread (`cross_fit_candidates`)."""
     from scipy.stats import norm
 
     from upliftlab.uplift.crossfit import fold_ids
@@ -278,9 +279,10 @@ def cross_fit_candidates(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray,
     Every (candidate, fold) fit is one job; `n_jobs` > 1 runs them in that many worker
     processes, each LightGBM model on ONE thread. Processes rather than LightGBM threads because
     LightGBM's OpenMP threads spin-wait for each other: on a machine whose cores are busy with
-    other work, 2 threads per model were measured 10-20x slower than 1 (20k rows, 3 arms:
-    S-learner fit 26 s against 2 s, benchmarks/RESULTS.md `causalml_synth`), while separate
-    single-threaded processes at worst share the cores.
+    other work, 2 threads per model were measured 10-20x slower than 1 (20k rows, 3 arms, load
+    ~7: S-learner fit 26 s against 2 s; the selection on 30k rows took 1,951 s before, 90 s
+    after, benchmarks/RESULTS.md `causalml_synth`), while single-threaded processes at worst
+    share the cores.
     """
     from joblib import Parallel, delayed
 
