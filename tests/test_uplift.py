@@ -213,3 +213,26 @@ def test_default_selection_recovers_true_uplift_on_the_simulator(world_experimen
     # and beats treating everyone with the arm that is best on average
     avg = e.true_uplift.mean()
     assert value > max(avg.max(), 0) * len(e.X)
+
+
+@pytest.mark.slow
+def test_selection_in_worker_processes_equals_one_process_and_leaves_none_behind():
+    """`n_jobs` worker processes give the same selection as one process, and none outlives the
+    call (a lingering worker keeps the caller's stdout open: a piped `model fit` would hang)."""
+    import multiprocessing
+
+    from upliftlab.uplift.select import select_per_arm
+
+    rng = np.random.default_rng(0)
+    n = 4_000
+    X = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})
+    t = rng.choice(["control", "a", "b"], n)
+    y = rng.binomial(1, 0.1 + 0.1 * (t == "a") * (X.x > 0))
+    kw = dict(learners=("s", "t"), base_models=("small",), folds=2)
+    one = select_per_arm(X, y, t, n_jobs=1, **kw)
+    two = select_per_arm(X, y, t, n_jobs=2, **kw)
+    assert multiprocessing.active_children() == []
+    assert one.chosen == two.chosen
+    pd.testing.assert_frame_equal(one.uplift, two.uplift)
+    pd.testing.assert_frame_equal(one.table.drop(columns=["fit_seconds", "peak_rss_mib"]),
+                                  two.table.drop(columns=["fit_seconds", "peak_rss_mib"]))

@@ -284,20 +284,44 @@ def cross_fit_candidates(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray,
     after, benchmarks/RESULTS.md `causalml_synth`), while single-threaded processes at worst
     share the cores.
     """
-    from joblib import Parallel, delayed
-
     from upliftlab.progress import progress
     from upliftlab.uplift.crossfit import fold_splits
 
     splits = list(fold_splits(fold, len(X)))
     jobs = [(c, train, test) for c in cands for _, train, test in splits]
-    run = delayed(_fit_fold)
     common = dict(control=control, outcome=outcome, random_state=random_state)
-    with Parallel(n_jobs=n_jobs, return_as="generator") as pool:
-        results = pool(run(X, y, labels, propensity, c, train, test, **common)
-                       for c, train, test in jobs)
-        done = list(progress(results, total=len(jobs), desc="cross-fitting candidates",
-                             unit="fit"))
+    data = (X, y, labels, propensity)
+    bar = progress(total=len(jobs), desc="cross-fitting candidates", unit="fit")
+    done = []
+    if n_jobs == 1:
+        _init_worker(*data)
+        try:
+            for c, train, test in jobs:
+                done.append(_fit_fold(c, train, test, **common))
+                bar.update()
+        finally:
+            _init_worker(None, None, None, None)  # hold no reference to the data
+    else:
+        # a pool of spawned processes that ends with this block: no worker outlives the call
+        # (a lingering worker would keep the caller's stdout open and hang whoever reads it);
+        # the data goes to each worker once, not with every job
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)),
+                                 mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=data) as pool:
+            futures = [pool.submit(_fit_fold, c, train, test, **common)
+                       for c, train, test in jobs]
+            try:
+                for f in futures:
+                    done.append(f.result())
+                    bar.update()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    bar.close()
     outs, secs, mem = {}, {}, {}
     for (cand, _, test), (frame, seconds, peak) in zip(jobs, done):
         if cand not in outs:
@@ -309,14 +333,23 @@ def cross_fit_candidates(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray,
     return outs, secs, mem
 
 
-def _fit_fold(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray, propensity: Any, cand: str,
-              train: np.ndarray, test: np.ndarray, *, control: Any, outcome: str,
+_DATA: tuple = ()  # (X, y, labels, propensity) of the cross-fitting, set once per worker
+
+
+def _init_worker(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray, propensity: Any) -> None:
+    global _DATA
+    _DATA = (X, y, labels, propensity)
+
+
+def _fit_fold(cand: str, train: np.ndarray, test: np.ndarray, *, control: Any, outcome: str,
               random_state: int) -> tuple[pd.DataFrame, float, float]:
-    """One candidate fitted on `train` (one thread per LightGBM model), its predicted outcomes
-    on `test`; with the seconds and the peak memory above the start (MiB) it took."""
+    """One candidate fitted on rows `train` of the worker's data (one thread per LightGBM
+    model), its predicted outcomes on rows `test`; with the seconds and the peak memory above
+    the start (MiB) it took."""
     from upliftlab.uplift.crossfit import _PeakRSS, _subset_propensity
     from upliftlab.uplift.model import UpliftModel
 
+    X, y, labels, propensity = _DATA
     t0 = time.perf_counter()
     with _PeakRSS() as peak:
         model = UpliftModel(control=control, learner=cand, outcome=outcome,
