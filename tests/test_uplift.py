@@ -216,13 +216,15 @@ def test_default_selection_recovers_true_uplift_on_the_simulator(world_experimen
 
 
 @pytest.mark.slow
-def test_selection_in_worker_processes_equals_one_process_and_leaves_none_behind():
+def test_selection_in_worker_processes_equals_one_process_and_leaves_none_behind(monkeypatch):
     """`n_jobs` worker processes give the same selection as one process, and none outlives the
     call (a lingering worker keeps the caller's stdout open: a piped `model fit` would hang)."""
     import multiprocessing
 
+    from upliftlab.uplift import select
     from upliftlab.uplift.select import select_per_arm
 
+    monkeypatch.setattr(select, "MIN_ROWS_FOR_WORKERS", 0)  # workers even for these few rows
     rng = np.random.default_rng(0)
     n = 4_000
     X = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})

@@ -260,6 +260,12 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
                      preds, rule, cal, raw)
 
 
+# Below this many rows the cross-fits run in this process whatever n_jobs says: starting a
+# worker (a fresh interpreter importing LightGBM and causalml) takes seconds, more than small
+# fits save.
+MIN_ROWS_FOR_WORKERS = 20_000
+
+
 def uplift_of(outcomes: pd.DataFrame) -> pd.DataFrame:
     """Uplift per treatment arm from predicted outcomes (control first): mu_a - mu_control,
     exactly what `UpliftModel.predict` returns (its `predict_outcomes` is built that way)."""
@@ -277,7 +283,7 @@ def cross_fit_candidates(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray,
     (the largest fold's, in the process that fitted it).
 
     Every (candidate, fold) fit is one job; `n_jobs` > 1 runs them in that many worker
-    processes, each LightGBM model on ONE thread. Processes rather than LightGBM threads because
+    processes (from MIN_ROWS_FOR_WORKERS rows), each LightGBM model on ONE thread. Processes rather than LightGBM threads because
     LightGBM's OpenMP threads spin-wait for each other: on a machine whose cores are busy with
     other work, 2 threads per model were measured 10-20x slower than 1 (20k rows, 3 arms, load
     ~7: S-learner fit 26 s against 2 s; the selection on 30k rows took 1,951 s before, 90 s
@@ -293,7 +299,7 @@ def cross_fit_candidates(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray,
     data = (X, y, labels, propensity)
     bar = progress(total=len(jobs), desc="cross-fitting candidates", unit="fit")
     done = []
-    if n_jobs == 1:
+    if n_jobs == 1 or len(X) < MIN_ROWS_FOR_WORKERS:
         _init_worker(*data)
         try:
             for c, train, test in jobs:
