@@ -7,7 +7,8 @@ effects differ in kind (other column names; the best arm depends on one feature)
   repetitions;
 - at the default exploration, the written plan reaches >= 85% of the oracle's true value
   (the LP on the true effects, same budget and capacities) on the second world with the
-  default model; on the simulator, at this test's size, about 58% (see that test).
+  default model; on the simulator, at this test's size, 58% (the bar there is 55%: the
+  issue's 85% is not reached, see that test for the measured reasons).
 """
 
 from __future__ import annotations
@@ -161,14 +162,22 @@ def test_second_world_plan_within_budget_and_near_the_oracle(world_b):
 
 @pytest.mark.slow
 def test_simulator_plan_within_budget_and_near_the_oracle(world_sim):
-    # measured 58% of the LP oracle with the model fitted on ~33k simulated dormant customers
-    # (55% before the per-arm calibration toward the arm's average effect). The 85% reached on
-    # the second world is NOT reached here, for two measured reasons (issue 9, reported to the
-    # lead): the simulator's uplift (about one point on a 3% base) cannot be learnt at this
-    # size (out of fold, the best linear predictor of the DR effect from the model's uplift has
-    # slopes 0.05-0.4 with standard errors 0.2-0.3), and holding the budget against the truth
-    # (the one-sided 95% bound of an off-policy cost whose SE is ~10% of this small budget)
-    # costs value: even the TRUE effects as scores reach only 88% of the LP under that bound
+    # Issue 9 asks >= 85% of the LP oracle on both worlds; on the simulator it is NOT reached,
+    # and the bar here stays at the measured level rather than a bar the model cannot meet.
+    # Measured (seeded as here, the default model = `model fit`'s per-arm selection, 5%
+    # exploration, the plan held under the one-sided 95% bound of its off-policy cost):
+    #   ~33k dormant customers (this test), budget 3,000, advisor capacity 400: 58.1% of the
+    #     oracle; the TRUE effects as scores reach 88.2% (the cost bound's price);
+    #   ~83k dormant customers (150k simulated), budget and capacity scaled with the
+    #     population (7,533, 1,004; the same problem per customer): 71.3%; the true effects
+    #     94.3% (the bound's relative width shrinks as 1/sqrt(n)).
+    # So the bound explains the gap only at this size; the rest is the model: the simulator's
+    # uplift (about one point on a ~3% base) is barely learnable (out of fold, the best linear
+    # predictor of the DR effect from the model's uplift has slopes 0.05-0.4, SEs 0.2-0.3),
+    # and 2.5x the customers moves the model from 66% to 76% of what the true effects reach.
+    # Per-arm non-negative stacking of the candidates measured 61.5% here (not adopted). The
+    # larger world does not reach 85% either and would add minutes to the suite:
+    # benchmarks/bench_plan_oracle.py measures both sizes (RESULTS.md, section plan_oracle).
     _check_world(world_sim, "customer_id", "arm", "reactivated", min_share=0.55)
 
 

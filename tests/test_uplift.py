@@ -202,7 +202,7 @@ def test_default_selection_recovers_true_uplift_on_the_simulator(world_experimen
     # the default grid of base capacities over the two fastest learners keeps this in minutes
     sel = select_per_arm(e.X, e.reactivated, e.treatment, propensity=prop, n_jobs=2,
                          learners=("s", "t"), folds=2)
-    m = UpliftModel(learner=sel.chosen, n_jobs=2).fit(e.X, e.reactivated, e.treatment,
+    m = UpliftModel(learner=sel.chosen, n_jobs=1).fit(e.X, e.reactivated, e.treatment,
                                                        propensity=prop)
     # scored against the simulator's truth, which the model never saw (only 0/1 outcomes)
     up = m.predict(e.X)
@@ -213,3 +213,28 @@ def test_default_selection_recovers_true_uplift_on_the_simulator(world_experimen
     # and beats treating everyone with the arm that is best on average
     avg = e.true_uplift.mean()
     assert value > max(avg.max(), 0) * len(e.X)
+
+
+@pytest.mark.slow
+def test_selection_in_worker_processes_equals_one_process_and_leaves_none_behind(monkeypatch):
+    """`n_jobs` worker processes give the same selection as one process, and none outlives the
+    call (a lingering worker keeps the caller's stdout open: a piped `model fit` would hang)."""
+    import multiprocessing
+
+    from upliftlab.uplift import select
+    from upliftlab.uplift.select import select_per_arm
+
+    monkeypatch.setattr(select, "MIN_ROWS_FOR_WORKERS", 0)  # workers even for these few rows
+    rng = np.random.default_rng(0)
+    n = 4_000
+    X = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})
+    t = rng.choice(["control", "a", "b"], n)
+    y = rng.binomial(1, 0.1 + 0.1 * (t == "a") * (X.x > 0))
+    kw = dict(learners=("s", "t"), base_models=("small",), folds=2)
+    one = select_per_arm(X, y, t, n_jobs=1, **kw)
+    two = select_per_arm(X, y, t, n_jobs=2, **kw)
+    assert multiprocessing.active_children() == []
+    assert one.chosen == two.chosen
+    pd.testing.assert_frame_equal(one.uplift, two.uplift)
+    pd.testing.assert_frame_equal(one.table.drop(columns=["fit_seconds", "peak_rss_mib"]),
+                                  two.table.drop(columns=["fit_seconds", "peak_rss_mib"]))

@@ -203,3 +203,34 @@ def test_fit_spec_form_on_a_designed_experiment(capsys, tmp_path):
     assert "customer_id" not in names
     # the design's weights (control 0.4, coupon 0.2 ...) are the propensities, not the counts
     assert meta["propensity"]["coupon"] == pytest.approx(0.2, abs=0.02)
+
+
+@pytest.mark.slow
+def test_fit_says_which_arm_cannot_be_told_from_zero(capsys, tmp_path):
+    """`model fit` prints per arm the learner and why (its cross-fitted policy value with the
+    interval); an arm with no true effect says so, and gets no normalised Qini (n/a, not a ratio
+    over ~0)."""
+    rng = np.random.default_rng(8)
+    n = 6_000
+    arm = rng.choice(["control", "real", "none"], n)
+    x1 = rng.normal(size=n)
+    y = rng.binomial(1, 0.1 + 0.15 * (arm == "real") * (x1 > 0))  # 'none': zero true effect
+    path = tmp_path / "exp.csv"
+    pd.DataFrame({"cid": np.arange(n), "arm": arm, "x1": x1, "x2": rng.normal(size=n),
+                  "y": y}).to_csv(path, index=False)
+    code, stdout, err = run(capsys, "model", "fit", "--data", str(path), "--arm-col", "arm",
+                            "--control", "control", "--metric", "y", "--feature", "x1",
+                            "--feature", "x2", "--folds", "2", "--bootstrap", "20",
+                            "--candidates", "t", "--base-models", "small",
+                            "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    lines = {a: next(l for l in stdout.splitlines() if l.startswith(f"  {a}: "))
+             for a in ("real", "none")}
+    for line in lines.values():
+        assert ": cross-fitted policy value for this arm" in line and "95% CI" in line
+    assert "cannot be told from zero" in lines["none"]
+    assert "cannot be told" not in lines["real"]
+    table = pd.read_csv(tmp_path / "m" / "comparison.csv")
+    none = table[table.arm == "none"]
+    assert none.qini.isna().all() and np.isfinite(none.qini_area).all()
+    assert table[table.arm == "real"].qini.notna().all()

@@ -19,7 +19,7 @@ def crossfit(hillstrom):
     X = hillstrom[FEATURES]
     y = hillstrom["visit"].to_numpy()
     t = hillstrom["segment"].to_numpy()
-    model = UpliftModel(control=CONTROL, learner=DEFAULT_LEARNER, n_jobs=2)
+    model = UpliftModel(control=CONTROL, learner=DEFAULT_LEARNER, n_jobs=1)
     # the design gave each of the three arms one third of the customers
     prop = {a: 1 / 3 for a in np.unique(t)}
     return X, y, t, prop, cross_fit_predict(model, X, y, t, propensity=prop, folds=3, random_state=0)
@@ -38,7 +38,7 @@ def test_hillstrom_qini_is_out_of_fold_and_positive(crossfit):
     assert table.loc["Womens E-Mail"].qini_low > 0.05
     # out of fold: the predictions of fold 0 are those of a model that never saw fold 0 ...
     train = cf.fold != 0
-    m = UpliftModel(control=CONTROL, learner=DEFAULT_LEARNER, n_jobs=2).fit(
+    m = UpliftModel(control=CONTROL, learner=DEFAULT_LEARNER, n_jobs=1).fit(
         X[train], y[train], t[train], propensity=prop)
     np.testing.assert_allclose(m.predict(X[~train]).to_numpy(), cf.uplift[~train].to_numpy())
     # ... and every row's fold is a held-out fold of a 3-fold split, balanced by arm
@@ -49,7 +49,7 @@ def test_hillstrom_qini_is_out_of_fold_and_positive(crossfit):
 def test_hillstrom_in_sample_scores_would_be_optimistic(crossfit):
     """Why cross-fitting matters: the same model scored on its own training rows looks better."""
     X, y, t, prop, cf = crossfit
-    m = UpliftModel(control=CONTROL, learner=DEFAULT_LEARNER, n_jobs=2).fit(X, y, t, propensity=prop)
+    m = UpliftModel(control=CONTROL, learner=DEFAULT_LEARNER, n_jobs=1).fit(X, y, t, propensity=prop)
     inside = m.predict(X)
     arm = "Womens E-Mail"
     rows = np.isin(t, [arm, CONTROL])

@@ -50,15 +50,16 @@ def model() -> None:
               help="Capacities of the LightGBM base models to compare: small (7 leaves, 300 "
                    "per leaf), medium (15, 100), large (LightGBM's defaults: 31, 20). Default "
                    "small,large.")
-@click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20),
+@click.option("--folds", default=3, show_default=True, type=click.IntRange(2, 20),
               help="Cross-fitting folds (every score is measured out of fold).")
 @click.option("--bootstrap", "n_bootstrap", default=200, show_default=True,
               type=click.IntRange(10, 10_000), help="Bootstrap resamples for the intervals.")
 @weight("With --data: the design's randomisation weight of an arm, e.g. control=0.25; "
         "repeat for every arm (default: the observed arm shares).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Folds, bootstrap, models.")
-@click.option("--n-jobs", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Threads per LightGBM model.")
+@click.option("--n-jobs", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes for the cross-fitting (each LightGBM model uses one "
+                   "thread: more threads per model spin-wait on a busy machine).")
 @click.option("--out", required=True, metavar="DIR",
               help="Output folder (replaced whole): model.pkl, model.json, comparison.csv/.json, "
                    "deciles.csv, qini_<arm>.png, oof_scores.parquet (out-of-fold scores of the "

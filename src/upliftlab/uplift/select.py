@@ -158,31 +158,26 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
                    alpha: float = 0.05, calibrated: bool = True) -> Selection:
     """Cross-fit every candidate on the same folds, choose per arm and calibrate the chosen
     uplift toward each arm's average effect (see the module doc; `calibrated=False` keeps the
-    chosen model's raw uplift)."""
+    chosen model's raw uplift). `n_jobs`: worker processes for the cross-fits, each LightGBM
+    model on one thread (`cross_fit_candidates`)."""
     from scipy.stats import norm
 
-    from upliftlab.progress import progress
-    from upliftlab.uplift.crossfit import _PeakRSS, cross_fit_predict, fold_ids
-    from upliftlab.uplift.model import UpliftModel
+    from upliftlab.uplift.crossfit import fold_ids
 
     cands = candidates(learners, base_models)
     if outcome != "binary":
         cands = [c for c in cands if c != "urf"]
     if not cands:
         raise InputError("learners: nothing to compare")
+    if not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise InputError(f"n_jobs: need a whole number >= 1, got {n_jobs!r}")
     y = np.asarray(y, dtype=float)
     labels = np.asarray(treatment).astype(str)
     fold = fold_ids(y, labels, folds, random_state)
-    preds, outs, secs, mem = {}, {}, {}, {}
-    for cand in progress(cands, desc="candidates", unit="model"):
-        model = UpliftModel(control=control, learner=cand, outcome=outcome,
-                            random_state=random_state, n_jobs=n_jobs)
-        t0 = time.perf_counter()
-        with _PeakRSS() as peak:
-            cf = cross_fit_predict(model, X, y, labels, propensity, fold, outcomes=True,
-                                   desc=f"cross-fitting {cand}")
-        secs[cand], mem[cand] = time.perf_counter() - t0, peak.delta_mib
-        preds[cand], outs[cand] = cf.uplift, cf.outcomes
+    outs, secs, mem = cross_fit_candidates(X, y, labels, cands, fold, control=control,
+                                           outcome=outcome, propensity=propensity,
+                                           random_state=random_state, n_jobs=n_jobs)
+    preds = {c: uplift_of(o) for c, o in outs.items()}
     first = outs[cands[0]]
     names = [str(c) for c in first.columns]           # control first
     arms = names[1:]
@@ -263,6 +258,112 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
                             index=X.index)
     return Selection(chosen, table, pd.DataFrame(effects), uplift, outcomes, fold, base_from,
                      preds, rule, cal, raw)
+
+
+# Below this many rows the cross-fits run in this process whatever n_jobs says: starting a
+# worker (a fresh interpreter importing LightGBM and causalml) takes seconds, more than small
+# fits save.
+MIN_ROWS_FOR_WORKERS = 20_000
+
+
+def uplift_of(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Uplift per treatment arm from predicted outcomes (control first): mu_a - mu_control,
+    exactly what `UpliftModel.predict` returns (its `predict_outcomes` is built that way)."""
+    base = outcomes.iloc[:, 0].to_numpy(dtype=float)
+    return pd.DataFrame({a: outcomes[a].to_numpy(dtype=float) - base
+                         for a in outcomes.columns[1:]}, index=outcomes.index)
+
+
+def cross_fit_candidates(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray,
+                         cands: Sequence[str], fold: np.ndarray, *, control: Any = "control",
+                         outcome: str = "binary", propensity: Any = None, random_state: int = 0,
+                         n_jobs: int = 1) -> tuple[dict, dict, dict]:
+    """Out-of-fold predicted outcomes (control first, X's index) of every candidate on the same
+    folds, with each candidate's fit + predict seconds (summed over its folds) and peak memory
+    (the largest fold's, in the process that fitted it).
+
+    Every (candidate, fold) fit is one job; `n_jobs` > 1 runs them in that many worker
+    processes (from MIN_ROWS_FOR_WORKERS rows), each LightGBM model on ONE thread. Processes rather than LightGBM threads because
+    LightGBM's OpenMP threads spin-wait for each other: on a machine whose cores are busy with
+    other work, 2 threads per model were measured 10-20x slower than 1 (20k rows, 3 arms, load
+    ~7: S-learner fit 26 s against 2 s; the selection on 30k rows took 1,951 s before, 90 s
+    after, benchmarks/RESULTS.md `causalml_synth`), while single-threaded processes at worst
+    share the cores.
+    """
+    from upliftlab.progress import progress
+    from upliftlab.uplift.crossfit import fold_splits
+
+    splits = list(fold_splits(fold, len(X)))
+    jobs = [(c, train, test) for c in cands for _, train, test in splits]
+    common = dict(control=control, outcome=outcome, random_state=random_state)
+    data = (X, y, labels, propensity)
+    bar = progress(total=len(jobs), desc="cross-fitting candidates", unit="fit")
+    done = []
+    if n_jobs == 1 or len(X) < MIN_ROWS_FOR_WORKERS:
+        _init_worker(*data)
+        try:
+            for c, train, test in jobs:
+                done.append(_fit_fold(c, train, test, **common))
+                bar.update()
+        finally:
+            _init_worker(None, None, None, None)  # hold no reference to the data
+    else:
+        # a pool of spawned processes that ends with this block: no worker outlives the call
+        # (a lingering worker would keep the caller's stdout open and hang whoever reads it);
+        # the data goes to each worker once, not with every job
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)),
+                                 mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=data) as pool:
+            futures = [pool.submit(_fit_fold, c, train, test, **common)
+                       for c, train, test in jobs]
+            try:
+                for f in futures:
+                    done.append(f.result())
+                    bar.update()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    bar.close()
+    outs, secs, mem = {}, {}, {}
+    for (cand, _, test), (frame, seconds, peak) in zip(jobs, done):
+        if cand not in outs:
+            outs[cand] = pd.DataFrame(np.nan, index=X.index, columns=frame.columns)
+            secs[cand], mem[cand] = 0.0, 0.0
+        outs[cand].iloc[test] = frame.to_numpy()
+        secs[cand] += seconds
+        mem[cand] = max(mem[cand], peak)
+    return outs, secs, mem
+
+
+_DATA: tuple = ()  # (X, y, labels, propensity) of the cross-fitting, set once per worker
+
+
+def _init_worker(X: pd.DataFrame, y: np.ndarray, labels: np.ndarray, propensity: Any) -> None:
+    global _DATA
+    _DATA = (X, y, labels, propensity)
+
+
+def _fit_fold(cand: str, train: np.ndarray, test: np.ndarray, *, control: Any, outcome: str,
+              random_state: int) -> tuple[pd.DataFrame, float, float]:
+    """One candidate fitted on rows `train` of the worker's data (one thread per LightGBM
+    model), its predicted outcomes on rows `test`; with the seconds and the peak memory above
+    the start (MiB) it took."""
+    from upliftlab.uplift.crossfit import _PeakRSS, _subset_propensity
+    from upliftlab.uplift.model import UpliftModel
+
+    X, y, labels, propensity = _DATA
+    t0 = time.perf_counter()
+    with _PeakRSS() as peak:
+        model = UpliftModel(control=control, learner=cand, outcome=outcome,
+                            random_state=random_state, n_jobs=1)
+        model.fit(X.iloc[train], y[train], labels[train],
+                  propensity=_subset_propensity(propensity, train))
+        frame = model.predict_outcomes(X.iloc[test])
+    return frame, time.perf_counter() - t0, peak.delta_mib
 
 
 def _propensities(propensity: Any, labels: np.ndarray, names: list[str]) -> np.ndarray:

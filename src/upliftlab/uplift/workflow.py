@@ -33,15 +33,19 @@ class FitSummary:
 
 
 def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outcome: str,
-                 out: str | Path, learner: str = "auto", folds: int = 5,
+                 out: str | Path, learner: str = "auto", folds: int = 3,
                  n_bootstrap: int = 200, propensity: Any = None, seed: int = 0,
-                 n_jobs: int = 1, outcome_name: str = "y",
+                 n_jobs: int = 2, outcome_name: str = "y",
                  learners: tuple[str, ...] | None = None,
                  base_models: tuple[str, ...] | None = None) -> FitSummary:
     """Cross-fit the candidates (learners x base-model capacities, `upliftlab.uplift.select`),
     choose per arm the one whose induced policy earns the most out of fold (or use `learner`),
     refit the per-arm model on all rows and write the model folder (replaced whole,
-    atomically).
+    atomically). `n_jobs` worker processes run the cross-fits (one LightGBM thread each).
+
+    3 folds by default: every candidate is fitted once per fold, so 5 folds cost twice the
+    fits of 3 (4 vs 2 training sets' worth of rows); 3 folds keep `model fit` within minutes at
+    100k customers (benchmarks/RESULTS.md `uplift_fit_time`).
 
     The folder holds model.pkl + model.json, selection.json (the learner per arm, why, and
     each arm's average effect), comparison.csv/.json (candidate x arm: cross-fitted policy
@@ -87,7 +91,7 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
     same = set(sel.chosen.values())
     final = UpliftModel(control=control, learner=same.pop() if len(same) == 1 else sel.chosen,
                         outcome=outcome, calibration=sel.calibration_map(),
-                        random_state=seed, n_jobs=n_jobs).fit(X, y, treatment,
+                        random_state=seed, n_jobs=1).fit(X, y, treatment,
                                                               propensity=propensity)
     deciles = uplift_by_decile(y, sel.uplift, treatment, control=str(control))
     oof = scores_frame(X.index.to_numpy(), sel.outcomes, final.control_,
