@@ -259,11 +259,11 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
         with store.transaction():
             store.ensure_report_schema()
             if engine == "spark":
-                got, data, on_spark, staged = _spark_outcomes(session, spec, source, start,
-                                                              report_day)
+                got, data, on_spark, release = _spark_outcomes(session, spec, source, start,
+                                                               report_day)
             else:
                 got = spec_outcomes(session, spec, source, start, report_day)
-                data, on_spark, staged = got.relation(), None, None
+                data, on_spark, release = got.relation(), None, None
             weights = design_weights(store, spec)
             past = store.weekly_history(spec.name, spec.version, before=report_day) \
                 if history else []
@@ -289,10 +289,8 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                                      revenue="revenue" if "revenue" in metrics else None,
                                      currency=spec.currency, engine=on_spark)
             finally:
-                if staged is not None:
-                    import shutil
-
-                    shutil.rmtree(staged, ignore_errors=True)
+                if release is not None:
+                    release()
             observed = min((report_day - start).days, spec.outcome_window_days)
             method = {**result.method,
                       "outcome_window_days": spec.outcome_window_days,
@@ -423,69 +421,73 @@ def spec_outcomes(session: Session, spec: Any, source: "OutcomeSource | str", st
 
 
 def _spark_outcomes(session: Session, spec: Any, source: "OutcomeSource", start: dt.date,
-                    report_day: dt.date) -> tuple[Any, Any, Any, Path]:
-    """`spec_outcomes` with Spark computing the outcomes (engine/spark_steps.outcomes_spark):
-    the stored assignment and the cohort's covariates and tier staged as Parquet for it.
-    Returns what the report reads of the outcomes (n_holdout, covariates, segments), the
-    Spark DataFrame the statistics aggregate, the SparkEngine and the staging folder (for the
-    caller to remove once the statistics are in)."""
+                    report_day: dt.date) -> tuple[Any, Any, Any, Any]:
+    """`spec_outcomes` with Spark computing the cohort (`spec_cohort_spark`) and the outcomes
+    (engine/spark_steps.outcomes_spark): the stored assignment (the store is the driver's)
+    staged as Parquet for it. Returns what the report reads of the outcomes (n_holdout,
+    covariates, segments), the Spark DataFrame the statistics aggregate, the SparkEngine and a
+    function that releases what was made (for the caller, once the statistics are in)."""
+    import shutil
     import tempfile
     from types import SimpleNamespace
 
-    from upliftlab.cohort_input import is_csv
     from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
+    from upliftlab.engine.spark_cohort import (check_spec_sources, require_parquet,
+                                               spec_cohort_spark, stage_parquet)
     from upliftlab.engine.spark_steps import spark_errors
-    from upliftlab.sources import literal
-    from upliftlab.spec_cohort import spec_cohort
 
-    if is_csv(source.location):
-        raise InputError(f"{source.location}: --engine spark reads Parquet transactions "
-                         "(convert the CSV with DuckDB first, or use the default engine)")
+    check_spec_sources(spec)  # a CSV is refused before the JVM starts
+    require_parquet(source.location, "transactions")
     engine = SparkEngine(local_session(master_from_env()))  # an EngineError says why not
     store = require_store(session, "spec_outcomes")
-    con = session.con
     n_holdout = store.arm_counts(spec.name, spec.version).get(HOLDOUT_ARM, 0)
-    cohort = spec_cohort(session, spec)
-    covariates = [c for c in spec.covariates if c in cohort.columns]
-    extra = [c for c in covariates + ["tier"] if c in cohort.columns]
     staged = Path(tempfile.mkdtemp(prefix="upliftlab-report-"))
+    cohort = None
+
+    def release() -> None:
+        if cohort is not None:
+            cohort.drop()
+        engine.drop(*_SPARK_REPORT_VIEWS)
+        shutil.rmtree(staged, ignore_errors=True)
+
     try:
-        a, c = staged / "assigned.parquet", staged / "cohort.parquet"
-        con.execute(f"COPY ({store.assignments_sql(spec.name, spec.version, holdout=False)}) "
-                    f"TO {literal(str(a))} (FORMAT parquet)")
-        con.execute(f"COPY (SELECT {', '.join(quote(x) for x in ['customer_id', *extra])} "
-                    f"FROM {cohort.sql}) TO {literal(str(c))} (FORMAT parquet)")
-        cohort.drop()
+        a = stage_parquet(session.con, store.assignments_sql(spec.name, spec.version,
+                                                             holdout=False),
+                          staged / "assigned.parquet")
+        cohort = spec_cohort_spark(engine, spec)
+        covariates = [c for c in spec.covariates if c in cohort.columns]
+        extra = [c for c in covariates + ["tier"] if c in cohort.columns]
         with spark_errors(source.location):
-            table, missing = _spark_outcomes_table(engine, a, c, source, start, report_day,
-                                                   spec.outcome_window_days, extra)
+            table, missing = _spark_outcomes_table(engine, a, cohort.name, source, start,
+                                                   report_day, spec.outcome_window_days, extra)
         segments = (["tier"] if "tier" in extra else []) + ["stratum"]
         if missing:
             covariates, segments = [], ["stratum"]
     except BaseException:
-        import shutil
-
-        shutil.rmtree(staged, ignore_errors=True)
+        release()
         raise
     got = SimpleNamespace(n_holdout=int(n_holdout), covariates=tuple(covariates),
                           segments=tuple(segments))
-    return got, table, engine, staged
+    return got, table, engine, release
 
 
-def _spark_outcomes_table(engine: Any, assigned: Path, cohort: Path, source: "OutcomeSource",
+_SPARK_REPORT_VIEWS = ("ul_spark_report_assigned", "ul_spark_report_tx",
+                       "ul_spark_report_outcomes", "ul_spark_report")
+
+
+def _spark_outcomes_table(engine: Any, assigned: Path, cohort: str, source: "OutcomeSource",
                           start: dt.date, report_day: dt.date, window_days: int,
                           extra: list[str]) -> tuple[Any, int]:
-    """The outcomes with the cohort's columns on Spark, and how many rows lack them."""
+    """The outcomes with the cohort's columns (`cohort`: a Spark view) on Spark, and how many
+    rows lack them."""
     from upliftlab.engine.spark_steps import outcomes_spark
 
     engine.register(str(assigned), "ul_spark_report_assigned")
-    engine.register(str(cohort), "ul_spark_report_cohort")
     engine.register(source.location, "ul_spark_report_tx")
     outcomes_spark(engine, "ul_spark_report_assigned", "ul_spark_report_tx", start=start,
                    as_of=report_day, window_days=window_days,
                    columns=source.columns).createOrReplaceTempView("ul_spark_report_outcomes")
-    table = engine.sql(outcomes_with_cohort_sql("ul_spark_report_outcomes",
-                                                "ul_spark_report_cohort", extra))
+    table = engine.sql(outcomes_with_cohort_sql("ul_spark_report_outcomes", cohort, extra))
     table.createOrReplaceTempView("ul_spark_report")
     missing = engine.execute("SELECT count(*) FROM ul_spark_report WHERE " + " OR ".join(
         f"{quote(x)} IS NULL" for x in extra)).fetchone()[0] if extra else 0

@@ -208,8 +208,8 @@ def test_assign_export_report_on_spark_equal_duckdb(spark, world, tmp_path, caps
     d, s = _stored(d_store), _stored(s_store)
     assert s["assignments"] == d["assignments"] and s["allocations"] == d["allocations"]
     assert len(d["assignments"]) > 200
-    assert {r[4].split("|")[-1] for r in d["assignments"]} >= {"value_band=low",
-                                                                "value_band=high"}
+    assert len({r[4].split("value_band=")[-1] for r in d["assignments"]
+                if "value_band=" in r[4]}) >= 2
     _same_checks(s["checks"], d["checks"])
     assert printed["spark"] == printed["duckdb"]
     assert list(lists["spark"]) == list(lists["duckdb"])
