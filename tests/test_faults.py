@@ -378,6 +378,18 @@ CASES = [
           ("model-score", [*SCORE[:-1], "scores2.parquet"]),
           ("assign", ["assign", SPEC, "--store", STORE]),
           ("export", ["export", SPEC, "--store", STORE, "--out", "lists"]))),
+    # Spark reads the spec's sources as Parquet: a CSV is named before Spark starts
+    Case("assign-engine-spark-csv-cohort", ["assign", "experiments/bad_table.toml", "--store",
+                                            STORE, "--engine", "spark"],
+         "cohort_bad.csv: --engine spark reads Parquet cohort tables"),
+    Case("export-engine-spark-csv-cohort", ["export", "experiments/bad_table.toml", "--store",
+                                            STORE, "--out", "lists", "--engine", "spark"],
+         "cohort_bad.csv: --engine spark reads Parquet cohort tables"),
+    Case("report-engine-spark-csv-transactions", ["report", SPEC, "--as-of", "2026-01-26",
+                                                  "--store", STORE, "--transactions",
+                                                  "tx_bad.csv", "--out", "rep2",
+                                                  "--engine", "spark"],
+         "tx_bad.csv: --engine spark reads Parquet transactions"),
     # the touch section runs on DuckDB only: said before anything starts or is written
     Case("report-engine-spark-touches", ["report", SPEC, "--as-of", "2026-01-26", "--store",
                                          STORE, "--transactions", TX_GLOB, "--out", "rep2",

@@ -242,6 +242,11 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
     if analysis is None:
         analysis = "fixed" if closed else "sequential"
     source = outcome_source(spec, transactions, columns)
+    if engine == "spark":  # what Spark cannot read is said before anything starts
+        from upliftlab.engine.spark_cohort import check_spec_sources, require_parquet
+
+        check_spec_sources(spec)
+        require_parquet(source.location, "transactions")
     if engine == "spark" and (touches is not None or spec.touches is not None):
         raise InputError("report --engine spark: the touch section runs on DuckDB only; "
                          "report this experiment without --engine spark")
