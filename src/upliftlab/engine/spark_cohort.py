@@ -43,10 +43,7 @@ class SparkCohort:
 
     def drop(self) -> None:
         """Release the cache and every temp view the stage made."""
-        for view in dict.fromkeys((self.name, *self.views)):
-            if self.engine.spark.catalog.tableExists(view):
-                self.engine.spark.catalog.uncacheTable(view)
-            self.engine.drop(view)
+        self.engine.drop(*dict.fromkeys((self.name, *self.views)))
 
 
 def require_parquet(location: Any, what: str) -> None:

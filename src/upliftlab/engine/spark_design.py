@@ -65,6 +65,7 @@ def assign_to_parquet(engine: "SparkEngine", pool: Any, design: Any, out: str | 
         counts = {r["arm"]: int(r["n"]) for r in
                   engine.spark.read.parquet(spark_path(out)).groupBy("arm").count()
                   .withColumnRenamed("count", "n").collect()}
+        engine.drop("ul_spark_pool", "ul_spark_pool_src")  # assign_spark's views
     return SparkAssignment(out, allocation, counts)
 
 
