@@ -135,18 +135,23 @@ def outcome_source(spec: Any, transactions: str | None = None,
 
 
 def check_outcome_source(session: Session, source: OutcomeSource, assigned: str,
-                         start: dt.date) -> OutcomeSource:
+                         start: dt.date, *, engine: Any = None) -> OutcomeSource:
     """Refuse an outcome source that would give silent zeros; return it with what was found.
 
     `assigned` is the SQL of the experiment's customers (customer_id as text). Refused
     (InputError): no purchase on or after `start`; ids of another type than the store's
     (integers against text ids); no purchase from `start` on by any customer of the experiment.
+    `engine`: a SparkEngine that runs the same queries (`assigned` then over its views).
     """
     from upliftlab.sources import register, require_columns
 
-    con = require_session(session, "check_outcome_source").con
-    tx = session.temp_name("tx")
-    have = register(con, source.location, tx)
+    if engine is None:
+        con = require_session(session, "check_outcome_source").con
+        tx = session.temp_name("tx")
+        have = register(con, source.location, tx)
+    else:
+        con, tx = engine, "ul_spark_check_tx"
+        have = engine.register(source.location, tx)
     cols = source.columns
     try:
         require_columns(have, [cols.customer_id, cols.timestamp, cols.amount],
@@ -176,7 +181,7 @@ def check_outcome_source(session: Session, source: OutcomeSource, assigned: str,
                          params=["customer_col"])
     matched, outside, example = con.execute(
         source_match_sql(tx, cols, start, assigned)).fetchone()
-    session.drop(tx)
+    (engine.drop if engine is not None else session.drop)(tx)
     if not matched:
         sample = con.execute(f"SELECT customer_id FROM ({assigned}) a LIMIT 1").fetchone()
         raise InputError(f"outcome source {source.location}: none of its {outside:,} purchases "
@@ -256,8 +261,9 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
         if store.experiment(spec.name, spec.version) is None:
             raise StoreError(f"experiment '{spec.name}' v{spec.version} is not in {store_path} "
                              "(run `upliftlab assign` first)")
-        source = check_outcome_source(store.session, source, store.assignments_sql(
-            spec.name, spec.version, holdout=False), start)
+        assigned = store.assignments_sql(spec.name, spec.version, holdout=False)
+        source = (check_outcome_source(store.session, source, assigned, start)
+                  if engine != "spark" else _check_on_spark(store.session, source, assigned, start))
 
     with open_store(store_path) as store:
         session = store.session
@@ -424,6 +430,22 @@ def spec_outcomes(session: Session, spec: Any, source: "OutcomeSource | str", st
         segments = ["stratum"]
     return OutcomesHandle(session, outcomes, table, cohort, int(n_holdout), tuple(covariates),
                           tuple(segments))
+
+
+def _check_on_spark(session: Session, source: "OutcomeSource", assigned: str,
+                    start: dt.date) -> "OutcomeSource":
+    """`check_outcome_source` with Spark reading the source: the store's rows (`assigned`)
+    staged for it; everything made is released at once (the session stays up for the rest)."""
+    from upliftlab.engine.spark_steps import spark_errors
+
+    side = _SparkReport(session)
+    try:
+        view = side.stage(assigned, "ul_spark_check_assigned")
+        with spark_errors(source.location):
+            return check_outcome_source(session, source, f"SELECT * FROM {view}", start,
+                                        engine=side.engine)
+    finally:
+        side.release()
 
 
 class _SparkReport:
