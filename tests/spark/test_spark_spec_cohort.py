@@ -126,6 +126,12 @@ def test_spec_cohort_on_spark_checks_as_duckdb(engine, world):
         "empty": base.replace('as_of = "2026-01-05"', 'as_of = "2026-01-05"\n'
                               'dormant_after = 5000\ntiers = "long"'),
     }
+    # a ready table with a repeated id: refused after its value bands are made
+    pd.DataFrame({"customer_id": [1, 2, 2, 3], "tier": ["short", "mid", "mid", "long"],
+                  "revenue_365d": [10.0, 50.0, 50.0, 90.0], "orders_730d": [1, 2, 2, 3]}
+                 ).to_parquet(world / "dups.parquet", index=False)
+    bad["duplicate-ids"] = base.replace('transactions = "world/transactions.parquet"',
+                                        'table = "dups.parquet"')
     for name, text in bad.items():
         path = world / f"bad-{name}.toml"
         path.write_text(text)
@@ -140,6 +146,9 @@ def test_spec_cohort_on_spark_checks_as_duckdb(engine, world):
     csv.write_text(base.replace("world/transactions.parquet", "world/transactions.csv"))
     with pytest.raises(InputError, match="--engine spark reads Parquet transactions"):
         spec_cohort_spark(engine, load_spec(csv))
+    # a refused cohort leaves nothing behind on the session
+    assert not [t.name for t in engine.spark.catalog.listTables() if t.isTemporary
+                and t.name.startswith(("ul_spark_cohort", "ul_spark_risk"))]
 
 
 def _not_on_duckdb(*args, **kwargs):
@@ -147,19 +156,13 @@ def _not_on_duckdb(*args, **kwargs):
 
 
 def _stored(path: Path) -> dict:
+    """The store's assignments and allocations (test_spark_commands.stored), and its checks."""
+    from test_spark_commands import stored
+
     with open_store(path, read_only=True) as store:
-        con = store.con
-        return {
-            "assignments": con.execute(
-                "SELECT experiment, version, customer_id, arm, stratum, batch, method_version "
-                "FROM assignments ORDER BY customer_id").fetchall(),
-            "allocations": con.execute(
-                "SELECT * EXCLUDE (assigned_at) FROM allocations ORDER BY batch, arm"
-            ).fetchall(),
-            "checks": con.execute(
-                "SELECT kind, scope, statistic, p_value, ok FROM checks "
-                "ORDER BY kind, scope, details").fetchall(),
-        }
+        checks = store.con.execute("SELECT kind, scope, statistic, p_value, ok FROM checks "
+                                   "ORDER BY kind, scope, details").fetchall()
+    return {**stored(path), "checks": checks}
 
 
 def _same_checks(got: list, want: list) -> None:

@@ -81,7 +81,6 @@ def spec_cohort_spark(engine: "SparkEngine", spec: "ExperimentSpec") -> SparkCoh
     views: list[str] = [src]
     source = spec.resolve(c.table if c.table is not None else c.transactions)
     where = f"cohort of {source}"
-    cohort = None
     try:
         with spark_errors(source):
             if c.table is not None:
@@ -100,7 +99,7 @@ def spec_cohort_spark(engine: "SparkEngine", spec: "ExperimentSpec") -> SparkCoh
             # computed once, read by every check and step after (DuckDB: a TEMP TABLE)
             engine.spark.table(src).createOrReplaceTempView(raw)
             engine.spark.catalog.cacheTable(raw)
-            cohort = SparkCohort(engine, raw, (), where, tuple(views))
+            views.append(raw)
             if not engine.execute(f"SELECT count(*) FROM {quote(raw)}").fetchone()[0]:
                 raise InputError(f"{where}: no customers (the cohort is empty)")
             check_covariates(engine, raw, spec, where)
@@ -108,14 +107,11 @@ def spec_cohort_spark(engine: "SparkEngine", spec: "ExperimentSpec") -> SparkCoh
             if "value_band" in spec.strata:
                 name = f"ul_spark_cohort{k}"
                 add_value_band(engine, raw, spec.value_band, name, where)
-                engine.spark.catalog.cacheTable(name)
-                views.append(raw)  # cached too, until the cohort is dropped
+                engine.spark.catalog.cacheTable(name)  # raw stays cached until the drop
+                views.append(name)
             columns = validate_cohort(engine, name, where, [*spec.strata, *spec.covariates])
     except BaseException:
-        if cohort is not None:
-            cohort.drop()
-        else:
-            engine.drop(*views)
+        engine.drop(*views)
         raise
     return SparkCohort(engine, name, tuple(columns), where, tuple(v for v in views if v != name))
 
