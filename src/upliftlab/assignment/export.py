@@ -83,9 +83,9 @@ def export_contacts(spec: "ExperimentSpec", store: "Store", out_dir: str, fmt: s
 
 def feature_sql(types: dict[str, str], prefix: str = "") -> list[str]:
     """The exported cohort features that the cohort has (`types`: column -> DuckDB type name),
-    as SQL over the cohort (`prefix`: its alias and a dot): money rounded to cents by one expression that DuckDB and Spark
-    compute alike (their round(x, 2) differ at a half cent: DuckDB rounds the binary value,
-    Spark its shortest decimal text)."""
+    as SQL over the cohort (`prefix`: its alias and a dot): money rounded to cents by one
+    expression that DuckDB and Spark compute alike (their round(x, 2) differ at a half cent:
+    DuckDB rounds the binary value, Spark its shortest decimal text)."""
     return [f"round({prefix}{quote(f)} * 100) / 100 AS {quote(f)}"
             if f.startswith(_MONEY_PREFIXES) and types[f] in FLOAT_TYPES
             else f"{prefix}{quote(f)}" for f in EXPORT_FEATURES if f in types]

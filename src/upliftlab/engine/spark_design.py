@@ -204,4 +204,5 @@ def write_contacts_spark(assignment: "DataFrame | str | os.PathLike", out_dir: s
     return [str(out / f"{experiment}_v{version}_{label}.parquet") for label in names]
 
 
-__all__ = ["ASSIGNMENT_COLUMNS", "SparkAssignRun", "SparkAssignment", "assign_to_parquet", "write_contacts_spark"]
+__all__ = ["ASSIGNMENT_COLUMNS", "SparkAssignRun", "SparkAssignment", "assign_to_parquet",
+           "write_contacts_spark"]
