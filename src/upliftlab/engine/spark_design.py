@@ -1,10 +1,11 @@
-"""The Spark side of `assign`, `export` and the store: an assignment made on Spark written as
-Parquet (the full assignment, and the contact lists per treatment arm), and read back by the
-store's DuckDB connection as a relation, so the store records it by its own method.
+"""The Spark side of `assign`, `export` and the store: `assign`'s run on Spark (`SparkAssignRun`:
+the spec's cohort, the new customers' arms, the checks), an assignment made on Spark written as
+Parquet and read back by the store's DuckDB connection as a relation, so the store records it by
+its own method, and the contact lists per treatment arm.
 
-The customers never pass through Python: Spark writes Parquet parts, DuckDB reads them. The
-commands call these through a few lines (see README "On Apache Spark": what `assign`, `export`
-and `report` do with `--engine spark`).
+The customers never pass through Python: Spark writes Parquet parts, DuckDB reads them; only the
+store's own rows go the other way (see README "On Apache Spark": what `assign`, `export` and
+`report` do with `--engine spark`).
 """
 
 from __future__ import annotations
