@@ -125,10 +125,10 @@ def at_risk_spark(engine: "SparkEngine", model_dir: str | os.PathLike, transacti
     (`at_risk_select`) as the temp view `view`. Returns the other views it made."""
     from upliftlab.engine.spark_steps import cohort_spark
     from upliftlab.risk.model import check_features
-    from upliftlab.risk.workflow import _model_inputs, at_risk_select, load_risk_model
+    from upliftlab.risk.workflow import at_risk_select, load_risk_model, model_inputs
 
     model = load_risk_model(model_dir)
-    dormant_after, _ = _model_inputs(model, None)  # a model of engagement events: refused
+    dormant_after, _ = model_inputs(model, None)  # a model of engagement events: refused
     k = next(_ids)
     tx, scored = f"ul_spark_risk{k}_tx", f"ul_spark_risk{k}_scored"
     feats = cohort_spark(engine, transactions, as_of, dormant_after=dormant_after,

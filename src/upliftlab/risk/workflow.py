@@ -207,7 +207,9 @@ def load_risk_model(path: str | Path) -> Any:
 
 # ------------------------------------------------------------------------------------ scoring
 
-def _model_inputs(model: Any, events: Any) -> tuple[int, list[str] | None]:
+def model_inputs(model: Any, events: Any) -> tuple[int, list[str] | None]:
+    """The `dormant_after` a risk model was fitted with and its event types (None without);
+    an InputError when it needs engagement events and `events` is None."""
     meta = getattr(model, "metadata_", {}) or {}
     types = meta.get("event_types")
     if types and events is None:
@@ -229,7 +231,7 @@ def score_relation(con: "duckdb.DuckDBPyConnection", model: Any, transactions: A
     from upliftlab.progress import progress
     from upliftlab.risk.model import check_features
 
-    dormant_after, types = _model_inputs(model, events)
+    dormant_after, types = model_inputs(model, events)
     rel = active_features(con, transactions, as_of, dormant_after=dormant_after, columns=columns,
                           discount_col=discount_col, events=events, event_columns=event_columns,
                           types=types)
@@ -394,5 +396,5 @@ def training_range_check(transactions: Any, snapshot: Any, horizon: int | None,
 
 
 __all__ = ["KIND", "RiskFit", "at_risk_cut_sql", "at_risk_select", "at_risk_view",
-           "default_snapshots", "fit_risk", "level_summary", "load_risk_model", "save_risk_model",
-           "score_active", "score_relation"]
+           "default_snapshots", "fit_risk", "level_summary", "load_risk_model", "model_inputs",
+           "save_risk_model", "score_active", "score_relation"]
