@@ -378,11 +378,25 @@ CASES = [
           ("model-score", [*SCORE[:-1], "scores2.parquet"]),
           ("assign", ["assign", SPEC, "--store", STORE]),
           ("export", ["export", SPEC, "--store", STORE, "--out", "lists"]))),
-    # the touch section runs on DuckDB only: said before anything starts or is written
-    Case("report-engine-spark-touches", ["report", SPEC, "--as-of", "2026-01-26", "--store",
-                                         STORE, "--transactions", TX_GLOB, "--out", "rep2",
-                                         "--engine", "spark"],
-         "the touch section runs on DuckDB only"),
+    # Spark reads the spec's sources as Parquet: a CSV is named before Spark starts
+    Case("assign-engine-spark-csv-cohort", ["assign", "experiments/bad_table.toml", "--store",
+                                            STORE, "--engine", "spark"],
+         "cohort_bad.csv: --engine spark reads Parquet cohort tables"),
+    Case("export-engine-spark-csv-cohort", ["export", "experiments/bad_table.toml", "--store",
+                                            STORE, "--out", "lists", "--engine", "spark"],
+         "cohort_bad.csv: --engine spark reads Parquet cohort tables"),
+    Case("report-engine-spark-csv-transactions", ["report", SPEC, "--as-of", "2026-01-26",
+                                                  "--store", STORE, "--transactions",
+                                                  "tx_bad.csv", "--out", "rep2",
+                                                  "--engine", "spark"],
+         "tx_bad.csv: --engine spark reads Parquet transactions"),
+    # on Spark the touch log is read as Parquet too: a CSV named before anything starts
+    Case("report-engine-spark-csv-touches", ["report", SPEC, "--as-of", "2026-01-26", "--store",
+                                             STORE, "--transactions", TX_GLOB, "--touches",
+                                             "touches.csv", "--out", "rep2", "--engine", "spark"],
+         "touches.csv: --engine spark reads Parquet touch logs",
+         lambda p: pd.read_parquet(p / "world" / "touches.parquet").to_csv(
+             p / "touches.csv", index=False)),
 ]
 
 

@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -43,8 +44,12 @@ def new_queries() -> dict[str, str]:
     from upliftlab.assignment import sql as a
     from upliftlab.cohort_input import clean_view_sql, quick_check_sqls
     from upliftlab.sources import ColumnMap
+    from upliftlab.risk.workflow import at_risk_cut_sql, at_risk_select
     from upliftlab.spec_cohort import duplicate_ids_sql, value_band_cuts_sql, value_band_sql
+    from upliftlab.store import Store
 
+    # a risk model's saved levels are all the at-risk query reads of it
+    risk_model = SimpleNamespace(metadata_={"levels": {"high": 0.7, "medium": 0.3}})
     crm = ColumnMap("client", "bought_at", "net")
     quick, total = quick_check_sqls("tx_clean", True, True)
     return {
@@ -78,6 +83,13 @@ def new_queries() -> dict[str, str]:
         "value_band_cuts": value_band_cuts_sql("cohort", "revenue_365d", [1 / 3, 2 / 3]),
         "value_band": value_band_sql("cohort", ["customer_id", "tier", "revenue_365d"],
                                      "revenue_365d", [40.0, 120.0], ["low", "mid", "high"]),
+        "at_risk_cut": at_risk_cut_sql("scored", 0.2),
+        "at_risk_levels": at_risk_select(None, "scored", ["customer_id", "tier", "risk"],
+                                         risk_model, min_level="medium"),
+        # the experiment's customers already in the store, as a second engine reads a copy
+        "not_assigned": "SELECT c.customer_id FROM cohort c WHERE "
+                        + Store.not_assigned_sql(None, "exp", 1, "c.customer_id",
+                                                 table="assigned_before"),
     }
 
 

@@ -135,18 +135,23 @@ def outcome_source(spec: Any, transactions: str | None = None,
 
 
 def check_outcome_source(session: Session, source: OutcomeSource, assigned: str,
-                         start: dt.date) -> OutcomeSource:
+                         start: dt.date, *, engine: Any = None) -> OutcomeSource:
     """Refuse an outcome source that would give silent zeros; return it with what was found.
 
     `assigned` is the SQL of the experiment's customers (customer_id as text). Refused
     (InputError): no purchase on or after `start`; ids of another type than the store's
     (integers against text ids); no purchase from `start` on by any customer of the experiment.
+    `engine`: a SparkEngine that runs the same queries (`assigned` then over its views).
     """
     from upliftlab.sources import register, require_columns
 
-    con = require_session(session, "check_outcome_source").con
-    tx = session.temp_name("tx")
-    have = register(con, source.location, tx)
+    if engine is None:
+        con = require_session(session, "check_outcome_source").con
+        tx = session.temp_name("tx")
+        have = register(con, source.location, tx)
+    else:
+        con, tx = engine, "ul_spark_check_tx"
+        have = engine.register(source.location, tx)
     cols = source.columns
     try:
         require_columns(have, [cols.customer_id, cols.timestamp, cols.amount],
@@ -176,7 +181,7 @@ def check_outcome_source(session: Session, source: OutcomeSource, assigned: str,
                          params=["customer_col"])
     matched, outside, example = con.execute(
         source_match_sql(tx, cols, start, assigned)).fetchone()
-    session.drop(tx)
+    (engine.drop if engine is not None else session.drop)(tx)
     if not matched:
         sample = con.execute(f"SELECT customer_id FROM ({assigned}) a LIMIT 1").fetchone()
         raise InputError(f"outcome source {source.location}: none of its {outside:,} purchases "
@@ -209,7 +214,7 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
     `touches` (default the spec's [touches] source) adds the funnel and the effects on the
     reached (`touch_columns`: a `TouchColumns`, default the spec's [touches.columns]).
     `engine="spark"`: the outcomes and the per-arm sufficient statistics are computed on Spark
-    (Parquet outcome sources; no touch section yet); the statistics are the same code.
+    (Parquet sources; the touch section too); the statistics are the same code.
     """
     from upliftlab.analysis import analyze
     from upliftlab.report import load_model_section, load_policy_section, write_report
@@ -242,28 +247,33 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
     if analysis is None:
         analysis = "fixed" if closed else "sequential"
     source = outcome_source(spec, transactions, columns)
-    if engine == "spark" and (touches is not None or spec.touches is not None):
-        raise InputError("report --engine spark: the touch section runs on DuckDB only; "
-                         "report this experiment without --engine spark")
+    if engine == "spark":  # what Spark cannot read is said before anything starts
+        from upliftlab.engine.spark_cohort import check_spec_sources, require_parquet
+
+        check_spec_sources(spec)
+        require_parquet(source.location, "transactions")
+        log = touches or (spec.resolve(spec.touches.source) if spec.touches else None)
+        if log is not None:
+            require_parquet(log, "touch logs")
 
     # every check of the outcome source runs on a read-only store: a refusal changes nothing
     with open_store(store_path, read_only=True) as store:
         if store.experiment(spec.name, spec.version) is None:
             raise StoreError(f"experiment '{spec.name}' v{spec.version} is not in {store_path} "
                              "(run `upliftlab assign` first)")
-        source = check_outcome_source(store.session, source, store.assignments_sql(
-            spec.name, spec.version, holdout=False), start)
+        assigned = store.assignments_sql(spec.name, spec.version, holdout=False)
+        source = (check_outcome_source(store.session, source, assigned, start)
+                  if engine != "spark" else _check_on_spark(store.session, source, assigned, start))
 
     with open_store(store_path) as store:
         session = store.session
         with store.transaction():
             store.ensure_report_schema()
             if engine == "spark":
-                got, data, on_spark, staged = _spark_outcomes(session, spec, source, start,
-                                                              report_day)
+                got, data, on_spark = _spark_outcomes(session, spec, source, start, report_day)
             else:
                 got = spec_outcomes(session, spec, source, start, report_day)
-                data, on_spark, staged = got.relation(), None, None
+                data, on_spark = got.relation(), None
             weights = design_weights(store, spec)
             past = store.weekly_history(spec.name, spec.version, before=report_day) \
                 if history else []
@@ -287,12 +297,15 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                                      correction=correction, planned_n=n_assigned or None,
                                      experiment=spec.name, as_of=report_day, weights=weights,
                                      revenue="revenue" if "revenue" in metrics else None,
-                                     currency=spec.currency, engine=on_spark)
+                                     currency=spec.currency,
+                                     engine=on_spark.engine if on_spark is not None else None)
+                touch_result = spec_touches(session, spec, got, touches, touch_columns,
+                                            start, min(window_end, report_day),
+                                            spec.alpha if alpha is None else alpha,
+                                            spark=on_spark)
             finally:
-                if staged is not None:
-                    import shutil
-
-                    shutil.rmtree(staged, ignore_errors=True)
+                if on_spark is not None:
+                    on_spark.release()
             observed = min((report_day - start).days, spec.outcome_window_days)
             method = {**result.method,
                       "outcome_window_days": spec.outcome_window_days,
@@ -317,9 +330,6 @@ def report_spec(spec_path: str, *, as_of: Any, out: str | None, store_path: str,
                     "All outcome windows are closed: this final report is fixed-horizon; the "
                     "weekly reports before it were sequential.")
             result = replace(result, method={**method, "notes": notes})
-            touch_result = spec_touches(session, spec, got, touches, touch_columns,
-                                        start, min(window_end, report_day),
-                                        spec.alpha if alpha is None else alpha)
             revision, earlier = _revision(store, spec, report_day, result)
             if earlier is not None:
                 result = replace(result, method={
@@ -422,70 +432,105 @@ def spec_outcomes(session: Session, spec: Any, source: "OutcomeSource | str", st
                           tuple(segments))
 
 
+def _check_on_spark(session: Session, source: "OutcomeSource", assigned: str,
+                    start: dt.date) -> "OutcomeSource":
+    """`check_outcome_source` with Spark reading the source: the store's rows (`assigned`)
+    staged for it; everything made is released at once (the session stays up for the rest)."""
+    from upliftlab.engine.spark_steps import spark_errors
+
+    side = _SparkReport(session)
+    try:
+        view = side.stage(assigned, "ul_spark_check_assigned")
+        with spark_errors(source.location):
+            return check_outcome_source(session, source, f"SELECT * FROM {view}", start,
+                                        engine=side.engine)
+    finally:
+        side.release()
+
+
+class _SparkReport:
+    """The report's Spark side: the engine, the Parquet it staged from the store (the store is
+    the driver's), the spec's cohort built on Spark; `release` removes them all."""
+
+    VIEWS = ("ul_spark_report_assigned", "ul_spark_report_tx", "ul_spark_report_outcomes",
+             "ul_spark_report")
+
+    def __init__(self, session: Session) -> None:
+        import tempfile
+
+        from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
+
+        self.engine = SparkEngine(local_session(master_from_env()))  # EngineError says why not
+        self.session, self.cohort = session, None
+        self.dir = Path(tempfile.mkdtemp(prefix="upliftlab-report-"))
+        self.views: list[str] = list(self.VIEWS)
+
+    def stage(self, sql: str, name: str) -> str:
+        """The rows of the store's query `sql` as the Spark temp view `name`."""
+        from upliftlab.engine.spark_cohort import stage_parquet
+
+        self.engine.register(stage_parquet(self.session.con, sql, self.dir / f"{name}.parquet"),
+                             name)
+        self.views.append(name)
+        return name
+
+    def release(self) -> None:
+        import shutil
+
+        if self.cohort is not None:
+            self.cohort.drop()
+        self.engine.drop(*self.views)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def _spark_outcomes(session: Session, spec: Any, source: "OutcomeSource", start: dt.date,
-                    report_day: dt.date) -> tuple[Any, Any, Any, Path]:
-    """`spec_outcomes` with Spark computing the outcomes (engine/spark_steps.outcomes_spark):
-    the stored assignment and the cohort's covariates and tier staged as Parquet for it.
-    Returns what the report reads of the outcomes (n_holdout, covariates, segments), the
-    Spark DataFrame the statistics aggregate, the SparkEngine and the staging folder (for the
-    caller to remove once the statistics are in)."""
-    import tempfile
+                    report_day: dt.date) -> tuple[Any, Any, _SparkReport]:
+    """`spec_outcomes` with Spark computing the cohort (`spec_cohort_spark`) and the outcomes
+    (engine/spark_steps.outcomes_spark) from the stored assignment. Returns what the report
+    reads of the outcomes (n_holdout, covariates, segments, the Spark view `table`), the Spark
+    DataFrame the statistics aggregate, and the Spark side (for the touch section and for the
+    caller to release once the statistics are in)."""
     from types import SimpleNamespace
 
-    from upliftlab.cohort_input import is_csv
-    from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
+    from upliftlab.engine.spark_cohort import spec_cohort_spark
     from upliftlab.engine.spark_steps import spark_errors
-    from upliftlab.sources import literal
-    from upliftlab.spec_cohort import spec_cohort
 
-    if is_csv(source.location):
-        raise InputError(f"{source.location}: --engine spark reads Parquet transactions "
-                         "(convert the CSV with DuckDB first, or use the default engine)")
-    engine = SparkEngine(local_session(master_from_env()))  # an EngineError says why not
+    side = _SparkReport(session)
     store = require_store(session, "spec_outcomes")
-    con = session.con
     n_holdout = store.arm_counts(spec.name, spec.version).get(HOLDOUT_ARM, 0)
-    cohort = spec_cohort(session, spec)
-    covariates = [c for c in spec.covariates if c in cohort.columns]
-    extra = [c for c in covariates + ["tier"] if c in cohort.columns]
-    staged = Path(tempfile.mkdtemp(prefix="upliftlab-report-"))
     try:
-        a, c = staged / "assigned.parquet", staged / "cohort.parquet"
-        con.execute(f"COPY ({store.assignments_sql(spec.name, spec.version, holdout=False)}) "
-                    f"TO {literal(str(a))} (FORMAT parquet)")
-        con.execute(f"COPY (SELECT {', '.join(quote(x) for x in ['customer_id', *extra])} "
-                    f"FROM {cohort.sql}) TO {literal(str(c))} (FORMAT parquet)")
-        cohort.drop()
+        assigned = side.stage(store.assignments_sql(spec.name, spec.version, holdout=False),
+                              "ul_spark_report_assigned")
+        side.cohort = cohort = spec_cohort_spark(side.engine, spec)
+        covariates = [c for c in spec.covariates if c in cohort.columns]
+        extra = [c for c in covariates + ["tier"] if c in cohort.columns]
         with spark_errors(source.location):
-            table, missing = _spark_outcomes_table(engine, a, c, source, start, report_day,
-                                                   spec.outcome_window_days, extra)
+            table, missing = _spark_outcomes_table(side.engine, assigned, cohort.name, source,
+                                                   start, report_day, spec.outcome_window_days,
+                                                   extra)
         segments = (["tier"] if "tier" in extra else []) + ["stratum"]
         if missing:
             covariates, segments = [], ["stratum"]
     except BaseException:
-        import shutil
-
-        shutil.rmtree(staged, ignore_errors=True)
+        side.release()
         raise
     got = SimpleNamespace(n_holdout=int(n_holdout), covariates=tuple(covariates),
-                          segments=tuple(segments))
-    return got, table, engine, staged
+                          segments=tuple(segments), table="ul_spark_report")
+    return got, table, side
 
 
-def _spark_outcomes_table(engine: Any, assigned: Path, cohort: Path, source: "OutcomeSource",
+def _spark_outcomes_table(engine: Any, assigned: str, cohort: str, source: "OutcomeSource",
                           start: dt.date, report_day: dt.date, window_days: int,
                           extra: list[str]) -> tuple[Any, int]:
-    """The outcomes with the cohort's columns on Spark, and how many rows lack them."""
+    """The outcomes with the cohort's columns on Spark (`assigned`, `cohort`: Spark views),
+    and how many rows lack them."""
     from upliftlab.engine.spark_steps import outcomes_spark
 
-    engine.register(str(assigned), "ul_spark_report_assigned")
-    engine.register(str(cohort), "ul_spark_report_cohort")
     engine.register(source.location, "ul_spark_report_tx")
-    outcomes_spark(engine, "ul_spark_report_assigned", "ul_spark_report_tx", start=start,
+    outcomes_spark(engine, assigned, "ul_spark_report_tx", start=start,
                    as_of=report_day, window_days=window_days,
                    columns=source.columns).createOrReplaceTempView("ul_spark_report_outcomes")
-    table = engine.sql(outcomes_with_cohort_sql("ul_spark_report_outcomes",
-                                                "ul_spark_report_cohort", extra))
+    table = engine.sql(outcomes_with_cohort_sql("ul_spark_report_outcomes", cohort, extra))
     table.createOrReplaceTempView("ul_spark_report")
     missing = engine.execute("SELECT count(*) FROM ul_spark_report WHERE " + " OR ".join(
         f"{quote(x)} IS NULL" for x in extra)).fetchone()[0] if extra else 0
@@ -493,9 +538,13 @@ def _spark_outcomes_table(engine: Any, assigned: Path, cohort: Path, source: "Ou
 
 
 def spec_touches(session: Session, spec: Any, outcomes: OutcomesHandle, source: str | None,
-                 columns: Any, start: dt.date, cutoff: dt.date, alpha: float) -> Any:
+                 columns: Any, start: dt.date, cutoff: dt.date, alpha: float, *,
+                 spark: Any = None) -> Any:
     """The touch section of a spec's report (None without a touch log): the log `source`
-    (default the spec's [touches] source) against every assigned customer, holdout included."""
+    (default the spec's [touches] source) against every assigned customer, holdout included.
+    `spark`: the report's Spark side, which runs the same queries on Spark (a Parquet log)."""
+    from contextlib import nullcontext
+
     from upliftlab.sources import register
     from upliftlab.touches import TouchColumns, analyze_touches
 
@@ -509,18 +558,30 @@ def spec_touches(session: Session, spec: Any, outcomes: OutcomesHandle, source: 
     source = source or spec.resolve(cfg.source)
     if columns is None:
         columns = cfg.columns.column_map() if cfg is not None else TouchColumns()
-    con = session.con
-    log, assigned = session.temp_name("touch_log"), session.temp_name("touch_assigned")
-    have = register(con, source, log)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(assigned)} AS " + store.assignments_sql(
-        spec.name, spec.version, columns=("customer_id", "arm")))
-    return analyze_touches(
-        con, log=log, log_columns=have, columns=columns,
-        assigned=assigned, outcomes=outcomes.table, arm="arm",
-        control=spec.control_arm.name, covariates=outcomes.covariates,
-        conversion_costs={a.name: a.cost_per_conversion for a in spec.arms},
-        channels=tuple(cfg.channels) if cfg is not None and cfg.channels else None,
-        start=start, cutoff=cutoff, alpha=alpha)
+    assigned_sql = store.assignments_sql(spec.name, spec.version, columns=("customer_id", "arm"))
+    if spark is None:
+        con = session.con
+        log, assigned = session.temp_name("touch_log"), session.temp_name("touch_assigned")
+        have = register(con, source, log)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(assigned)} AS " + assigned_sql)
+        reading = nullcontext()
+    else:
+        from upliftlab.engine.spark_steps import spark_errors
+
+        con, log = spark.engine, "ul_spark_touch_log"
+        with spark_errors(source):
+            have = con.register(source, log)
+        spark.views.append(log)
+        assigned = spark.stage(assigned_sql, "ul_spark_touch_assigned")
+        reading = spark_errors(source)
+    with reading:
+        return analyze_touches(
+            con, log=log, log_columns=have, columns=columns,
+            assigned=assigned, outcomes=outcomes.table, arm="arm",
+            control=spec.control_arm.name, covariates=outcomes.covariates,
+            conversion_costs={a.name: a.cost_per_conversion for a in spec.arms},
+            channels=tuple(cfg.channels) if cfg is not None and cfg.channels else None,
+            start=start, cutoff=cutoff, alpha=alpha)
 
 
 def design_weights(store: "Store", spec: Any) -> dict[str, float]:

@@ -117,14 +117,17 @@ def _contiguous(source: Any) -> Any:
     return source
 
 
-def column_notes(source: Source, used: list[str], optional: dict[str, str]) -> list[str]:
+def column_notes(source: Source, used: list[str], optional: dict[str, str],
+                 have: list[str] | None = None) -> list[str]:
     """Lines that name what a command will not use: each optional column (name -> what its
-    absence means) missing from `source`, and the columns neither used nor optional."""
-    con = connect()
-    try:
-        have = register(con, source, "ul_notes")
-    finally:
-        con.close()
+    absence means) missing from `source`, and the columns neither used nor optional (`have`:
+    its columns as another engine read them; default: DuckDB reads them)."""
+    if have is None:
+        con = connect()
+        try:
+            have = register(con, source, "ul_notes")
+        finally:
+            con.close()
     lines = [f"optional column {name!r} is absent from {describe(source)} ({meaning})"
              for name, meaning in optional.items() if name not in have]
     ignored = [c for c in have if c not in used and c not in optional]

@@ -135,12 +135,26 @@ def value_band_cuts_sql(view: str, column: str, quantiles: Sequence[float]) -> s
     return f"SELECT quantile_cont({quote(column)}, [{qs}]) FROM {quote(view)}"
 
 
+# A value within this distance (relative, at least absolute) of a cut counts as on it, so in the
+# band below: a sum of money comes out a few units in the last place apart when added in
+# another order (Spark's partitions, DuckDB's threads), and would otherwise cross a cut it
+# equals; amounts in cents are never that close to a cut without being on it.
+BAND_TOLERANCE = 1e-9
+
+
+def band_edge_sql(cut: float) -> str:
+    """The cut, moved up by `BAND_TOLERANCE`, as a DOUBLE literal that DuckDB and Spark read
+    alike (with an exponent: a plain decimal is a DECIMAL, converted to DOUBLE differently)."""
+    text = repr(float(cut) + BAND_TOLERANCE * max(1.0, abs(float(cut))))
+    return text if "e" in text else text + "e0"
+
+
 def value_band_sql(view: str, columns: Sequence[str], column: str, cuts: Sequence[float],
                    labels: Sequence[str]) -> str:
     """`view`'s `columns` plus value_band: band i holds values with exactly i cuts strictly
-    below them; NULL -> the lowest."""
+    below them (a value within `BAND_TOLERANCE` of a cut is on it); NULL -> the lowest."""
     col = quote(column)
-    whens = " ".join(f"WHEN {col} > {cuts[i - 1]!r} THEN {literal(labels[i])}"
+    whens = " ".join(f"WHEN {col} > {band_edge_sql(cuts[i - 1])} THEN {literal(labels[i])}"
                      for i in range(len(cuts), 0, -1))
     others = ", ".join(quote(c) for c in columns if c != "value_band")
     return (f"SELECT {others}, CASE {whens} ELSE {literal(labels[0])} END AS value_band "

@@ -254,12 +254,14 @@ class Store:
         return (f"SELECT {', '.join(quote(c) for c in columns)} FROM assignments "
                 f"WHERE {self._key(name, version)}{keep}")
 
-    def not_assigned_sql(self, name: str, version: int, id_sql: str) -> str:
+    def not_assigned_sql(self, name: str, version: int, id_sql: str,
+                         table: str = "assignments") -> str:
         """SQL predicate: the customer whose id (SQL `id_sql`) is not yet assigned in the
-        experiment version."""
-        from upliftlab.sources import literal
+        experiment version (`table`: the assignments table, or a copy of its rows that another
+        engine reads)."""
+        from upliftlab.sources import literal, quote
 
-        return (f"NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment = {literal(name)} "
+        return (f"NOT EXISTS (SELECT 1 FROM {quote(table)} a WHERE a.experiment = {literal(name)} "
                 f"AND a.version = {int(version)} AND a.customer_id = CAST({id_sql} AS VARCHAR))")
 
     def stratum_counts(self, name: str, version: int) -> list[tuple[str, str, int]]:

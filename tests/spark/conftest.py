@@ -23,7 +23,9 @@ def spark():
     if reason is not None:
         pytest.skip(f"Spark tests need PySpark and Java: {reason} (`make test` installs both)")
     start = time.perf_counter()
-    session = local_session("local[2]", app_name="upliftlab-tests")
+    # a small JVM: the machine is shared (the tests' data are a few thousand customers)
+    session = local_session("local[2]", conf={"spark.driver.memory": "1g"},
+                            app_name="upliftlab-tests")
     # recorded for the report (pytest -s shows it): start-up with LOCAL_CONF on this machine
     print(f"\nSpark local[2] session started in {time.perf_counter() - start:.1f} s")
     # the tests that expect a Spark error would otherwise print its JVM stack trace

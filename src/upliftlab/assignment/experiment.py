@@ -42,8 +42,8 @@ def assign_experiment(spec: "ExperimentSpec", store: "Store", *,
     Customers already assigned keep their arm; new cohort customers are assigned among
     themselves by the same formula; a changed randomisation on an experiment that has
     assignments is refused. Nothing is written when nothing is new (idempotent).
-    `engine="spark"`: the new customers' arms are computed on Spark (the same arms) and
-    recorded in this store all the same.
+    `engine="spark"`: the spec's cohort is built on Spark, the new customers' arms (the same
+    arms) and the checks are computed there; the arms are recorded in this store all the same.
     """
     from upliftlab.errors import StoreError
     from upliftlab.spec import randomisation_diff, randomisation_fields, randomisation_hash
@@ -69,73 +69,45 @@ def assign_experiment(spec: "ExperimentSpec", store: "Store", *,
                 f"experiment '{name}' v{version} already has {n_existing} assignments; its "
                 f"{', '.join(changed)} changed — re-randomising a running "
                 "experiment destroys it; bump `version` to start a new one")
-        cohort = spec_cohort(session, spec)
-        pool = session.temp_name("pool")
-        session.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {quote(pool)} AS SELECT c.customer_id, "
-            f"{stratum_sql(spec.strata, 'c')} AS stratum FROM {cohort.sql} c "
-            f"WHERE {store.not_assigned_sql(name, version, 'c.customer_id')}")
         before = {a: n for a, n in existing.items() if a != HOLDOUT_ARM}
-        if engine == "spark":
-            assigned = _SparkAssigned(session, store, spec, cohort, before)
-        else:
-            assigned = assign_sql(session, pool, Design.from_spec(spec), existing=before)
-        allocation = assigned.quotas
-        n_new = allocation.n_pool
-        at = now()
-        # costs, descriptions, covariates may change while it runs; the refusal above already
-        # stopped any change to who gets which arm
-        updated = store.record_experiment(spec, exp, at)
-        if n_new:
-            store.add_assignments(name, version, assigned.name, allocation,
-                                  f"{spec.assignment.mode}/{METHOD_VERSION}", at)
-        checks = _experiment_checks(session, store, spec, cohort)
-        if n_new:
-            store.add_checks(name, version, checks, at)
-        assigned.drop()
-        session.drop(pool)
-        cohort.drop()
+        on_spark = None
+        if engine == "spark":  # the cohort, the new arms and the checks on Spark
+            from upliftlab.engine.spark_design import SparkAssignRun
+
+            on_spark = SparkAssignRun(session, store, spec)
+        try:
+            if on_spark is not None:
+                assigned = on_spark.assign_new(before)
+            else:
+                cohort = spec_cohort(session, spec)
+                pool = session.temp_name("pool")
+                session.con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {quote(pool)} AS SELECT c.customer_id, "
+                    f"{stratum_sql(spec.strata, 'c')} AS stratum FROM {cohort.sql} c "
+                    f"WHERE {store.not_assigned_sql(name, version, 'c.customer_id')}")
+                assigned = assign_sql(session, pool, Design.from_spec(spec), existing=before)
+                session.drop(pool)
+            allocation = assigned.quotas
+            n_new = allocation.n_pool
+            at = now()
+            # costs, descriptions, covariates may change while it runs; the refusal above
+            # already stopped any change to who gets which arm
+            updated = store.record_experiment(spec, exp, at)
+            if n_new:
+                store.add_assignments(name, version, assigned.name, allocation,
+                                      f"{spec.assignment.mode}/{METHOD_VERSION}", at)
+            checks = (on_spark.checks() if on_spark is not None
+                      else _experiment_checks(session, store, spec, cohort))
+            if n_new:
+                store.add_checks(name, version, checks, at)
+            assigned.drop()
+            if on_spark is None:
+                cohort.drop()
+        finally:
+            if on_spark is not None:
+                on_spark.close()
     return AssignRun(name, version, allocation, n_existing, n_new, tuple(checks),
                      bool(n_new) or updated or exp is None, updated)
-
-
-class _SparkAssigned:
-    """The new customers' arms computed on Spark (engine/spark_design.py): the pool (ids not yet
-    assigned and the strata columns) staged as Parquet, the assignment written as Parquet and
-    read back as a temp view of the store's connection (`name`), as `assign_sql`'s handle is."""
-
-    def __init__(self, session: Session, store: "Store", spec: "ExperimentSpec",
-                 cohort: CohortHandle, existing: dict[str, int]) -> None:
-        import tempfile
-        from pathlib import Path
-
-        from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
-        from upliftlab.engine.spark_design import assign_to_parquet
-        from upliftlab.sources import literal
-
-        engine = SparkEngine(local_session(master_from_env()))  # an EngineError says why not
-        self.session, self.dir = session, Path(tempfile.mkdtemp(prefix="upliftlab-assign-"))
-        try:
-            pool = self.dir / "pool.parquet"
-            cols = "".join(f", c.{quote(s)}" for s in spec.strata)
-            session.con.execute(
-                f"COPY (SELECT c.customer_id{cols} FROM {cohort.sql} c WHERE "
-                f"{store.not_assigned_sql(spec.name, spec.version, 'c.customer_id')}) "
-                f"TO {literal(str(pool))} (FORMAT PARQUET)")
-            got = assign_to_parquet(engine, pool, Design.from_spec(spec), self.dir / "assigned",
-                                    existing=existing)
-            self.quotas = got.allocation
-            self.name = got.relation(session.con, session.temp_name("spark_assigned"))
-        except BaseException:
-            self.drop()
-            raise
-
-    def drop(self) -> None:
-        import shutil
-
-        if getattr(self, "name", None):
-            self.session.drop(self.name)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def check_experiment(spec: "ExperimentSpec", store: "Store") -> list[Any]:

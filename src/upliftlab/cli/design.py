@@ -184,10 +184,15 @@ def assign(spec_path: str, store_path: str, engine: str | None) -> None:
         from upliftlab.sources import column_notes
 
         c = spec.cohort.columns
-        for line in column_notes(spec.resolve(spec.cohort.transactions),
-                                 [c.customer_col, c.time_col, c.amount_col],
+        source = spec.resolve(spec.cohort.transactions)
+        have = None
+        if engine == "spark":  # its columns as Spark reads them (a URL DuckDB may not read)
+            from upliftlab.engine.spark import local_session, master_from_env, spark_path
+
+            have = local_session(master_from_env()).read.parquet(spark_path(source)).columns
+        for line in column_notes(source, [c.customer_col, c.time_col, c.amount_col],
                                  {c.discount_col: "[cohort.columns] discount_col: "
-                                                  "discount_share not computed"}):
+                                                  "discount_share not computed"}, have):
             click.echo(line)
 
 

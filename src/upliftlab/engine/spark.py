@@ -247,7 +247,20 @@ class SparkEngine:
     def execute(self, query: str) -> "Result":
         """Run a query and collect its (small) answer, with the DB-API face of a DuckDB cursor
         (`fetchall`, `fetchone`, `description`): the project's code that reads aggregates from
-        a connection (stats.sql.aggregate, the cohort's input checks) runs on Spark unchanged."""
+        a connection (stats.sql.aggregate, the cohort's input checks) runs on Spark unchanged.
+
+        Spark has no temporary tables: DuckDB's `CREATE [OR REPLACE] TEMP TABLE t AS <query>`
+        becomes the cached temp view t (computed once, when first read) and `DROP TABLE
+        [IF EXISTS] t` drops it and its cache."""
+        temp = _temp_table(query)
+        if temp is not None:
+            name, select = temp
+            if select is None:
+                self.drop(name)
+            else:
+                self.sql(select).createOrReplaceTempView(name)
+                self.spark.catalog.cacheTable(name)
+            return Result([], [])
         frame = self.sql(query)
         rows = [tuple(r) for r in frame.collect()]
         if query.lstrip()[:8].upper() == "DESCRIBE":
@@ -270,8 +283,33 @@ class SparkEngine:
         return list(frame.columns)
 
     def drop(self, *names: str) -> None:
+        """Drop the temp views `names` (and their caches); a name that is not there is skipped."""
         for name in names:
+            if self.spark.catalog.tableExists(name):
+                self.spark.catalog.uncacheTable(name)
             self.spark.catalog.dropTempView(name)
+
+
+def _temp_table(query: str) -> tuple[str, str | None] | None:
+    """(name, its query in DuckDB SQL) of `CREATE [OR REPLACE] TEMP TABLE name AS query`,
+    (name, None) of `DROP TABLE [IF EXISTS] name`, else None."""
+    head = " ".join(query.split()[:6]).upper()
+    if not (head.startswith("DROP TABLE") or ("TEMP" in head and "TABLE" in head
+                                               and head.startswith("CREATE"))):
+        return None
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(query, read="duckdb")
+    if isinstance(tree, exp.Drop) and str(tree.args.get("kind")).upper() == "TABLE":
+        target = tree.this or (tree.args.get("tables") or [None])[0]
+        return (target.name, None) if target is not None else None
+    props = tree.args.get("properties")
+    if (isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() == "TABLE"
+            and props is not None and tree.expression is not None
+            and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)):
+        return tree.this.name, tree.expression.sql(dialect="duckdb")
+    return None
 
 
 @dataclass

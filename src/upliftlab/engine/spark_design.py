@@ -1,10 +1,11 @@
-"""The Spark side of `assign`, `export` and the store: an assignment made on Spark written as
-Parquet (the full assignment, and the contact lists per treatment arm), and read back by the
-store's DuckDB connection as a relation, so the store records it by its own method.
+"""The Spark side of `assign`, `export` and the store: `assign`'s run on Spark (`SparkAssignRun`:
+the spec's cohort, the new customers' arms, the checks), an assignment made on Spark written as
+Parquet and read back by the store's DuckDB connection as a relation, so the store records it by
+its own method, and the contact lists per treatment arm.
 
-The customers never pass through Python: Spark writes Parquet parts, DuckDB reads them. The
-commands call these through a few lines (see README "On Apache Spark": what `assign`, `export`
-and `report` do with `--engine spark`).
+The customers never pass through Python: Spark writes Parquet parts, DuckDB reads them; only the
+store's own rows go the other way (see README "On Apache Spark": what `assign`, `export` and
+`report` do with `--engine spark`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,95 @@ def assign_to_parquet(engine: "SparkEngine", pool: Any, design: Any, out: str | 
         counts = {r["arm"]: int(r["n"]) for r in
                   engine.spark.read.parquet(spark_path(out)).groupBy("arm").count()
                   .withColumnRenamed("count", "n").collect()}
+        engine.drop("ul_spark_pool", "ul_spark_pool_src")  # assign_spark's views
     return SparkAssignment(out, allocation, counts)
+
+
+class SparkAssignRun:
+    """`assign`'s work on Spark for a spec and its store (`upliftlab assign --engine spark`): the
+    spec's cohort built on Spark (`spec_cohort_spark`), the customers not yet in the store
+    assigned there (`assign_new`), and the checks over all of the experiment's customers
+    (`checks`). The customers never reach the driver: only the store's own rows (the ids
+    already assigned, then every assigned customer for the checks) go to Spark, as Parquet
+    staged in a temporary folder that `close` removes with everything made on Spark."""
+
+    def __init__(self, session: Any, store: Any, spec: Any) -> None:
+        import tempfile
+
+        from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
+        from upliftlab.engine.spark_cohort import check_spec_sources, spec_cohort_spark
+
+        check_spec_sources(spec)  # a CSV source is refused before the JVM starts
+        self.engine = SparkEngine(local_session(master_from_env()))  # EngineError says why not
+        self.session, self.store, self.spec = session, store, spec
+        self.dir = Path(tempfile.mkdtemp(prefix="upliftlab-assign-"))
+        self.views: list[str] = []
+        self.cohort = None
+        try:
+            self.cohort = spec_cohort_spark(self.engine, spec)
+        except BaseException:
+            self.close()
+            raise
+
+    def _stage(self, sql: str, name: str) -> str:
+        """The store's rows of `sql` as the Spark temp view `name` (staged as Parquet)."""
+        from upliftlab.engine.spark_cohort import stage_parquet
+
+        path = stage_parquet(self.session.con, sql, self.dir / f"{name}.parquet")
+        self.engine.register(path, name)
+        self.views.append(name)
+        return name
+
+    def assign_new(self, existing: Mapping[str, int]) -> Any:
+        """Assign the cohort's customers not yet in the store, on Spark; the handle has the
+        allocation (`quotas`), a temp view of the store's connection with the arms (`name`),
+        which the store records as DuckDB's, and `drop`."""
+        from types import SimpleNamespace
+
+        from upliftlab.assignment.formula import Design
+
+        spec, store = self.spec, self.store
+        before = self._stage(store.assignments_sql(spec.name, spec.version, columns=(
+            "experiment", "version", "customer_id")), "ul_spark_assigned_before")
+        cols = "".join(f", c.{quote(s)}" for s in spec.strata)
+        pool = self.engine.sql(
+            f"SELECT c.customer_id{cols} FROM {quote(self.cohort.name)} c WHERE "
+            + store.not_assigned_sql(spec.name, spec.version, "c.customer_id", table=before))
+        got = assign_to_parquet(self.engine, pool, Design.from_spec(spec), self.dir / "assigned",
+                                existing=dict(existing))
+        name = got.relation(self.session.con, self.session.temp_name("spark_assigned"))
+        return SimpleNamespace(quotas=got.allocation, name=name,
+                               drop=lambda: self.session.drop(name))
+
+    def checks(self) -> list[Any]:
+        """`checks.run_checks` on Spark over every stored customer of the experiment (this
+        run's too, inside the store's transaction) against the cohort on Spark."""
+        from upliftlab.checks import run_checks
+
+        spec, store, con = self.spec, self.store, self.session.con
+        columns = ("customer_id", "stratum", "arm", "batch")
+        duck = self.session.temp_name("all")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(duck)} AS "
+                    + store.assignments_sql(spec.name, spec.version, columns=columns))
+        try:
+            k = len(self.views)
+            everyone = self._stage(f"SELECT * FROM {quote(duck)}", f"ul_spark_all{k}")
+            expected = self._stage(store.expected_sql(spec.name, spec.version, duck),
+                                   f"ul_spark_expected{k}")
+        finally:
+            self.session.drop(duck)
+        return run_checks(self.engine, assigned=everyone, expected=expected,
+                          cohort=self.cohort.name, control=spec.control_arm.name,
+                          treatments=[a.name for a in spec.treatment_arms],
+                          holdout_share=spec.holdout.share)
+
+    def close(self) -> None:
+        import shutil
+
+        if self.cohort is not None:
+            self.cohort.drop()
+        self.engine.drop(*self.views)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def write_contacts_spark(assignment: "DataFrame | str | os.PathLike", out_dir: str | os.PathLike,
@@ -116,4 +205,5 @@ def write_contacts_spark(assignment: "DataFrame | str | os.PathLike", out_dir: s
     return [str(out / f"{experiment}_v{version}_{label}.parquet") for label in names]
 
 
-__all__ = ["ASSIGNMENT_COLUMNS", "SparkAssignment", "assign_to_parquet", "write_contacts_spark"]
+__all__ = ["ASSIGNMENT_COLUMNS", "SparkAssignRun", "SparkAssignment", "assign_to_parquet",
+           "write_contacts_spark"]

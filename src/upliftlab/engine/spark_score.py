@@ -62,6 +62,7 @@ def write_scores_spark(model: Any, customers: str | os.PathLike, out: str | os.P
     """
     from upliftlab._files import staged_file
     from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
+    from upliftlab.engine.spark_cohort import require_parquet
     from upliftlab.engine.spark_steps import spark_errors, write_one_file
     from upliftlab.errors import InputError
 
@@ -70,9 +71,7 @@ def write_scores_spark(model: Any, customers: str | os.PathLike, out: str | os.P
     if fmt is None:
         raise InputError(f"--out {out}: expected a .parquet or .csv file")
     source = str(customers)
-    if source.lower().endswith((".csv", ".csv.gz")) or ".duckdb:" in source:
-        raise InputError(f"{source}: --engine spark reads Parquet customers (a file, a folder "
-                         "of parts or a glob); convert it first, or use the default engine")
+    require_parquet(source, "customers")
     if engine is None:
         engine = SparkEngine(local_session(master_from_env(master)))
     with spark_errors(source):

@@ -82,9 +82,9 @@ def write_cohort_spark(transactions: Any, as_of: Any, out: str | Path, *,
     says what to install, before anything is written.
     """
     from upliftlab import cohort as c
-    from upliftlab import cohort_input as checks
     from upliftlab._files import staged_file
     from upliftlab.engine.spark import SparkEngine, local_session, master_from_env
+    from upliftlab.engine.spark_cohort import require_parquet
     from upliftlab.errors import InputError
 
     out = Path(out)
@@ -97,9 +97,8 @@ def write_cohort_spark(transactions: Any, as_of: Any, out: str | Path, *,
         engine = SparkEngine(local_session(master_from_env(master)))
     dormant_after = c.DEFAULT_DORMANT_AFTER if dormant_after is None else dormant_after
     resolved = c.resolve_tiers(tiers, dormant_after)
-    if isinstance(transactions, (str, os.PathLike)) and checks.is_csv(transactions):
-        raise InputError(f"{transactions}: --engine spark reads Parquet transactions (convert "
-                         "the CSV with DuckDB first, or use the default engine)")
+    if isinstance(transactions, (str, os.PathLike)):
+        require_parquet(transactions, "transactions")
     with spark_errors(str(transactions) if isinstance(transactions, (str, os.PathLike))
                       else "transactions"):
         source = str(transactions) if isinstance(transactions, os.PathLike) else transactions

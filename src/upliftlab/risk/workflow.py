@@ -207,7 +207,9 @@ def load_risk_model(path: str | Path) -> Any:
 
 # ------------------------------------------------------------------------------------ scoring
 
-def _model_inputs(model: Any, events: Any) -> tuple[int, list[str] | None]:
+def model_inputs(model: Any, events: Any) -> tuple[int, list[str] | None]:
+    """The `dormant_after` a risk model was fitted with and its event types (None without);
+    an InputError when it needs engagement events and `events` is None."""
     meta = getattr(model, "metadata_", {}) or {}
     types = meta.get("event_types")
     if types and events is None:
@@ -229,7 +231,7 @@ def score_relation(con: "duckdb.DuckDBPyConnection", model: Any, transactions: A
     from upliftlab.progress import progress
     from upliftlab.risk.model import check_features
 
-    dormant_after, types = _model_inputs(model, events)
+    dormant_after, types = model_inputs(model, events)
     rel = active_features(con, transactions, as_of, dormant_after=dormant_after, columns=columns,
                           discount_col=discount_col, events=events, event_columns=event_columns,
                           types=types)
@@ -349,21 +351,36 @@ def at_risk_view(con: "duckdb.DuckDBPyConnection", model_dir: str | Path, transa
     model = load_risk_model(model_dir)
     table, n = score_relation(con, model, transactions, as_of, columns=columns,
                               discount_col=discount_col, progress_desc=None)
+    names = list(con.sql(f"SELECT * FROM {quote(table)} LIMIT 0").columns)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS "
+                + at_risk_select(con, table, names, model, min_level=min_level, share=share))
+
+
+def at_risk_select(con: Any, table: str, names: list[str], model: Any, *,
+                   min_level: str | None = "high", share: float | None = None) -> str:
+    """The query of the at-risk cohort over `table` (the scored active customers: `names`,
+    `risk` among them), for DuckDB or Spark (`con`: a connection or a SparkEngine, which
+    computes the share's cut): one definition for both engines."""
     levels = _levels(con, table, model, None, None)
     level = levels.sql("risk")
     if share is not None:
         if not 0 < share <= 1:
             raise InputError(f"share {share}: expected a share of the active customers in (0, 1]")
-        cut = con.execute(f"SELECT quantile_cont(risk, {1 - share}) "
-                          f"FROM {quote(table)}").fetchall()[0][0]
+        cut = con.execute(at_risk_cut_sql(table, share)).fetchall()[0][0]
         where = f"risk >= {float(cut)!r}"
     else:
         if min_level not in LEVELS:
             raise InputError(f"min_level {min_level!r}: expected one of {', '.join(LEVELS)}")
         keep = LEVELS[:LEVELS.index(min_level) + 1]
         where = f"({level}) IN ({', '.join(literal(x) for x in keep)})"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS SELECT * EXCLUDE (tier), "
-                f"{level} AS tier, {level} AS risk_level FROM {quote(table)} WHERE {where}")
+    picks = ", ".join(quote(c) for c in names if c not in ("tier", "risk_level"))
+    return (f"SELECT {picks}, {level} AS tier, {level} AS risk_level FROM {quote(table)} "
+            f"WHERE {where}")
+
+
+def at_risk_cut_sql(table: str, share: float) -> str:
+    """The risk above which the top `share` of `table`'s customers lie (linear interpolation)."""
+    return f"SELECT quantile_cont(risk, {1 - share!r}) FROM {quote(table)}"
 
 
 def training_range_check(transactions: Any, snapshot: Any, horizon: int | None,
@@ -378,5 +395,6 @@ def training_range_check(transactions: Any, snapshot: Any, horizon: int | None,
                    min_history_days=min_history_days, label=describe(transactions))
 
 
-__all__ = ["KIND", "RiskFit", "at_risk_view", "default_snapshots", "fit_risk", "level_summary",
-           "load_risk_model", "save_risk_model", "score_active", "score_relation"]
+__all__ = ["KIND", "RiskFit", "at_risk_cut_sql", "at_risk_select", "at_risk_view",
+           "default_snapshots", "fit_risk", "level_summary", "load_risk_model", "model_inputs",
+           "save_risk_model", "score_active", "score_relation"]

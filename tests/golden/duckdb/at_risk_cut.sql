@@ -1,0 +1,1 @@
+SELECT quantile_cont(risk, 0.8) FROM "scored"

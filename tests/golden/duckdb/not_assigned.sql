@@ -1,0 +1,1 @@
+SELECT c.customer_id FROM cohort c WHERE NOT EXISTS (SELECT 1 FROM "assigned_before" a WHERE a.experiment = 'exp' AND a.version = 1 AND a.customer_id = CAST(c.customer_id AS VARCHAR))

@@ -1,0 +1,1 @@
+SELECT PERCENTILE(risk, 0.8) FROM `scored`

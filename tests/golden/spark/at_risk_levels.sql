@@ -1,0 +1,1 @@
+SELECT `customer_id`, `risk`, CASE WHEN risk >= 0.7 THEN 'high' WHEN risk >= 0.3 THEN 'medium' ELSE 'low' END AS tier, CASE WHEN risk >= 0.7 THEN 'high' WHEN risk >= 0.3 THEN 'medium' ELSE 'low' END AS risk_level FROM `scored` WHERE (CASE WHEN risk >= 0.7 THEN 'high' WHEN risk >= 0.3 THEN 'medium' ELSE 'low' END) IN ('high', 'medium')
