@@ -103,12 +103,15 @@ def eligible_sql(assignments: str, experiments: Sequence[Experiment],
     starts = ", ".join(f"({literal(e.name)}, DATE '{e.start.isoformat()}', "
                        f"{str(e.name in in_view).lower()})" for e in experiments)
     f = "FILTER (WHERE in_view)"
+    # one arg_min of a struct: the first campaign's three labels from the same row
     return f"""
-SELECT customer_id, min(start) AS read_from, min(start) {f} AS first_start,
-       bool_or(arm = '{HOLDOUT_ARM}') {f} AS holdout, arg_min(experiment, start) {f} AS experiment,
-       arg_min(arm, start) {f} AS arm, arg_min(tier, start) {f} AS tier
-FROM ({assignments}) a JOIN (VALUES {starts}) s(experiment, start, in_view) USING (experiment)
-GROUP BY customer_id"""
+SELECT customer_id, read_from, first_start, holdout, fc.experiment, fc.arm, fc.tier
+FROM (SELECT customer_id, min(start) AS read_from, min(start) {f} AS first_start,
+             bool_or(arm = '{HOLDOUT_ARM}') {f} AS holdout,
+             arg_min({{'experiment': experiment, 'arm': arm, 'tier': tier}}, start) {f} AS fc
+      FROM ({assignments}) a JOIN (VALUES {starts}) s(experiment, start, in_view)
+      USING (experiment)
+      GROUP BY customer_id)"""
 
 
 def _join_key(con: "duckdb.DuckDBPyConnection", transactions: str, column: str) -> str | None:
@@ -126,8 +129,8 @@ def extract_sql(eligible: str, transactions: str, end: dt.date,
     """The two reads of the transactions, over the customers of `eligible_sql`: `pre`, per
     customer the revenue in the 365 days before `read_from` (the CUPED covariate of the long
     runs) and their last purchase before `first_start` (the holdout view's status); `post`,
-    every purchase from `read_from` up to `end` (customer_id, ts, amount, and `prog`: from
-    `first_start` on). Everything after reads these two small tables. `key`: the integer type
+    every purchase from `read_from` up to `end` (customer_id, ts, amount, `prog`: from
+    `first_start` on, and the customer's `holdout` flag). Everything after reads these two small tables. `key`: the integer type
     to join on (`_join_key`), else the ids are compared as text; `starts`: the first and last
     experiment start, so that each read drops the purchases it cannot use before the join
     (the post-campaign read then probes a few percent of the transactions)."""
@@ -141,29 +144,44 @@ def extract_sql(eligible: str, transactions: str, end: dt.date,
         keyed, on = quote(eligible), f"e.customer_id = CAST(x.{cid} AS VARCHAR)"
     x_ts = f"CAST(x.{ts} AS TIMESTAMP)"
 
-    def src(where: str) -> str:
-        return f"""SELECT e.customer_id, CAST(e.read_from AS TIMESTAMP) AS read_ts,
+    def src(where: str, payload: str = "e.customer_id") -> str:
+        return f"""SELECT {payload}, CAST(e.read_from AS TIMESTAMP) AS read_ts,
            CAST(e.first_start AS TIMESTAMP) AS first_ts,
            {x_ts} AS ts, CAST(x.{amt} AS DOUBLE) AS amount
     FROM (SELECT * FROM {quote(transactions)} x WHERE {x_ts} < {_ts(end)}{where}) x
     JOIN {keyed} e ON {on}"""
 
     first, last = starts if starts else (None, None)
-    pre = f"""SELECT customer_id,
-       COALESCE(sum(amount) FILTER (WHERE ts >= read_ts - INTERVAL 365 DAY AND ts < read_ts),
+    pre_where = f" AND {x_ts} < {_ts(last)}" if last else ""
+    pre_aggs = """COALESCE(sum(amount) FILTER (WHERE ts >= read_ts - INTERVAL 365 DAY AND ts < read_ts),
                 0.0) AS pre_revenue_365d,
-       max(ts) FILTER (WHERE ts < first_ts) AS last_pre
-FROM ({src(f" AND {x_ts} < {_ts(last)}" if last else "")})
+       max(ts) FILTER (WHERE ts < first_ts) AS last_pre"""
+    if key:
+        # grouped by the integer id, the text id joined back to the 10M-odd groups after: the
+        # 200M purchases then carry no text column through the join and the aggregate
+        pre = f"""SELECT e.customer_id, g.pre_revenue_365d, g.last_pre
+FROM (SELECT k__, {pre_aggs}
+      FROM ({src(pre_where, "e.k__")}) WHERE ts < COALESCE(first_ts, read_ts) GROUP BY k__) g
+JOIN {keyed} e USING (k__)"""
+    else:
+        pre = f"""SELECT customer_id, {pre_aggs}
+FROM ({src(pre_where)})
 WHERE ts < COALESCE(first_ts, read_ts) GROUP BY customer_id"""
-    post = f"""SELECT customer_id, ts, amount, COALESCE(ts >= first_ts, false) AS prog
-FROM ({src(f" AND {x_ts} >= {_ts(first)}" if first else "")}) WHERE ts >= read_ts"""
+    post = f"""SELECT customer_id, ts, amount, COALESCE(ts >= first_ts, false) AS prog, holdout
+FROM ({src(f" AND {x_ts} >= {_ts(first)}" if first else "", "e.customer_id, e.holdout")})
+WHERE ts >= read_ts"""
     return {"pre": pre, "post": post}
 
 
-def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -> dict[str, str]:
-    """The programme's two aggregates over `eligible` (the customers of `eligible_sql` in the
-    holdout view) and the tables of `extract_sql`:
+def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date],
+                  months: str = "ul_prog_months") -> dict[str, str]:
+    """The programme's queries over `eligible` (the customers of `eligible_sql` in the holdout
+    view) and the tables of `extract_sql`, in order:
 
+    - months, to be materialised as `months`: each customer's purchase months since their
+      first start (month index k), with the month's revenue r, last purchase and the
+      customer's holdout flag; over each customer's months in order, the cumulative revenue,
+      whether it is their first month and the index of their next one (len(ends): none);
     - flow, grouped by holdout/rest and by arm, tier and channel (GROUPING SETS), per month:
       n, the customers whose first purchase since their first start is in that month (month
       len(ends): never); Σ revenue and Σ (cum² − previous cum²) of each customer's cumulative
@@ -174,46 +192,38 @@ def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -
     k = len(ends)
     groups = ("GROUPING SETS ((g, kk), (g, experiment, arm, kk), (g, tier, kk), "
               "(g, channel, kk))")
-    tx = f"""p AS (
-    SELECT customer_id, amount, ts, {_bucket_sql('ts', ends)} AS k FROM {quote(post)}
-    WHERE prog
-)"""
+    # one grouping and one window over the purchases serve both aggregates
+    months_sql = f"""SELECT customer_id, k, r, last_ts, holdout, sum(r) OVER w AS cum,
+       row_number() OVER w = 1 AS first, lead(k, 1, {k}) OVER w AS k_next
+FROM (SELECT customer_id, {_bucket_sql('ts', ends)} AS k, sum(amount) AS r, max(ts) AS last_ts,
+             any_value(holdout) AS holdout
+      FROM {quote(post)} WHERE prog GROUP BY ALL)
+WINDOW w AS (PARTITION BY customer_id ORDER BY k)"""
     labels = ("CASE WHEN e.holdout THEN 'holdout' ELSE 'rest' END AS g, e.experiment, e.arm, "
               "e.tier, e.channel")
     dims = "g, experiment, arm, tier, channel, GROUPING(experiment, arm, tier, channel) AS gid"
     # back and revenue in one pass: each customer's purchase months (their first one marked)
     # and one row for each customer who never came back (month index len(ends))
-    flow = f"""WITH {tx}, m AS (
-    SELECT customer_id, k, sum(amount) AS r FROM p GROUP BY customer_id, k
-), c AS (
-    SELECT customer_id, k, r, sum(r) OVER w AS cum, row_number() OVER w = 1 AS first
-    FROM m WINDOW w AS (PARTITION BY customer_id ORDER BY k)
-)
-SELECT {dims}, kk AS k, count(*) FILTER (WHERE first IS NOT FALSE) AS n, sum(r) AS r,
-       sum(cum * cum - (cum - r) * (cum - r)) AS dsq
+    flow = f"""SELECT {dims}, kk AS k, count(*) FILTER (WHERE first IS NOT FALSE) AS n,
+       sum(r) AS r, sum(cum * cum - (cum - r) * (cum - r)) AS dsq
 FROM (SELECT {labels}, COALESCE(c.k, {k}) AS kk, c.r, c.cum, c.first FROM {quote(eligible)} e
-      LEFT JOIN c USING (customer_id))
+      LEFT JOIN {quote(months)} c USING (customer_id))
 GROUP BY {groups}"""
-    # the holdout flag rides on each customer's own row (no second join with `eligible`)
-    status = f"""WITH {tx}, chg AS (
-    SELECT e.customer_id,
-           COALESCE({_bucket_sql('CAST(e.first_start AS TIMESTAMP)', ends)}, {k}) AS k,
-           0 AS post, pre.last_pre AS last_ts, e.holdout FROM {quote(eligible)} e
-    LEFT JOIN {quote(pre)} pre USING (customer_id)
-    UNION ALL
-    SELECT customer_id, k, 1 AS post, max(ts) AS last_ts, NULL AS holdout FROM p
-    GROUP BY customer_id, k
-), seq AS (
-    SELECT k, CAST(last_ts AS DATE) AS last_day,
-           lead(k, 1, {k}) OVER w AS k_next, bool_or(holdout) OVER (PARTITION BY customer_id)
-               AS holdout
-    FROM chg WINDOW w AS (PARTITION BY customer_id ORDER BY k, post)
-)
-SELECT CASE WHEN holdout THEN 'holdout' ELSE 'rest' END AS g, last_day, k, k_next,
+    # each customer's last purchase before their first start holds from the month of that
+    # start until their first purchase month (no purchase month precedes it), then each
+    # purchase month's last purchase until the next purchase month
+    status = f"""SELECT CASE WHEN holdout THEN 'holdout' ELSE 'rest' END AS g, last_day, k, k_next,
        count(*) AS n
-FROM seq WHERE k_next > k
+FROM (SELECT e.holdout, CAST(pre.last_pre AS DATE) AS last_day,
+             COALESCE({_bucket_sql('CAST(e.first_start AS TIMESTAMP)', ends)}, {k}) AS k,
+             COALESCE(f.k, {k}) AS k_next
+      FROM {quote(eligible)} e LEFT JOIN {quote(pre)} pre USING (customer_id)
+      LEFT JOIN (SELECT customer_id, k FROM {quote(months)} WHERE first) f USING (customer_id)
+      UNION ALL
+      SELECT holdout, CAST(last_ts AS DATE), k, k_next FROM {quote(months)})
+WHERE k_next > k
 GROUP BY ALL"""
-    return {"flow": flow, "status": status}
+    return {"months": months_sql, "flow": flow, "status": status}
 
 
 @dataclass(frozen=True)
@@ -503,9 +513,11 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_pre AS " + reads["pre"])
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_post AS " + reads["post"])
     q = programme_sql("ul_prog_eligible", "ul_prog_pre", "ul_prog_post", ends)
+    con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_months AS " + q["months"])
     flow = con.execute(q["flow"]).fetchall()
     status_rows = con.execute(q["status"]).fetchall()
-    con.execute("DROP VIEW ul_prog_eligible; DROP TABLE ul_prog_everyone")
+    con.execute("DROP VIEW ul_prog_eligible; DROP TABLE ul_prog_everyone; "
+                "DROP TABLE ul_prog_months")
     # each assignment with its customer's CUPED covariate: the cost's and long runs' input,
     # sorted by experiment so that each long run's reads skip the other experiments' blocks
     con.execute(f"""CREATE OR REPLACE TEMP TABLE ul_prog_assigned_pre AS
