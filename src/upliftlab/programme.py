@@ -103,15 +103,12 @@ def eligible_sql(assignments: str, experiments: Sequence[Experiment],
     starts = ", ".join(f"({literal(e.name)}, DATE '{e.start.isoformat()}', "
                        f"{str(e.name in in_view).lower()})" for e in experiments)
     f = "FILTER (WHERE in_view)"
-    # one arg_min of a struct: the first campaign's three labels from the same row
     return f"""
-SELECT customer_id, read_from, first_start, holdout, fc.experiment, fc.arm, fc.tier
-FROM (SELECT customer_id, min(start) AS read_from, min(start) {f} AS first_start,
-             bool_or(arm = '{HOLDOUT_ARM}') {f} AS holdout,
-             arg_min({{'experiment': experiment, 'arm': arm, 'tier': tier}}, start) {f} AS fc
-      FROM ({assignments}) a JOIN (VALUES {starts}) s(experiment, start, in_view)
-      USING (experiment)
-      GROUP BY customer_id)"""
+SELECT customer_id, min(start) AS read_from, min(start) {f} AS first_start,
+       bool_or(arm = '{HOLDOUT_ARM}') {f} AS holdout, arg_min(experiment, start) {f} AS experiment,
+       arg_min(arm, start) {f} AS arm, arg_min(tier, start) {f} AS tier
+FROM ({assignments}) a JOIN (VALUES {starts}) s(experiment, start, in_view) USING (experiment)
+GROUP BY customer_id"""
 
 
 def _join_key(con: "duckdb.DuckDBPyConnection", transactions: str, column: str) -> str | None:
@@ -156,17 +153,17 @@ def extract_sql(eligible: str, transactions: str, end: dt.date,
     pre_aggs = """COALESCE(sum(amount) FILTER (WHERE ts >= read_ts - INTERVAL 365 DAY AND ts < read_ts),
                 0.0) AS pre_revenue_365d,
        max(ts) FILTER (WHERE ts < first_ts) AS last_pre"""
+    # the periods are the aggregates' filters alone (no join condition on the time): a customer
+    # without a purchase in them gets 0 and NULL, as a missing row would be read
     if key:
         # grouped by the integer id, the text id joined back to the 10M-odd groups after: the
         # 200M purchases then carry no text column through the join and the aggregate
         pre = f"""SELECT e.customer_id, g.pre_revenue_365d, g.last_pre
-FROM (SELECT k__, {pre_aggs}
-      FROM ({src(pre_where, "e.k__")}) WHERE ts < COALESCE(first_ts, read_ts) GROUP BY k__) g
+FROM (SELECT k__, {pre_aggs} FROM ({src(pre_where, "e.k__")}) GROUP BY k__) g
 JOIN {keyed} e USING (k__)"""
     else:
         pre = f"""SELECT customer_id, {pre_aggs}
-FROM ({src(pre_where)})
-WHERE ts < COALESCE(first_ts, read_ts) GROUP BY customer_id"""
+FROM ({src(pre_where)}) GROUP BY customer_id"""
     post = f"""SELECT customer_id, ts, amount, COALESCE(ts >= first_ts, false) AS prog, holdout
 FROM ({src(f" AND {x_ts} >= {_ts(first)}" if first else "", "e.customer_id, e.holdout")})
 WHERE ts >= read_ts"""
