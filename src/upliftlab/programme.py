@@ -127,30 +127,35 @@ def extract_sql(eligible: str, transactions: str, end: dt.date,
     customer the revenue in the 365 days before `read_from` (the CUPED covariate of the long
     runs) and their last purchase before `first_start` (the holdout view's status); `post`,
     every purchase from `read_from` up to `end` (customer_id, ts, amount, `prog`: from
-    `first_start` on, and the customer's `holdout` flag). Everything after reads these two small tables. `key`: the integer type
-    to join on (`_join_key`), else the ids are compared as text; `starts`: the first and last
+    `first_start` on, and the customer's `holdout` flag). Everything after reads these two
+    small tables. `key`: the integer type to join on (`_join_key`), else the ids are compared
+    as text; `starts`: the first and last
     experiment start, so that each read drops the purchases it cannot use before the join
     (the post-campaign read then probes a few percent of the transactions)."""
     cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
+    # each customer's period bounds as timestamps, computed once per customer rather than
+    # once per purchase
+    bounds = ("CAST(read_from AS TIMESTAMP) AS read_ts, CAST(first_start AS TIMESTAMP) AS first_ts, "
+              "CAST(read_from AS TIMESTAMP) - INTERVAL 365 DAY AS lo_ts")
     if key:
         ek = f"TRY_CAST(customer_id AS {key})"
-        keyed = (f"(SELECT *, CASE WHEN CAST({ek} AS VARCHAR) = customer_id THEN {ek} END AS k__ "
-                 f"FROM {quote(eligible)})")
+        keyed = (f"(SELECT *, CASE WHEN CAST({ek} AS VARCHAR) = customer_id THEN {ek} END AS k__, "
+                 f"{bounds} FROM {quote(eligible)})")
         on = f"e.k__ = x.{cid}"
     else:
-        keyed, on = quote(eligible), f"e.customer_id = CAST(x.{cid} AS VARCHAR)"
+        keyed = f"(SELECT *, {bounds} FROM {quote(eligible)})"
+        on = f"e.customer_id = CAST(x.{cid} AS VARCHAR)"
     x_ts = f"CAST(x.{ts} AS TIMESTAMP)"
 
     def src(where: str, payload: str = "e.customer_id") -> str:
-        return f"""SELECT {payload}, CAST(e.read_from AS TIMESTAMP) AS read_ts,
-           CAST(e.first_start AS TIMESTAMP) AS first_ts,
+        return f"""SELECT {payload}, e.read_ts, e.first_ts, e.lo_ts,
            {x_ts} AS ts, CAST(x.{amt} AS DOUBLE) AS amount
     FROM (SELECT * FROM {quote(transactions)} x WHERE {x_ts} < {_ts(end)}{where}) x
     JOIN {keyed} e ON {on}"""
 
     first, last = starts if starts else (None, None)
     pre_where = f" AND {x_ts} < {_ts(last)}" if last else ""
-    pre_aggs = """COALESCE(sum(amount) FILTER (WHERE ts >= read_ts - INTERVAL 365 DAY AND ts < read_ts),
+    pre_aggs = """COALESCE(sum(amount) FILTER (WHERE ts >= lo_ts AND ts < read_ts),
                 0.0) AS pre_revenue_365d,
        max(ts) FILTER (WHERE ts < first_ts) AS last_pre"""
     # the periods are the aggregates' filters alone (no join condition on the time): a customer
