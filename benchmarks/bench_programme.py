@@ -36,12 +36,18 @@ con.execute("SET preserve_insertion_order = false")
 con.execute(f"COPY (SELECT customer_id, count(*), sum(amount), max(ts) FROM read_parquet('{tx}') "
             f"GROUP BY ALL) TO '{out}' (FORMAT parquet)")
 con.execute("SELECT experiment, arm, count(*) FROM assignments GROUP BY ALL").fetchall()
+import json, resource
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"cpu_s": ru.ru_utime + ru.ru_stime}))
 """
 
 PROGRAMME = """
 import sys
 from upliftlab.programme import programme_report
 programme_report(sys.argv[2], as_of=sys.argv[4], out=sys.argv[3], transactions=[sys.argv[1]])
+import json, resource
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"cpu_s": ru.ru_utime + ru.ru_stime}))
 """
 
 
