@@ -427,6 +427,8 @@ def _long_runs(con, assigned: str, experiments: Sequence[Experiment], data_end: 
     once and sorted likewise: each experiment's query (`longrun.longrun_sql`) reads only its
     own blocks of those and turns into sufficient statistics per arm in SQL
     (`longrun.long_run_stats`); the statistics follow from those."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from upliftlab.longrun import analyze_long_run, frame, long_run_stats, longrun_sql
 
     started = [e for e in experiments if e.start < data_end]
@@ -437,20 +439,25 @@ def _long_runs(con, assigned: str, experiments: Sequence[Experiment], data_end: 
         SELECT a.experiment, p.customer_id, p.ts, p.amount
         FROM ul_prog_post p JOIN {quote(assigned)} a USING (customer_id)
         WHERE a.arm <> '{HOLDOUT_ARM}' AND a.experiment IN ({names}) ORDER BY a.experiment""")
-    runs = []
-    for e in started:
-        fr = frame(e.start, data_end, window_days=e.window_days, dormant_after=e.dormant_after)
-        con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_assigned AS
-            SELECT customer_id, arm, tier, pre_revenue_365d FROM {quote(assigned)}
-            WHERE experiment = {literal(e.name)} AND arm <> '{HOLDOUT_ARM}'""")
-        con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_lr_tx AS
-            SELECT customer_id, ts, amount FROM ul_prog_lr_t
-            WHERE experiment = {literal(e.name)}""")
-        con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_lr AS " + longrun_sql(
-            "ul_prog_assigned", "ul_prog_lr_tx", fr, pre="ul_prog_assigned"))
-        stats = long_run_stats(con, "ul_prog_lr", fr)
-        runs.append(analyze_long_run(stats, fr, experiment=e.name, control=e.control,
-                                     costs=e.costs, alpha=alpha).to_dict())
+    # each experiment's statistics (Python: the engine, lifelines) are worked out in a second
+    # thread while DuckDB computes the next experiment's sufficient statistics
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = []
+        for e in started:
+            fr = frame(e.start, data_end, window_days=e.window_days,
+                       dormant_after=e.dormant_after)
+            con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_assigned AS
+                SELECT customer_id, arm, tier, pre_revenue_365d FROM {quote(assigned)}
+                WHERE experiment = {literal(e.name)} AND arm <> '{HOLDOUT_ARM}'""")
+            con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_lr_tx AS
+                SELECT customer_id, ts, amount FROM ul_prog_lr_t
+                WHERE experiment = {literal(e.name)}""")
+            con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_lr AS " + longrun_sql(
+                "ul_prog_assigned", "ul_prog_lr_tx", fr, pre="ul_prog_assigned"))
+            stats = long_run_stats(con, "ul_prog_lr", fr)
+            pending.append(pool.submit(analyze_long_run, stats, fr, experiment=e.name,
+                                       control=e.control, costs=e.costs, alpha=alpha))
+        runs = [p.result().to_dict() for p in pending]
     con.execute("DROP TABLE ul_prog_lr; DROP TABLE ul_prog_lr_t")
     return runs
 
