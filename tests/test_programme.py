@@ -189,7 +189,7 @@ def test_programme_cli_writes_the_report(project, tmp_path, capsys):
 
 # Chromium's own background traffic (sign-in and Google service endpoints), not the page's
 _BROWSER_OWN = ("www.google.com:443", "accounts.google.com:443", "clients2.google.com",
-                "android.clients.google.com")
+                "android.clients.google.com", "optimizationguide-pa.googleapis.com:443")
 
 
 def _browse(page: Path, tmp: Path) -> tuple[str, list[str], Path]:
