@@ -65,6 +65,7 @@ def programme_numbers(d: Path, after: pd.DataFrame, as_of: dt.date):
         return programme(store.con, sql, "tx", exps, as_of=as_of, long_run=False)
 
 
+@pytest.mark.slow
 def test_text_and_integer_ids_read_the_same(project):
     """The transactions' ids as integers (joined as integers, grouped by them) or as text
     (compared as text): the same programme, long runs, structure and cost included."""
