@@ -126,44 +126,64 @@ def extract_sql(eligible: str, transactions: str, end: dt.date,
     """The two reads of the transactions, over the customers of `eligible_sql`: `pre`, per
     customer the revenue in the 365 days before `read_from` (the CUPED covariate of the long
     runs) and their last purchase before `first_start` (the holdout view's status); `post`,
-    every purchase from `read_from` up to `end` (customer_id, ts, amount, and `prog`: from
-    `first_start` on). Everything after reads these two small tables. `key`: the integer type
-    to join on (`_join_key`), else the ids are compared as text; `starts`: the first and last
+    every purchase from `read_from` up to `end` (customer_id, ts, amount, `prog`: from
+    `first_start` on, and the customer's `holdout` flag). Everything after reads these two
+    small tables. `key`: the integer type to join on (`_join_key`), else the ids are compared
+    as text; `starts`: the first and last
     experiment start, so that each read drops the purchases it cannot use before the join
     (the post-campaign read then probes a few percent of the transactions)."""
     cid, ts, amt = quote(columns.customer_id), quote(columns.timestamp), quote(columns.amount)
+    # each customer's period bounds as timestamps, computed once per customer rather than
+    # once per purchase
+    bounds = ("CAST(read_from AS TIMESTAMP) AS read_ts, CAST(first_start AS TIMESTAMP) AS first_ts, "
+              "CAST(read_from AS TIMESTAMP) - INTERVAL 365 DAY AS lo_ts")
     if key:
         ek = f"TRY_CAST(customer_id AS {key})"
-        keyed = (f"(SELECT *, CASE WHEN CAST({ek} AS VARCHAR) = customer_id THEN {ek} END AS k__ "
-                 f"FROM {quote(eligible)})")
+        keyed = (f"(SELECT *, CASE WHEN CAST({ek} AS VARCHAR) = customer_id THEN {ek} END AS k__, "
+                 f"{bounds} FROM {quote(eligible)})")
         on = f"e.k__ = x.{cid}"
     else:
-        keyed, on = quote(eligible), f"e.customer_id = CAST(x.{cid} AS VARCHAR)"
+        keyed = f"(SELECT *, {bounds} FROM {quote(eligible)})"
+        on = f"e.customer_id = CAST(x.{cid} AS VARCHAR)"
     x_ts = f"CAST(x.{ts} AS TIMESTAMP)"
 
-    def src(where: str) -> str:
-        return f"""SELECT e.customer_id, CAST(e.read_from AS TIMESTAMP) AS read_ts,
-           CAST(e.first_start AS TIMESTAMP) AS first_ts,
+    def src(where: str, payload: str = "e.customer_id") -> str:
+        return f"""SELECT {payload}, e.read_ts, e.first_ts, e.lo_ts,
            {x_ts} AS ts, CAST(x.{amt} AS DOUBLE) AS amount
     FROM (SELECT * FROM {quote(transactions)} x WHERE {x_ts} < {_ts(end)}{where}) x
     JOIN {keyed} e ON {on}"""
 
     first, last = starts if starts else (None, None)
-    pre = f"""SELECT customer_id,
-       COALESCE(sum(amount) FILTER (WHERE ts >= read_ts - INTERVAL 365 DAY AND ts < read_ts),
+    pre_where = f" AND {x_ts} < {_ts(last)}" if last else ""
+    pre_aggs = """COALESCE(sum(amount) FILTER (WHERE ts >= lo_ts AND ts < read_ts),
                 0.0) AS pre_revenue_365d,
-       max(ts) FILTER (WHERE ts < first_ts) AS last_pre
-FROM ({src(f" AND {x_ts} < {_ts(last)}" if last else "")})
-WHERE ts < COALESCE(first_ts, read_ts) GROUP BY customer_id"""
-    post = f"""SELECT customer_id, ts, amount, COALESCE(ts >= first_ts, false) AS prog
-FROM ({src(f" AND {x_ts} >= {_ts(first)}" if first else "")}) WHERE ts >= read_ts"""
+       max(ts) FILTER (WHERE ts < first_ts) AS last_pre"""
+    # the periods are the aggregates' filters alone (no join condition on the time): a customer
+    # without a purchase in them gets 0 and NULL, as a missing row would be read
+    if key:
+        # grouped by the integer id, the text id joined back to the 10M-odd groups after: the
+        # 200M purchases then carry no text column through the join and the aggregate
+        pre = f"""SELECT e.customer_id, g.pre_revenue_365d, g.last_pre
+FROM (SELECT k__, {pre_aggs} FROM ({src(pre_where, "e.k__")}) GROUP BY k__) g
+JOIN {keyed} e USING (k__)"""
+    else:
+        pre = f"""SELECT customer_id, {pre_aggs}
+FROM ({src(pre_where)}) GROUP BY customer_id"""
+    post = f"""SELECT customer_id, ts, amount, COALESCE(ts >= first_ts, false) AS prog, holdout
+FROM ({src(f" AND {x_ts} >= {_ts(first)}" if first else "", "e.customer_id, e.holdout")})
+WHERE ts >= read_ts"""
     return {"pre": pre, "post": post}
 
 
-def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -> dict[str, str]:
-    """The programme's two aggregates over `eligible` (the customers of `eligible_sql` in the
-    holdout view) and the tables of `extract_sql`:
+def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date],
+                  months: str = "ul_prog_months") -> dict[str, str]:
+    """The programme's queries over `eligible` (the customers of `eligible_sql` in the holdout
+    view) and the tables of `extract_sql`, in order:
 
+    - months, to be materialised as `months`: each customer's purchase months since their
+      first start (month index k), with the month's revenue r, last purchase and the
+      customer's holdout flag; over each customer's months in order, the cumulative revenue,
+      whether it is their first month and the index of their next one (len(ends): none);
     - flow, grouped by holdout/rest and by arm, tier and channel (GROUPING SETS), per month:
       n, the customers whose first purchase since their first start is in that month (month
       len(ends): never); Σ revenue and Σ (cum² − previous cum²) of each customer's cumulative
@@ -174,46 +194,38 @@ def programme_sql(eligible: str, pre: str, post: str, ends: Sequence[dt.date]) -
     k = len(ends)
     groups = ("GROUPING SETS ((g, kk), (g, experiment, arm, kk), (g, tier, kk), "
               "(g, channel, kk))")
-    tx = f"""p AS (
-    SELECT customer_id, amount, ts, {_bucket_sql('ts', ends)} AS k FROM {quote(post)}
-    WHERE prog
-)"""
+    # one grouping and one window over the purchases serve both aggregates
+    months_sql = f"""SELECT customer_id, k, r, last_ts, holdout, sum(r) OVER w AS cum,
+       row_number() OVER w = 1 AS first, lead(k, 1, {k}) OVER w AS k_next
+FROM (SELECT customer_id, {_bucket_sql('ts', ends)} AS k, sum(amount) AS r, max(ts) AS last_ts,
+             any_value(holdout) AS holdout
+      FROM {quote(post)} WHERE prog GROUP BY ALL)
+WINDOW w AS (PARTITION BY customer_id ORDER BY k)"""
     labels = ("CASE WHEN e.holdout THEN 'holdout' ELSE 'rest' END AS g, e.experiment, e.arm, "
               "e.tier, e.channel")
     dims = "g, experiment, arm, tier, channel, GROUPING(experiment, arm, tier, channel) AS gid"
     # back and revenue in one pass: each customer's purchase months (their first one marked)
     # and one row for each customer who never came back (month index len(ends))
-    flow = f"""WITH {tx}, m AS (
-    SELECT customer_id, k, sum(amount) AS r FROM p GROUP BY customer_id, k
-), c AS (
-    SELECT customer_id, k, r, sum(r) OVER w AS cum, row_number() OVER w = 1 AS first
-    FROM m WINDOW w AS (PARTITION BY customer_id ORDER BY k)
-)
-SELECT {dims}, kk AS k, count(*) FILTER (WHERE first IS NOT FALSE) AS n, sum(r) AS r,
-       sum(cum * cum - (cum - r) * (cum - r)) AS dsq
+    flow = f"""SELECT {dims}, kk AS k, count(*) FILTER (WHERE first IS NOT FALSE) AS n,
+       sum(r) AS r, sum(cum * cum - (cum - r) * (cum - r)) AS dsq
 FROM (SELECT {labels}, COALESCE(c.k, {k}) AS kk, c.r, c.cum, c.first FROM {quote(eligible)} e
-      LEFT JOIN c USING (customer_id))
+      LEFT JOIN {quote(months)} c USING (customer_id))
 GROUP BY {groups}"""
-    # the holdout flag rides on each customer's own row (no second join with `eligible`)
-    status = f"""WITH {tx}, chg AS (
-    SELECT e.customer_id,
-           COALESCE({_bucket_sql('CAST(e.first_start AS TIMESTAMP)', ends)}, {k}) AS k,
-           0 AS post, pre.last_pre AS last_ts, e.holdout FROM {quote(eligible)} e
-    LEFT JOIN {quote(pre)} pre USING (customer_id)
-    UNION ALL
-    SELECT customer_id, k, 1 AS post, max(ts) AS last_ts, NULL AS holdout FROM p
-    GROUP BY customer_id, k
-), seq AS (
-    SELECT k, CAST(last_ts AS DATE) AS last_day,
-           lead(k, 1, {k}) OVER w AS k_next, bool_or(holdout) OVER (PARTITION BY customer_id)
-               AS holdout
-    FROM chg WINDOW w AS (PARTITION BY customer_id ORDER BY k, post)
-)
-SELECT CASE WHEN holdout THEN 'holdout' ELSE 'rest' END AS g, last_day, k, k_next,
+    # each customer's last purchase before their first start holds from the month of that
+    # start until their first purchase month (no purchase month precedes it), then each
+    # purchase month's last purchase until the next purchase month
+    status = f"""SELECT CASE WHEN holdout THEN 'holdout' ELSE 'rest' END AS g, last_day, k, k_next,
        count(*) AS n
-FROM seq WHERE k_next > k
+FROM (SELECT e.holdout, CAST(pre.last_pre AS DATE) AS last_day,
+             COALESCE({_bucket_sql('CAST(e.first_start AS TIMESTAMP)', ends)}, {k}) AS k,
+             COALESCE(f.k, {k}) AS k_next
+      FROM {quote(eligible)} e LEFT JOIN {quote(pre)} pre USING (customer_id)
+      LEFT JOIN (SELECT customer_id, k FROM {quote(months)} WHERE first) f USING (customer_id)
+      UNION ALL
+      SELECT holdout, CAST(last_ts AS DATE), k, k_next FROM {quote(months)})
+WHERE k_next > k
 GROUP BY ALL"""
-    return {"flow": flow, "status": status}
+    return {"months": months_sql, "flow": flow, "status": status}
 
 
 @dataclass(frozen=True)
@@ -415,6 +427,8 @@ def _long_runs(con, assigned: str, experiments: Sequence[Experiment], data_end: 
     once and sorted likewise: each experiment's query (`longrun.longrun_sql`) reads only its
     own blocks of those and turns into sufficient statistics per arm in SQL
     (`longrun.long_run_stats`); the statistics follow from those."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from upliftlab.longrun import analyze_long_run, frame, long_run_stats, longrun_sql
 
     started = [e for e in experiments if e.start < data_end]
@@ -425,20 +439,25 @@ def _long_runs(con, assigned: str, experiments: Sequence[Experiment], data_end: 
         SELECT a.experiment, p.customer_id, p.ts, p.amount
         FROM ul_prog_post p JOIN {quote(assigned)} a USING (customer_id)
         WHERE a.arm <> '{HOLDOUT_ARM}' AND a.experiment IN ({names}) ORDER BY a.experiment""")
-    runs = []
-    for e in started:
-        fr = frame(e.start, data_end, window_days=e.window_days, dormant_after=e.dormant_after)
-        con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_assigned AS
-            SELECT customer_id, arm, tier, pre_revenue_365d FROM {quote(assigned)}
-            WHERE experiment = {literal(e.name)} AND arm <> '{HOLDOUT_ARM}'""")
-        con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_lr_tx AS
-            SELECT customer_id, ts, amount FROM ul_prog_lr_t
-            WHERE experiment = {literal(e.name)}""")
-        con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_lr AS " + longrun_sql(
-            "ul_prog_assigned", "ul_prog_lr_tx", fr, pre="ul_prog_assigned"))
-        stats = long_run_stats(con, "ul_prog_lr", fr)
-        runs.append(analyze_long_run(stats, fr, experiment=e.name, control=e.control,
-                                     costs=e.costs, alpha=alpha).to_dict())
+    # each experiment's statistics (Python: the engine, lifelines) are worked out in a second
+    # thread while DuckDB computes the next experiment's sufficient statistics
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = []
+        for e in started:
+            fr = frame(e.start, data_end, window_days=e.window_days,
+                       dormant_after=e.dormant_after)
+            con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_assigned AS
+                SELECT customer_id, arm, tier, pre_revenue_365d FROM {quote(assigned)}
+                WHERE experiment = {literal(e.name)} AND arm <> '{HOLDOUT_ARM}'""")
+            con.execute(f"""CREATE OR REPLACE TEMP VIEW ul_prog_lr_tx AS
+                SELECT customer_id, ts, amount FROM ul_prog_lr_t
+                WHERE experiment = {literal(e.name)}""")
+            con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_lr AS " + longrun_sql(
+                "ul_prog_assigned", "ul_prog_lr_tx", fr, pre="ul_prog_assigned"))
+            stats = long_run_stats(con, "ul_prog_lr", fr)
+            pending.append(pool.submit(analyze_long_run, stats, fr, experiment=e.name,
+                                       control=e.control, costs=e.costs, alpha=alpha))
+        runs = [p.result().to_dict() for p in pending]
     con.execute("DROP TABLE ul_prog_lr; DROP TABLE ul_prog_lr_t")
     return runs
 
@@ -503,9 +522,11 @@ def programme(con: "duckdb.DuckDBPyConnection", assignments_sql: str, transactio
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_pre AS " + reads["pre"])
     con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_post AS " + reads["post"])
     q = programme_sql("ul_prog_eligible", "ul_prog_pre", "ul_prog_post", ends)
+    con.execute("CREATE OR REPLACE TEMP TABLE ul_prog_months AS " + q["months"])
     flow = con.execute(q["flow"]).fetchall()
     status_rows = con.execute(q["status"]).fetchall()
-    con.execute("DROP VIEW ul_prog_eligible; DROP TABLE ul_prog_everyone")
+    con.execute("DROP VIEW ul_prog_eligible; DROP TABLE ul_prog_everyone; "
+                "DROP TABLE ul_prog_months")
     # each assignment with its customer's CUPED covariate: the cost's and long runs' input,
     # sorted by experiment so that each long run's reads skip the other experiments' blocks
     con.execute(f"""CREATE OR REPLACE TEMP TABLE ul_prog_assigned_pre AS
