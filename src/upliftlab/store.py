@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upliftlab.errors import StoreError, UpliftlabError
+from upliftlab.errors import StoreError
 
 if TYPE_CHECKING:
     import duckdb
@@ -468,10 +468,7 @@ def open_store(path: str | Path = DEFAULT_STORE, *, read_only: bool = False) -> 
         finally:
             store.close()
         return
-    try:
-        check_target(p, "{store}")
-    except UpliftlabError as exc:
-        raise type(exc)(exc.template, params=["store"]) from None
+    check_target(p, "{store}")
     stage = _new_store_stage(p)
     store = Store(p, file=stage)
     try:

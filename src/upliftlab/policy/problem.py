@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from upliftlab.errors import InputError
+from upliftlab.jsonsafe import json_safe
 
 OBJECTIVES = ("reactivations", "net_value", "revenue")
 _TOL = 1e-9  # slack for probabilities computed in floating point
@@ -205,37 +206,19 @@ class Allocation(ArmLabels):
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """The summary (no per-customer arrays) as plain JSON-able values."""
+        """The summary (no per-customer arrays) as plain JSON-able values (`json_safe`)."""
         keys = ("arms", "counts", "expected_incremental_reactivations", "expected_value",
                 "expected_cost",
                 "cost_per_incremental_reactivation", "budget", "budget_used", "objective",
                 "method", "lambda_", "mu_", "dual_bound", "gap_to_dual_bound", "lp_bound",
                 "gap_to_lp_bound", "marginal_cost_per_reactivation", "seconds")
-        out = {k: plain(getattr(self, k)) for k in keys}
+        out = {k: json_safe(getattr(self, k)) for k in keys}
         out["lambda"] = out.pop("lambda_")
         out["mu"] = out.pop("mu_")
         out["n_treated"] = int(sum(self.counts.values()))
         out["n_customers"] = int(self.arm.shape[0])
-        out.update({k: plain(v) for k, v in self.extra.items()})
+        out.update({k: json_safe(v) for k, v in self.extra.items()})
         return out
-
-
-def plain(v: Any) -> Any:
-    """A value as plain JSON-able Python, recursively: numpy scalars and arrays as numbers and
-    lists, NaN and infinity as None (the policy's one JSON cleaner: `to_dict`, policy.json)."""
-    if isinstance(v, Mapping):
-        return {str(k): plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [plain(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return plain(v.tolist())
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return None if not np.isfinite(v) else float(v)
-    return v
 
 
 def evaluate(problem: Problem, arm: np.ndarray, *, method: str = "given", lambda_: float = 0.0,
