@@ -10,7 +10,10 @@ checked out into temporary git worktrees, so the numbers are of committed code.
         [--before d34978a] [--after HEAD]
 
 The steps are those of scripts/demo.sh that both trees have (simulate, cohort, power, assign,
-checks, export, respond, report, model fit on a small grid, model score, policy). Each tree
+checks, export, respond, report, model fit on a small grid, model score, policy), and the
+policy without --data: since "before", the policy with an experiment re-plans until the upper
+bound of its off-policy cost fits the budget (policy/margin.py, a feature of session 3), so
+only the step without --data does the same work in both trees. Each tree
 runs the whole flow in its own folder, so neither reads what the other wrote; the world each
 simulates is the same (same seed, checked equal). The load average before and after is recorded:
 the machine is shared, and a step within ~15% of its old time is within noise there.
@@ -59,6 +62,11 @@ def steps(n: int) -> list[tuple[str, list[str]]]:
                        "--folds", "3", "--bootstrap", "20", "--out", "{d}/model"]),
         ("model score", ["model", "score", "--model", "{d}/model", "--customers",
                          "{d}/cohort.parquet", "--out", "{d}/scores.parquet"]),
+        # without --data: the same work in both trees (the plan alone, no off-policy re-plans)
+        ("policy, no --data", ["policy", "--scores", "{d}/model/oof_scores.parquet",
+                               "--budget", "2000", "--cost", "coupon=0.10:10", "--cost",
+                               "content=0.02", "--cost", "advisor=4", "--capacity", "advisor=300",
+                               "--explore-budget", "5%", "--out", "{d}/policy-plain"]),
         ("policy", ["policy", "--scores", "{d}/model/oof_scores.parquet", "--data",
                     "{d}/model/oof_scores.parquet", "--budget", "2000", "--cost",
                     "coupon=0.10:10", "--cost", "content=0.02", "--cost", "advisor=4",
