@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import shutil
 import statistics
@@ -99,8 +100,10 @@ def run_step(tree: Path, d: Path, argv: list[str]) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run([CLI, *args], cwd=tree, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{tree.name}: upliftlab {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    if proc.returncode != 0:  # counted as a failure of the step; the run goes on
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"{tree.name}: upliftlab {argv[0]} failed: {last}", flush=True)
+        return float("nan")
     return seconds
 
 
@@ -154,7 +157,13 @@ def main() -> None:
 
     rows, slower = [], []
     tot = {"before": 0.0, "after": 0.0}
+    failed = {}
     for step, _ in plan:
+        for k in ("before", "after"):
+            bad = [t for t in times[step][k] if math.isnan(t)]
+            if bad:
+                failed[f"{step} ({k})"] = len(bad)
+                times[step][k] = [t for t in times[step][k] if not math.isnan(t)] or [math.nan]
         b, n = (statistics.median(times[step][k]) for k in ("before", "after"))
         tot["before"] += b
         tot["after"] += n
@@ -166,6 +175,8 @@ def main() -> None:
         rows.append(f"| {step} | {b:.2f} | {n:.2f} | {ratio:.2f} | {spread} |")
     rows.append(f"| **all steps** | **{tot['before']:.2f}** | **{tot['after']:.2f}** | "
                 f"**{tot['after'] / tot['before']:.2f}** | |")
+    failures = ("" if not failed else " Calls that failed (left out of the medians): "
+                + ", ".join(f"{k} x{v}" for k, v in failed.items()) + ".")
     verdict = ("no step slower than before beyond noise (ratio <= "
                f"{NOISE:.2f})" if not slower else
                f"slower beyond noise (ratio > {NOISE:.2f}): {', '.join(slower)}")
@@ -181,7 +192,7 @@ column). `nice -n -20 .venv/bin/python benchmarks/bench_seams.py --reps {a.reps}
 |---|---:|---:|---:|---|
 {chr(10).join(rows)}
 
-Verdict: {verdict}. Load average before {load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}, after
+Verdict: {verdict}.{failures} Load average before {load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}, after
 {load1[0]:.2f} / {load1[1]:.2f} / {load1[2]:.2f} (1 / 5 / 15 min; the machine was shared with
 other engineers' work and a Spark benchmark, so single steps vary by ~10-20% between calls);
 whole run {total:.0f} s.""")
