@@ -304,14 +304,16 @@ def test_one_holdout_label_and_one_family_of_number_types():
 
 
 def test_the_shared_rules_load_without_the_spec_validation_library():
-    """The cohort, checks, outcomes and touches take the holdout label and the tier rule from
-    `upliftlab.rules`, so commands without a spec (cohort, risk) do not import pydantic (a
-    quarter of a second at start-up); `upliftlab.spec` re-exports the same objects."""
+    """The cohort, checks, outcomes, touches, the store and the programme take the holdout label
+    and the tier rule from `upliftlab.rules`, so commands without a spec (cohort, risk, respond,
+    programme) do not import pydantic (a quarter of a second at start-up); `upliftlab.spec`
+    re-exports the same objects."""
     import subprocess
     import sys
 
-    code = ("import sys, upliftlab.cohort, upliftlab.checks, upliftlab.outcomes, "
-            "upliftlab.touches; print(sorted(m for m in sys.modules if m.startswith('pydantic')))")
+    code = ("import sys, upliftlab.cohort, upliftlab.checks, upliftlab.outcomes, upliftlab.touches, "
+            "upliftlab.store, upliftlab.programme, upliftlab.simtouch; "
+            "print(sorted(m for m in sys.modules if m.startswith('pydantic')))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, env={"PYTHONPATH": str(SRC.parent), "PATH": ""}).stdout
     assert out.strip() == "[]"
