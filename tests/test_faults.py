@@ -315,6 +315,8 @@ CASES = [
     Case("model-fit-out-dotdot", ["model", "fit", *FIT_DATA, "--out", ".."], "--out .."),
     Case("export-out-dot", ["export", SPEC, "--store", STORE, "--out", "."], "--out ."),
     Case("report-out-long-name", ["report", *REPORT_DATA, "--out", LONG], "name too long"),
+    Case("model-score-out-xlsx", [*SCORE[:-1], "scores.xlsx"],
+         "--out scores.xlsx: expected a .parquet or .csv file"),
     Case("assign-store-long-name", ["assign", SPEC, "--store", LONG + ".duckdb"],
          "name too long"),
     Case("export-out-under-a-file", ["export", SPEC, "--store", STORE, "--out",

@@ -20,6 +20,10 @@ def test_non_finite_numbers_become_null_and_numpy_values_plain_python():
     assert out == {"a": None, "b": None, "c": None, "d": 3, "e": [0.5, True, None, "x"],
                    "7": [None, 1.25]}
     assert type(out["d"]) is int and type(out["e"][1]) is bool
+    arr = json_safe({"x": np.array([[1.5, np.nan], [np.inf, 2.0]]), "n": np.arange(3),
+                     "f": np.float64(0.25), "p": pd.Series([1.0, np.nan])})
+    assert arr == {"x": [[1.5, None], [None, 2.0]], "n": [0, 1, 2], "f": 0.25, "p": [1.0, None]}
+    assert type(arr["f"]) is float and type(arr["n"][0]) is int
     json.dumps(out, allow_nan=False)  # would raise on NaN
 
 

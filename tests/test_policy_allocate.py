@@ -92,8 +92,8 @@ def test_budget_and_capacity_never_exceeded_on_random_instances():
         for method in ("lagrangian", "lp") if n > 400 else ("lagrangian", "lp", "milp"):
             res = allocate(**kw, method=method, lp_bound=False)
             assert check_feasible(problem, res.arm) == [], (trial, method)
-            assert res.arm.min() >= -1 and res.arm.max() < 3
-            assert sum(res.counts.values()) == int((res.arm >= 0).sum())
+            assert res.arm.min() >= 0 and res.arm.max() <= 3
+            assert sum(res.counts.values()) == int((res.arm > 0).sum())
             budget = kw["budget"] if kw["budget"] is not None else np.inf
             assert res.expected_cost <= budget + 1e-9
             assert res.expected_value <= res.dual_bound + 1e-9
@@ -135,15 +135,16 @@ def test_large_instance_uses_subsample_and_reports_gap():
 def test_never_assigns_non_positive_gain():
     kw = instance(2000, 5, budget_per_customer=100.0, cap_share=1.0)
     res = allocate(**kw)
-    up = kw["uplift"][np.arange(2000), np.maximum(res.arm, 0)]
-    assert (up[res.arm >= 0] > 0).all()
+    # arms are 0 = none, j = ARMS[j - 1], whose uplift is column j - 1 of the input
+    up = kw["uplift"][np.arange(2000), np.maximum(res.arm - 1, 0)]
+    assert (up[res.arm > 0] > 0).all()
     # with money no object, every customer with a positive uplift somewhere is treated
-    assert ((res.arm >= 0) == (kw["uplift"].max(1) > 0)).all()
+    assert ((res.arm > 0) == (kw["uplift"].max(1) > 0)).all()
     net = allocate(**instance(2000, 5, budget_per_customer=100.0, cap_share=1.0,
                               objective="net_value"))
     p = problem_of(instance(2000, 5, objective="net_value"))
-    g = p.gain[np.maximum(net.arm, 0), np.arange(2000)]
-    assert (g[net.arm >= 0] > 0).all()
+    g = p.gain[np.maximum(net.arm - 1, 0), np.arange(2000)]
+    assert (g[net.arm > 0] > 0).all()
 
 
 @pytest.mark.slow
@@ -211,7 +212,8 @@ def test_accepts_dataframe_and_mapping_of_columns():
     d = a.to_dict()
     assert d["n_customers"] == 500 and set(d["counts"]) == set(ARMS)
     names = np.array(("none",) + ARMS)
-    assert (a.labels == names[a.arm + 1]).all() and (a.labels[a.arm < 0] == "none").all()
+    assert (a.labels == names[a.arm]).all() and (a.labels[a.arm == 0] == "none").all()
+    assert a.counts == {arm: int((a.arm == j + 1).sum()) for j, arm in enumerate(ARMS)}
 
 
 @pytest.mark.parametrize("change, message", [

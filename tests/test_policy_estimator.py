@@ -96,8 +96,8 @@ def test_budgeted_policy_predicts_column_indices_zero_for_none():
     arm = pol.predict(base, up)
     assert arm.dtype == np.int64 and arm.min() == 0 and arm.max() == 3
     alloc = allocate(base, up, **kw, lp_bound=False)
-    assert np.mean(arm == alloc.arm + 1) > 0.99
+    assert np.mean(arm == alloc.arm) > 0.99  # one arm index: 0 = none, j = ARMS[j - 1]
     assert (pol.allocation_.labels == np.array(("none",) + ARMS, dtype=object)[
-        pol.allocation_.arm + 1]).all()
+        pol.allocation_.arm]).all()
     with pytest.raises(InputError, match="not fitted"):
         BudgetedPolicy(**kw).predict(base, up)

@@ -165,19 +165,20 @@ def test_exploration_hashes_weights_and_threshold():
     u = np.array([unit_hash("s1", i) for i in ids[:300]])
     v = np.array([unit_hash("s1:arm", i) for i in ids[:300]])
     np.testing.assert_allclose(h.u[:300], u)
+    # the arm index: 0 = control, j = the j-th treatment arm
     np.testing.assert_array_equal(h.arm[:300], np.searchsorted([0.5, 0.75, 1.0], v,
-                                                                side="right") - 1)
-    assert np.mean(h.arm == -1) == pytest.approx(0.5, abs=0.01)
+                                                                side="right"))
+    assert np.mean(h.arm == 0) == pytest.approx(0.5, abs=0.01)
     problem = make_problem(np.full(40_000, 0.02), np.full((40_000, 2), 0.01),
                            arms=("coupon", "content"), budget=1000, capacity={"content": 400},
                            cost_per_contact={"coupon": 1.0, "content": 0.5})
     flag, thr = reserve(problem, h, w, 100.0, 0.1)
     np.testing.assert_array_equal(flag, h.u < thr)
-    cost = np.where(h.arm == 0, 1.0, np.where(h.arm == 1, 0.5, 0.0))
+    cost = np.where(h.arm == 1, 1.0, np.where(h.arm == 2, 0.5, 0.0))
     mean = 0.25 * 1.0 + 0.25 * 0.5  # expected cost of an explored customer over the weights
     assert cost[flag].sum() <= 100 and flag.sum() * mean <= 100
     # stopped by a limit: the content capacity share, or one more customer breaks the money
-    assert (h.arm[flag] == 1).sum() == 40 or max(cost[flag].sum() + 1, (flag.sum() + 1) * mean) > 100
+    assert (h.arm[flag] == 2).sum() == 40 or max(cost[flag].sum() + 1, (flag.sum() + 1) * mean) > 100
     flag2, _ = reserve(problem, h, w, 100.0, 1.0)  # capacity share 100%: the money binds
     assert max(cost[flag2].sum() + 1, (flag2.sum() + 1) * mean) > 100 >= flag2.sum() * mean
     with pytest.raises(InputError, match="unknown arm"):
@@ -202,9 +203,9 @@ def test_plan_campaign_keeps_budget_and_capacity_with_exploration():
         ex_cost = plan.expected_cost[plan.explore].sum()
         assert ex_cost <= share * kw["budget"] + 1e-9
         assert plan.expected_cost.sum() <= kw["budget"] + 1e-6
-        assert (plan.arm == 2).sum() <= kw["capacity"]["advisor"]
-        assert (plan.arm[plan.explore] == 2).sum() <= share * 200
-        assert (plan.expected_uplift[plan.arm < 0] == 0).all()
+        assert (plan.arm == 3).sum() <= kw["capacity"]["advisor"]  # 0 = none, 3 = ARMS_SIM[2]
+        assert (plan.arm[plan.explore] == 3).sum() <= share * 200
+        assert (plan.expected_uplift[plan.arm == 0] == 0).all()
         # the plan's expected cost over the exploration weights is within the budget too
         assert (plan.propensity[:, 1:].T * problem.cost).sum() <= kw["budget"] + 1e-6
     assert plan.summary["budget_used"] > 0.95
@@ -236,8 +237,8 @@ def test_on_the_simulator_policy_beats_best_single_arm_on_true_value():
     budget = 0.5 * n
     res = allocate(P[:, 0], noisy, arms=ARMS_SIM, budget=budget,
                    capacity={"advisor": n // 50}, **costs, lp_bound=False)
-    chosen = res.arm >= 0
-    true_value = true_up[np.flatnonzero(chosen), res.arm[chosen]].sum()
+    chosen = res.arm > 0
+    true_value = true_up[np.flatnonzero(chosen), res.arm[chosen] - 1].sum()
     # best single arm: that arm for a random subset that fits the budget (and capacity)
     best = 0.0
     for j, a in enumerate(ARMS_SIM):
@@ -258,7 +259,7 @@ def test_on_the_simulator_dr_interval_covers_the_true_value():
                     1 - P_all[:, [0]])
     res = allocate(P_all[:, 0], noisy, arms=ARMS_SIM, budget=0.5 * N,
                    cost_per_contact=CPC_SIM, cost_per_conversion=CPV_SIM, lp_bound=False)
-    pol_all = res.arm + 1
+    pol_all = res.arm
     truth = (P_all[np.arange(N), pol_all] - P_all[:, 0]).mean()  # incremental, whole world
     mu_all = np.clip(P_all + rng.normal(0, 0.01, P_all.shape), 0, 1)
     reps, n, hits = 200, 4000, 0

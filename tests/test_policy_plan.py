@@ -113,11 +113,11 @@ def _check_world(world, customer_col, arm_col, outcome_col, min_share=0.85):
                          arm_col=arm_col, outcome_col=outcome_col)
         plan = _plan(scores, {**setting, "budget": res["plan_value"]["planning_budget"]}, share)
         written = np.zeros_like(P)
-        written[np.arange(P.shape[0]), plan.arm + 1] = 1.0
+        written[np.arange(P.shape[0]), plan.arm] = 1.0
         for prop in (plan.propensity, written):  # the stochastic plan and the arms written
             assert true_plan_value(P, prop, cpc, cpv)["cost"] <= budget, share
         for a, c in cap.items():
-            assert (plan.arm == arms.index(a)).sum() <= c
+            assert (plan.arm == 1 + arms.index(a)).sum() <= c
         assert res["plan_value"]["expected"] == pytest.approx(_expected_value(scores, plan))
         assert res["exploration"]["cost"] <= share * budget + 1e-9
         assert res["plan_value"]["cost"] <= budget + 1e-6

@@ -111,6 +111,36 @@ def test_label_is_no_purchase_in_the_horizon():
     assert d.loc[1, "dormant"] == 0 and d.loc[2, "dormant"] == 1 and d.loc[3, "dormant"] == 1
 
 
+def test_training_data_runs_in_its_session_and_keeps_the_callers_time_zone():
+    """Timestamps with a zone are read in UTC (the session's setting), never by changing the
+    settings of the caller's connection; a bare connection is refused, not adopted."""
+    import duckdb
+
+    from upliftlab.session import Session
+
+    caller = duckdb.connect()
+    caller.execute("SET TimeZone = 'America/New_York'")
+    # 22:30 in New York on 30 July is 02:30 UTC on 31 July: after the window [06-01, 07-31)
+    tx = pd.DataFrame({"customer_id": [1, 1, 2],
+                       "ts": pd.to_datetime(["2025-05-01 12:00", "2025-07-30 22:30",
+                                             "2025-05-01 12:00"]).tz_localize("America/New_York"),
+                       "amount": [1.0] * 3})
+    rel = caller.from_df(tx)  # a relation of the caller's connection
+    zone = "SELECT current_setting('TimeZone')"
+    for d in (training_data(rel, [SNAP], 60, min_history_days=20),
+              training_data(tx, [SNAP], 60, min_history_days=20, session=Session())):
+        d = d.set_index("customer_id")
+        assert d.loc[1, "dormant"] == 1 and d.loc[2, "dormant"] == 1
+        assert caller.execute(zone).fetchone()[0] == "America/New_York"
+    # in New York's time the purchase falls inside the window: the reading really is UTC's
+    local = caller.execute("SELECT count(*) FROM rel WHERE customer_id = 1 AND "
+                           "CAST(ts AS TIMESTAMP) < TIMESTAMP '2025-07-31'").fetchone()[0]
+    assert local == 2
+    with pytest.raises(TypeError, match="needs an upliftlab Session"):
+        training_data(tx, [SNAP], 60, min_history_days=20, session=caller)
+    assert caller.execute(zone).fetchone()[0] == "America/New_York"
+
+
 # ----------------------------------------------------------------------------------- BG/NBD
 
 def _p_alive_formula(r, alpha, a, b, x, t_x, T):

@@ -253,6 +253,36 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(project, capsys)
     assert err.startswith("error: --as-of 2026-01-01 is not after the campaign start")
 
 
+def test_output_targets_are_named_by_parameter_and_the_cli_names_the_flag(tmp_path):
+    """`_files` and `score_file` name the parameter `out` (or what the caller says); the CLI's
+    FLAGS turn it into --out (the CLI side: test_faults, the --out cases)."""
+    from upliftlab._files import check_target, staged_dir, staged_file
+    from upliftlab.cli._params import FLAGS
+    from upliftlab.uplift.io import score_file
+
+    def raised(fn, *args, **kw) -> InputError:
+        with pytest.raises(InputError) as info:
+            fn(*args, **kw)
+        return info.value
+
+    for err, rest in (
+            (raised(check_target, tmp_path / "x" / ".."), r"\.\.: not a new folder"),
+            (raised(score_file, None, "c.parquet", str(tmp_path / "s.xlsx")),
+             r"s\.xlsx: expected a \.parquet or \.csv file")):
+        assert err.params == ("out",)
+        assert re.match(r"^out \S+" + rest, str(err)), str(err)
+        assert str(err.named(FLAGS)).startswith("--out ")
+    with pytest.raises(InputError, match=r"^out .*: is a folder, expected a file name"):
+        with staged_file(tmp_path):
+            pass
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(InputError, match=r"^model folder .*mine: the folder holds files") as info:
+        with staged_dir(tmp_path / "mine", owner="model", what="model folder"):
+            pass
+    assert info.value.params == () and str(info.value.named(FLAGS)).startswith("model folder")
+
+
 # ---- 4. one copy of each rule ------------------------------------------------------------------
 def test_one_holdout_label_and_one_family_of_number_types():
     import upliftlab.analysis
@@ -271,6 +301,27 @@ def test_one_holdout_label_and_one_family_of_number_types():
     assert [t for t, ok in holds.items() if ok] == ["INTEGER", "UHUGEINT", "DECIMAL(18,2)",
                                                     "REAL", "DOUBLE"]
     assert is_number("BOOLEAN", boolean=True) and not is_number("VARCHAR", boolean=True)
+
+
+def test_the_shared_rules_load_without_the_spec_validation_library():
+    """The cohort, checks, outcomes, touches, the store and the programme take the holdout label
+    and the tier rule from `upliftlab.rules`, so commands without a spec (cohort, risk, respond,
+    programme) do not import pydantic (a quarter of a second at start-up); `upliftlab.spec`
+    re-exports the same objects."""
+    import subprocess
+    import sys
+
+    code = ("import sys, upliftlab.cohort, upliftlab.checks, upliftlab.outcomes, upliftlab.touches, "
+            "upliftlab.store, upliftlab.programme, upliftlab.simtouch; "
+            "print(sorted(m for m in sys.modules if m.startswith('pydantic')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, env={"PYTHONPATH": str(SRC.parent), "PATH": ""}).stdout
+    assert out.strip() == "[]"
+    import upliftlab.rules
+    import upliftlab.spec
+
+    assert upliftlab.spec.parse_tiers is upliftlab.rules.parse_tiers
+    assert upliftlab.spec.HOLDOUT_ARM is upliftlab.rules.HOLDOUT_ARM
 
 
 def test_the_assignment_summary_is_not_the_policy_allocation():

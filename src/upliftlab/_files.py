@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from fnmatch import fnmatch
 from pathlib import Path
 
-from upliftlab.errors import InputError
+from upliftlab.errors import InputError, param_names
 
 MARKER = ".upliftlab.json"
 FAULT_ENV = "UPLIFTLAB_FAULT_AFTER_STEP"
@@ -52,23 +52,30 @@ def fault_step(what: str) -> None:
 
 # ---- checks before anything is written -------------------------------------------------------
 
-def check_target(out: str | os.PathLike, what: str = "--out") -> Path:
+def _target_error(what: str, text: str) -> InputError:
+    """An InputError about the target `what`: a parameter written `{name}` (named as such, so
+    the CLI shows its flag) or a plain description such as "model folder"."""
+    return InputError(f"{what} {text}", params=param_names(what))
+
+
+def check_target(out: str | os.PathLike, what: str = "{out}") -> Path:
     """Refuse output paths no rename can replace: the current folder or one of its parents,
-    the root, a name too long for the file system. Returns the path."""
+    the root, a name too long for the file system. Returns the path. `what` names the target
+    in errors: `{out}` (the parameter; the CLI says --out), `{store}`, or plain words."""
     out = Path(out)
     if out.name in ("", ".", ".."):
-        raise InputError(f"{what} {out}: not a new folder or file name (the current folder or a "
+        raise _target_error(what, f"{out}: not a new folder or file name (the current folder or a "
                          "parent cannot be replaced); give a name such as reports/week1")
     try:
         here = Path.cwd().resolve()
         target = out.resolve()
     except OSError as exc:
-        raise InputError(f"{what} {out}: {exc.strerror}") from None
+        raise _target_error(what, f"{out}: {exc.strerror}") from None
     if target == here or target in here.parents:
-        raise InputError(f"{what} {out}: is the current folder or one of its parents; give a "
+        raise _target_error(what, f"{out}: is the current folder or one of its parents; give a "
                          "new folder")
     if len(os.fsencode(out.name)) + _STAGE_OVERHEAD > _NAME_MAX:
-        raise InputError(f"{what} {out.name[:40]}...: name too long ({len(out.name)} "
+        raise _target_error(what, f"{out.name[:40]}...: name too long ({len(out.name)} "
                          f"characters; at most {_NAME_MAX - _STAGE_OVERHEAD})")
     return out
 
@@ -84,7 +91,7 @@ def read_marker(folder: str | os.PathLike) -> dict | None:
 
 
 def claim(out: str | os.PathLike, owner: str, legacy: Iterable[str] = (), *,
-          what: str = "--out", force: bool = False) -> Path:
+          what: str = "{out}", force: bool = False) -> Path:
     """Check that `owner` (a command, e.g. "report") may replace the folder `out`.
 
     Allowed: no such path, an empty folder, a folder whose marker names `owner`, or (folders
@@ -95,23 +102,23 @@ def claim(out: str | os.PathLike, owner: str, legacy: Iterable[str] = (), *,
     if not out.exists() and not out.is_symlink():
         return out
     if not out.is_dir():
-        raise InputError(f"{what} {out}: exists and is not a folder")
+        raise _target_error(what, f"{out}: exists and is not a folder")
     marker = read_marker(out)
     if marker is not None:
         if marker["owner"] != owner and not force:
-            raise InputError(f"{what} {out}: the folder was written by `upliftlab "
+            raise _target_error(what, f"{out}: the folder was written by `upliftlab "
                              f"{marker['owner']}`, not by `upliftlab {owner}`; choose another "
                              "folder")
         return out
     try:
         names = sorted(p.name for p in out.iterdir())
     except OSError as exc:
-        raise InputError(f"{what} {out}: cannot read the folder ({exc.strerror})") from None
+        raise _target_error(what, f"{out}: cannot read the folder ({exc.strerror})") from None
     patterns = tuple(legacy)
     foreign = [n for n in names if not any(fnmatch(n, p) for p in patterns)]
     if foreign and not force:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise InputError(f"{what} {out}: the folder holds files that `upliftlab {owner}` did "
+        raise _target_error(what, f"{out}: the folder holds files that `upliftlab {owner}` did "
                          f"not write ({shown}); choose a new or empty folder")
     return out
 
@@ -262,14 +269,14 @@ def _stage_beside(out: Path, what: str, *, directory: bool) -> Path:
         os.chmod(name, 0o666 & ~_umask())  # mkstemp makes it private; outputs are shared
         return Path(name)
     except OSError as exc:
-        raise InputError(f"{what} {out}: cannot write there ({exc.strerror})") from None
+        raise _target_error(what, f"{out}: cannot write there ({exc.strerror})") from None
     finally:
         fault_step("staged")
 
 
 @contextmanager
 def staged_dir(out: str | os.PathLike, *, owner: str, legacy: Iterable[str] = (),
-               what: str = "--out", force: bool = False,
+               what: str = "{out}", force: bool = False,
                before_swap: Callable[[], None] | None = None) -> Iterator[Path]:
     """Yield an empty folder beside `out`; when the block succeeds it replaces `out` whole.
 
@@ -289,18 +296,18 @@ def staged_dir(out: str | os.PathLike, *, owner: str, legacy: Iterable[str] = ()
         try:
             _swap_in(tmp, out)
         except OSError as exc:
-            raise InputError(f"{what} {out}: cannot replace it ({exc.strerror})") from None
+            raise _target_error(what, f"{out}: cannot replace it ({exc.strerror})") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager
-def staged_file(out: str | os.PathLike, *, what: str = "--out") -> Iterator[Path]:
+def staged_file(out: str | os.PathLike, *, what: str = "{out}") -> Iterator[Path]:
     """Yield a temporary path beside `out`; when the block succeeds it replaces `out`."""
     out = check_target(out, what)
     if out.is_dir():
-        raise InputError(f"{what} {out}: is a folder, expected a file name")
+        raise _target_error(what, f"{out}: is a folder, expected a file name")
     tmp = _stage_beside(out, what, directory=False)
     try:
         yield tmp
@@ -308,7 +315,7 @@ def staged_file(out: str | os.PathLike, *, what: str = "--out") -> Iterator[Path
         try:
             os.replace(tmp, out)
         except OSError as exc:
-            raise InputError(f"{what} {out}: cannot replace it ({exc.strerror})") from None
+            raise _target_error(what, f"{out}: cannot replace it ({exc.strerror})") from None
         fault_step("renamed")
     finally:
         tmp.unlink(missing_ok=True)

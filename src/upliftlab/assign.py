@@ -17,7 +17,7 @@ from upliftlab.assignment.formula import (METHOD_VERSION, TWO60, Arm, ArmQuota, 
                                           stratum_phase, thresholds, unit_hash)
 from upliftlab.assignment.sql import (arm_case, before_sql, hash_sql, holdout_sql, md5_sql,
                                       simple_case, simple_case_hex, stratum_sql, unit_sql)
-from upliftlab.spec import HOLDOUT_ARM
+from upliftlab.rules import HOLDOUT_ARM
 from upliftlab.spec_cohort import add_value_band, validate_cohort
 
 __all__ = ["EXPORT_FEATURES", "HOLDOUT_ARM", "METHOD_VERSION", "TWO60", "Arm", "ArmQuota",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from upliftlab.sources import is_number, quote
-from upliftlab.spec import HOLDOUT_ARM
+from upliftlab.rules import HOLDOUT_ARM
 from upliftlab.stats.srm import SRM_THRESHOLD, srm_test
 
 if TYPE_CHECKING:

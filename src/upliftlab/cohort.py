@@ -48,9 +48,9 @@ from upliftlab.cohort_input import (check_input, clean_view_sql, column_types, d
                                     engine_error_text, input_facts, is_csv, reading)
 from upliftlab.sources import (ColumnMap, connect, describe, literal, parse_date, quote, register,
                                require_columns)
-from upliftlab.spec import DEFAULT_TIERS_TEXT, Tier, parse_tiers  # the one tier rule
-from upliftlab.spec import check_dormant_after as _check_dormant_after
-from upliftlab.spec import check_tiers as _check_tiers
+from upliftlab.rules import DEFAULT_TIERS_TEXT, Tier, parse_tiers  # the one tier rule
+from upliftlab.rules import check_dormant_after as _check_dormant_after
+from upliftlab.rules import check_tiers as _check_tiers
 
 if TYPE_CHECKING:
     import duckdb

@@ -27,6 +27,11 @@ class UpliftlabError(Exception):
         return type(self)(_fill(self.template, {p: names.get(p, p) for p in self.params}))
 
 
+def param_names(what: str) -> list[str]:
+    """[name] when `what` is a parameter written `{name}` (to be given as `params`), else []."""
+    return [what[1:-1]] if what.startswith("{") and what.endswith("}") else []
+
+
 def _fill(message: str, names: Mapping[str, str]) -> str:
     for param, name in names.items():
         message = message.replace("{" + param + "}", name)

@@ -11,8 +11,8 @@ from typing import Any
 
 
 def json_safe(obj: Any) -> Any:
-    """NaN and ±inf -> None, numpy scalars -> Python, tuples -> lists, a DataFrame -> its records;
-    recursively. Anything else (a date, a string) is left as it is."""
+    """NaN and ±inf -> None, numpy scalars -> Python, tuples and arrays -> lists, a DataFrame ->
+    its records; recursively. Anything else (a date, a string) is left as it is."""
     if isinstance(obj, Mapping):
         return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -21,10 +21,12 @@ def json_safe(obj: Any) -> Any:
         return obj
     if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # a DataFrame (pandas not imported)
         return json_safe(obj.to_dict(orient="records"))
+    if getattr(obj, "ndim", 0) and hasattr(obj, "tolist"):  # an array (numpy not imported)
+        return json_safe(obj.tolist())
     if hasattr(obj, "item") and not isinstance(obj, (int, float)):
         obj = obj.item()
     if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+        return float(obj) if math.isfinite(obj) else None  # np.float64 is a float: made plain
     return obj
 
 

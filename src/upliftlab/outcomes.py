@@ -19,7 +19,7 @@ from upliftlab.queries import (day_start_sql, outcomes_with_cohort_sql, source_f
                                source_match_sql, text_id_sql, window_purchases_sql)
 from upliftlab.session import CohortHandle, OutcomesHandle, Session, require_session, require_store
 from upliftlab.sources import ColumnMap, parse_date, quote
-from upliftlab.spec import HOLDOUT_ARM
+from upliftlab.rules import HOLDOUT_ARM
 
 if TYPE_CHECKING:
     import pandas as pd

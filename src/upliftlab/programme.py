@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import InputError
 from upliftlab.sources import ColumnMap, literal, quote
-from upliftlab.spec import HOLDOUT_ARM
+from upliftlab.rules import HOLDOUT_ARM
 
 if TYPE_CHECKING:
     import duckdb

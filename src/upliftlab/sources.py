@@ -11,7 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upliftlab.errors import InputError
+from upliftlab.errors import InputError, param_names
 
 if TYPE_CHECKING:
     import duckdb
@@ -58,9 +58,8 @@ def parse_date(value: Any, what: str) -> "date":
             raise ValueError
         return date.fromisoformat(value.strip())
     except ValueError:
-        params = [what[1:-1]] if what.startswith("{") and what.endswith("}") else []
         raise InputError(f"{what} {value!r} is not a date (expected YYYY-MM-DD)",
-                         params=params) from None
+                         params=param_names(what)) from None
 
 
 def describe(source: Source) -> str:

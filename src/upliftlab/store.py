@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upliftlab.errors import StoreError, UpliftlabError
+from upliftlab.errors import StoreError
+from upliftlab.rules import HOLDOUT_ARM
 
 if TYPE_CHECKING:
     import duckdb
@@ -235,7 +236,6 @@ class Store:
         """customer_id (text) and arm of one experiment version as a DataFrame, by customer_id;
         `holdout_as` relabels the global holdout (e.g. 'control': untreated)."""
         from upliftlab.sources import literal
-        from upliftlab.spec import HOLDOUT_ARM
 
         arm = "arm" if holdout_as is None else (
             f"CASE WHEN arm = {literal(HOLDOUT_ARM)} THEN {literal(holdout_as)} ELSE arm END")
@@ -248,7 +248,6 @@ class Store:
         """SQL of the stored assignments of one experiment version (`columns`; customer_id is
         the id's text), the global holdout included unless `holdout` is False."""
         from upliftlab.sources import literal, quote
-        from upliftlab.spec import HOLDOUT_ARM
 
         keep = "" if holdout else f" AND arm <> {literal(HOLDOUT_ARM)}"
         return (f"SELECT {', '.join(quote(c) for c in columns)} FROM assignments "
@@ -266,8 +265,6 @@ class Store:
 
     def stratum_counts(self, name: str, version: int) -> list[tuple[str, str, int]]:
         """(stratum, arm, customers) of one experiment version, the holdout left out."""
-        from upliftlab.spec import HOLDOUT_ARM
-
         if not self.has_table("assignments"):
             return []
         return [(str(s), str(a), int(n)) for s, a, n in self.con.execute(
@@ -279,7 +276,6 @@ class Store:
         of the stratum (`assigned`: a relation with batch, stratum, arm) times that run's
         effective weight of the arm (the holdout left out)."""
         from upliftlab.sources import literal, quote
-        from upliftlab.spec import HOLDOUT_ARM
 
         return f"""SELECT n.stratum, al.arm, sum(n.n * al.effective_weight) AS expected
         FROM (SELECT batch, stratum, count(*) AS n FROM {quote(assigned)}
@@ -290,8 +286,6 @@ class Store:
     def allocated_weights(self, name: str, version: int) -> dict[str, float]:
         """Expected share per arm over every run: each run's effective weights x its size (the
         holdout left out; empty when nothing is allocated)."""
-        from upliftlab.spec import HOLDOUT_ARM
-
         rows = self.con.execute(
             "SELECT arm, sum(effective_weight * n) FROM allocations JOIN (SELECT batch AS b, "
             "sum(assigned) AS n FROM allocations WHERE experiment = ? AND version = ? GROUP BY "
@@ -470,10 +464,7 @@ def open_store(path: str | Path = DEFAULT_STORE, *, read_only: bool = False) -> 
         finally:
             store.close()
         return
-    try:
-        check_target(p, "{store}")
-    except UpliftlabError as exc:
-        raise type(exc)(exc.template, params=["store"]) from None
+    check_target(p, "{store}")
     stage = _new_store_stage(p)
     store = Store(p, file=stage)
     try:

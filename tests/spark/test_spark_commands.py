@@ -4,48 +4,27 @@ prints the same counts and checks."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from _helpers import cli
+from _helpers import cli, spec_toml
 from upliftlab.store import open_store
 
-SPEC = """
-name = "exp"
-version = 1
-salt = "spark-commands"
-strata = ["tier", "value_band"]
-covariates = ["revenue_365d"]
-mde = 0.02
-{engine}
-[cohort]
-table = "cohort.parquet"
-as_of = 2026-01-05
-
-[[arms]]
-name = "control"
-weight = 0.4
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.3
-
-[[arms]]
-name = "advisor"
-weight = 0.3
-capacity = 250
-
-[value_band]
-column = "revenue_365d"
-thresholds = [50.0, 150.0]
-
-[holdout]
-share = 0.05
-"""
+def spec(engine: str | None = None) -> str:
+    """The assignment spec; `engine` (e.g. "spark") sets the spec's engine key."""
+    return spec_toml(
+        "exp", "spark-commands", version=1, strata=["tier", "value_band"],
+        covariates=["revenue_365d"], mde=0.02, engine=engine,
+        cohort={"table": "cohort.parquet", "as_of": dt.date(2026, 1, 5)},
+        arms=[{"name": "control", "weight": 0.4, "control": True},
+              {"name": "coupon", "weight": 0.3},
+              {"name": "advisor", "weight": 0.3, "capacity": 250}],
+        tables={"value_band": {"column": "revenue_365d", "thresholds": [50.0, 150.0]},
+                "holdout": {"share": 0.05}})
 
 
 def make_cohort(n: int, seed: int = 0, start: int = 0) -> pd.DataFrame:
@@ -77,9 +56,8 @@ def _not_on_spark(*args, **kwargs):
 @pytest.mark.parametrize("how", ["flag", "spec"])
 def test_assign_engine_spark_records_duckdb_arms(spark, tmp_path, capsys, how, monkeypatch):
     make_cohort(2000).to_parquet(tmp_path / "cohort.parquet")
-    (tmp_path / "duck.toml").write_text(SPEC.format(engine=""))
-    (tmp_path / "spark.toml").write_text(SPEC.format(
-        engine='engine = "spark"' if how == "spec" else ""))
+    (tmp_path / "duck.toml").write_text(spec())
+    (tmp_path / "spark.toml").write_text(spec("spark" if how == "spec" else None))
     flag = ["--engine", "spark"] if how == "flag" else []
     outs = {}
     for rnd in range(3):  # the first run, late joiners, a re-run with nothing new
@@ -110,7 +88,7 @@ def test_assign_engine_spark_records_duckdb_arms(spark, tmp_path, capsys, how, m
 def test_export_engine_spark_writes_duckdb_lists(spark, tmp_path, capsys):
     """The same files (a folder of parts each on Spark), rows, columns and column types."""
     make_cohort(1500).to_parquet(tmp_path / "cohort.parquet")
-    (tmp_path / "exp.toml").write_text(SPEC.format(engine=""))
+    (tmp_path / "exp.toml").write_text(spec())
     store = tmp_path / "s.duckdb"
     assert cli(capsys, "assign", tmp_path / "exp.toml", "--store", store)[0] == 0
     printed, frames = {}, {}
@@ -137,44 +115,19 @@ def test_export_engine_spark_writes_duckdb_lists(spark, tmp_path, capsys):
     assert code == 2 and "use --format parquet" in err and not (tmp_path / "csv").exists()
 
 
-REPORT_SPEC = """
-name = "wb"
-version = 1
-salt = "spark-report"
-outcome_window_days = 60
-covariates = ["revenue_365d", "orders_730d"]
-strata = ["tier"]
-{engine}
-[cohort]
-transactions = "tx.parquet"
-as_of = 2026-01-05
-
-[outcomes]
-transactions = "post.parquet"
-
-[[arms]]
-name = "control"
-weight = 0.5
-control = true
-
-[[arms]]
-name = "coupon"
-weight = 0.25
-cost_per_contact = 0.1
-cost_per_conversion = 10.0
-
-[[arms]]
-name = "advisor"
-weight = 0.25
-cost_per_contact = 4.0
-
-[metrics]
-primary = "reactivation"
-secondary = ["revenue", "orders"]
-
-[holdout]
-share = 0.05
-"""
+def report_spec(engine: str | None = None) -> str:
+    """The weekly-report spec; `engine` (e.g. "spark") sets the spec's engine key."""
+    return spec_toml(
+        "wb", "spark-report", version=1, outcome_window_days=60,
+        covariates=["revenue_365d", "orders_730d"], strata=["tier"], engine=engine,
+        cohort={"transactions": "tx.parquet", "as_of": dt.date(2026, 1, 5)},
+        arms=[{"name": "control", "weight": 0.5, "control": True},
+              {"name": "coupon", "weight": 0.25, "cost_per_contact": 0.1,
+               "cost_per_conversion": 10.0},
+              {"name": "advisor", "weight": 0.25, "cost_per_contact": 4.0}],
+        tables={"outcomes": {"transactions": "post.parquet"},
+                "metrics": {"primary": "reactivation", "secondary": ["revenue", "orders"]},
+                "holdout": {"share": 0.05}})
 
 
 def _numbers(a, b, path="report"):
@@ -211,9 +164,8 @@ def test_report_engine_spark_same_numbers(spark, tmp_path, capsys, how, monkeypa
                       rng.integers(0, 60 * 86400, len(ids)), unit="s")).astype("datetime64[us]"),
                   "amount": rng.gamma(2.0, 30.0, len(ids)).round(2)}).to_parquet(
         tmp_path / "post.parquet", index=False)
-    (tmp_path / "duck.toml").write_text(REPORT_SPEC.format(engine=""))
-    (tmp_path / "spark.toml").write_text(REPORT_SPEC.format(
-        engine='engine = "spark"' if how == "spec" else ""))
+    (tmp_path / "duck.toml").write_text(report_spec())
+    (tmp_path / "spark.toml").write_text(report_spec("spark" if how == "spec" else None))
     flag = ["--engine", "spark"] if how == "flag" else []
     printed, bodies = {}, {}
     for name, extra in (("duck", []), ("spark", flag)):

@@ -13,7 +13,7 @@ from upliftlab.assignment.formula import METHOD_VERSION, AssignmentQuotas, Desig
 from upliftlab.assignment.sql import stratum_sql
 from upliftlab.session import CohortHandle, Session
 from upliftlab.sources import quote
-from upliftlab.spec import HOLDOUT_ARM
+from upliftlab.rules import HOLDOUT_ARM
 
 if TYPE_CHECKING:
     from upliftlab.spec import ExperimentSpec

@@ -13,7 +13,7 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from upliftlab.errors import SpecError
-from upliftlab.spec import HOLDOUT_ARM
+from upliftlab.rules import HOLDOUT_ARM
 
 if TYPE_CHECKING:
     from upliftlab.spec import ExperimentSpec

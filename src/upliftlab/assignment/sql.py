@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from upliftlab.assignment.formula import TWO60, Design, hex_key, thresholds
 from upliftlab.engine.dialect import DUCKDB, render
 from upliftlab.sources import literal, quote
-from upliftlab.spec import HOLDOUT_ARM
+from upliftlab.rules import HOLDOUT_ARM
 
 
 def hash_sql(salt: str | None, id_sql: str, *, salt_sql: str | None = None,

@@ -113,6 +113,8 @@ def _candidate_sums(policy: "BudgetedPolicy", arms: Sequence[str],
     the sums of the price rule's plan (cost, value, reactivations, dual term, counts)."""
     import pandas as pd
 
+    from upliftlab.policy.problem import arm_counts
+
     k = len(arms)
 
     def run(batches: Iterator["pd.DataFrame"]) -> Iterator["pd.DataFrame"]:
@@ -126,15 +128,14 @@ def _candidate_sums(policy: "BudgetedPolicy", arms: Sequence[str],
                 # reduced gain, if positive (tests/spark/test_spark_allocate.py holds them equal)
                 reduced = problem.gain - lam * problem.cost - mu[:, None]
                 best = reduced.max(axis=0)
-                arm = np.where(best > 0, reduced.argmax(axis=0), -1)
-                take = arm >= 0
-                idx = np.flatnonzero(take)
-                chosen = arm[take]
-                rows.append([j, float(problem.cost[chosen, idx].sum()),
-                             float(problem.gain[chosen, idx].sum()),
-                             float(problem.uplift[chosen, idx].sum()),
+                arm = np.where(best > 0, reduced.argmax(axis=0) + 1, 0)  # row a is arm a + 1
+                idx = np.flatnonzero(arm)
+                row = arm[idx] - 1
+                rows.append([j, float(problem.cost[row, idx].sum()),
+                             float(problem.gain[row, idx].sum()),
+                             float(problem.uplift[row, idx].sum()),
                              float(np.maximum(best, 0.0).sum()),
-                             *np.bincount(chosen, minlength=k).tolist()])
+                             *arm_counts(problem, arm).tolist()])
             yield pd.DataFrame(rows, columns=["j", "cost", "value", "react", "dual",
                                               *(f"n{a}" for a in range(k))])
 
@@ -360,6 +361,8 @@ def _plan_rows(priced: "BudgetedPolicy", arms: Sequence[str], policy: "BudgetedP
     chosen arm's uplift and expected cost (0 for none)."""
     import pandas as pd
 
+    from upliftlab.policy.problem import chosen
+
     labels = np.array([NONE, *arms], dtype=object)
 
     def run(batches: Iterator["pd.DataFrame"]) -> Iterator["pd.DataFrame"]:
@@ -368,16 +371,13 @@ def _plan_rows(priced: "BudgetedPolicy", arms: Sequence[str], policy: "BudgetedP
                 continue
             base = batch["base"].to_numpy(dtype=float)
             uplift = {a: batch[UPLIFT_PREFIX + a].to_numpy(dtype=float) for a in arms}
-            arm = priced.predict(base, uplift) - 1  # predict: 0 = none, j = the j-th arm
-            problem = _batch_problem(policy, batch, arms)
-            idx = np.arange(len(batch))
-            pick = np.maximum(arm, 0)
-            take = arm >= 0
+            arm = priced.predict(base, uplift)  # 0 = none, j = the j-th arm
+            _, cost, up = chosen(_batch_problem(policy, batch, arms), arm)
             yield pd.DataFrame({
                 "customer_id": batch["customer_id"].to_numpy(),
-                "arm": labels[arm + 1],
-                "expected_uplift": np.where(take, problem.uplift[pick, idx], 0.0),
-                "expected_cost": np.where(take, problem.cost[pick, idx], 0.0)})
+                "arm": labels[arm],
+                "expected_uplift": up,
+                "expected_cost": cost})
 
     return run
 

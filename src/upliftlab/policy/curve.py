@@ -61,8 +61,8 @@ def budget_curve(problem: Problem, budgets: Sequence[float] | int = 20, *,
         lam, mu = find_prices(pr, lam=lam, mu=mu, rtol=1e-5)
         c = pr(lam, mu)
         arm = pr.arm
-        r = sum(float(up[a][arm == a].sum()) for a in range(problem.k))
-        v = sum(float(gain[a][arm == a].sum()) for a in range(problem.k))
+        r = sum(float(up[j - 1][arm == j].sum()) for j in range(1, problem.k + 1))
+        v = sum(float(gain[j - 1][arm == j].sum()) for j in range(1, problem.k + 1))
         out["cost"].append(c / frac)
         out["react"].append(r / frac)
         out["value"].append(v / frac)

@@ -12,7 +12,7 @@ import numpy as np
 
 from upliftlab.errors import InputError
 from upliftlab.policy.lagrangian import price_rule
-from upliftlab.policy.problem import Problem, arm_column, make_problem
+from upliftlab.policy.problem import Problem, make_problem
 from upliftlab.policy.solver import solve
 
 
@@ -110,4 +110,4 @@ class BudgetedPolicy:
         if not hasattr(self, "lambda_"):
             raise InputError("BudgetedPolicy.predict: the policy is not fitted (call fit first)")
         problem = self._problem(base, uplift, revenue_uplift, budget=np.inf, capacity={})
-        return arm_column(price_rule(problem, self.lambda_, self.mu_))
+        return price_rule(problem, self.lambda_, self.mu_)

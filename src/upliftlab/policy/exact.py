@@ -95,11 +95,11 @@ def _silence_stdout():
 
 def solve_milp(problem: Problem, time_limit: float = 60.0, mip_rel_gap: float = 1e-5
                ) -> tuple[np.ndarray, float]:
-    """Integer optimum by HiGHS branch and bound: (arm, objective)."""
+    """Integer optimum by HiGHS branch and bound: (arm (0 = none), objective)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     a_idx, i_idx, g, A, ub, _ = _lp_arrays(problem)
-    arm = np.full(problem.n, -1, dtype=np.int64)
+    arm = np.zeros(problem.n, dtype=np.int64)
     if g.size == 0:
         return arm, 0.0
     with _silence_stdout():
@@ -109,5 +109,5 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, mip_rel_gap: float = 
     if res.x is None:
         raise RuntimeError(f"MILP failed: {res.message}")
     take = res.x > 0.5
-    arm[i_idx[take]] = a_idx[take]
+    arm[i_idx[take]] = a_idx[take] + 1  # row a is arm a + 1
     return arm, float(-res.fun)

@@ -28,8 +28,7 @@ import numpy as np
 
 from upliftlab.errors import InputError
 from upliftlab.policy.lagrangian import solve_lagrangian
-from upliftlab.policy.problem import (Allocation, ArmColumns, Problem, arm_column,
-                                      evaluate)
+from upliftlab.policy.problem import Allocation, ArmLabels, Problem, chosen, evaluate
 from upliftlab.policy.solver import solve
 
 DEFAULT_SALT = "upliftlab-explore"
@@ -135,7 +134,7 @@ def explore_weights(weights: Mapping[str, float] | None, arms: Sequence[str]) ->
 
 @dataclass(frozen=True, eq=False)
 class Hashes:
-    """The two per-customer hashes of the exploration: order u and arm draw (-1 = control)."""
+    """The two per-customer hashes of the exploration: order u and arm draw (0 = control)."""
 
     u: np.ndarray
     arm: np.ndarray
@@ -146,7 +145,7 @@ class Hashes:
         v = hash_uniform(customer_ids, salt + ":arm")
         cum = np.cumsum(weights)
         col = np.minimum(np.searchsorted(cum, v, side="right"), len(weights) - 1)
-        return cls(u, (col - 1).astype(np.int64))
+        return cls(u, col.astype(np.int64))
 
 
 def reserve(problem: Problem, hashes: Hashes, weights: np.ndarray, money: float,
@@ -162,14 +161,14 @@ def reserve(problem: Problem, hashes: Hashes, weights: np.ndarray, money: float,
     arm = hashes.arm[order]
     real = np.zeros(n)
     for a in range(k):
-        m = arm == a
+        m = arm == a + 1  # row a is arm a + 1
         real[m] = problem.cost[a, order[m]]
     mean = weights[1:] @ problem.cost[:, order]
     ok = (np.cumsum(real) <= money * (1 + 1e-12)) & (np.cumsum(mean) <= money * (1 + 1e-12))
     for a in range(k):
         if np.isfinite(problem.capacity[a]):
             limit = np.floor(cap_share * problem.capacity[a] + 1e-9)
-            ok &= np.cumsum(arm == a) <= limit
+            ok &= np.cumsum(arm == a + 1) <= limit
     if not np.isfinite(money):
         ok &= np.arange(1, n + 1) <= np.floor(cap_share * n)
     m = n if ok.all() else int(np.argmin(ok))  # first prefix that breaks a limit
@@ -180,10 +179,9 @@ def reserve(problem: Problem, hashes: Hashes, weights: np.ndarray, money: float,
 
 
 @dataclass(frozen=True, eq=False)
-class CampaignPlan(ArmColumns):
-    """Arm per customer (`arm`: the solver row, -1 = none; `column`: 0 = none), the exploration
-    flag, each customer's propensity of every arm (column 0 = none), and what the model
-    expects of them."""
+class CampaignPlan(ArmLabels):
+    """Arm per customer (0 = none, j = arms[j - 1]), the exploration flag, each customer's
+    propensity of every arm (column 0 = none), and what the model expects of them."""
 
     arms: tuple[str, ...]
     arm: np.ndarray
@@ -227,9 +225,9 @@ def plan_campaign(problem: Problem, customer_ids: Any, *,
     names = ("none",) + problem.arms
     if money > 0 and problem.n:
         _check_every_arm(problem, hashes, explore, w, money, cap_share, eb)
-    ex_arm = np.where(explore, hashes.arm, -1)
-    ex_counts = np.bincount(ex_arm[explore] + 1, minlength=problem.k + 1)
-    ex_cost = float(sum(problem.cost[a][ex_arm == a].sum() for a in range(problem.k)))
+    ex_arm = np.where(explore, hashes.arm, 0)
+    ex_counts = np.bincount(ex_arm[explore], minlength=problem.k + 1)
+    ex_cost = float(sum(problem.cost[a][ex_arm == a + 1].sum() for a in range(problem.k)))
     ex_cost_mean = float((w[1:] @ problem.cost[:, explore]).sum()) if explore.any() else 0.0
     rest = np.flatnonzero(~explore)
     sub = Problem(problem.arms, problem.gain[:, rest], problem.cost[:, rest],
@@ -245,14 +243,9 @@ def plan_campaign(problem: Problem, customer_ids: Any, *,
     arm[rest] = alloc.arm
     rows = np.arange(problem.n)
     prop = np.zeros((problem.n, problem.k + 1))
-    prop[rows[~explore], arm_column(arm[~explore])] = 1.0
+    prop[rows[~explore], arm[~explore]] = 1.0
     prop[explore] = w
-    up = np.zeros(problem.n)
-    cost = np.zeros(problem.n)
-    for a in range(problem.k):
-        m = arm == a
-        up[m] = problem.uplift[a, m]
-        cost[m] = problem.cost[a, m]
+    _, cost, up = chosen(problem, arm)
     total = evaluate(problem, arm, method=alloc.method)
     summary = {
         "customers": int(problem.n),
@@ -274,14 +267,14 @@ def plan_campaign(problem: Problem, customer_ids: Any, *,
 def _check_every_arm(problem: Problem, hashes: Hashes, explore: np.ndarray, w: np.ndarray,
                      money: float, cap_share: float, eb: ExploreBudget) -> None:
     """InputError naming the limit when an arm gets no exploration customer."""
-    got = np.bincount(hashes.arm[explore] + 1, minlength=problem.k + 1)
+    got = np.bincount(hashes.arm[explore], minlength=problem.k + 1)
     if (got > 0).all():
         return
     # the cheapest exploration: the shortest prefix in u order holding one customer per arm
     order = np.argsort(hashes.u, kind="stable")
     arm = hashes.arm[order]
-    first = max(int(np.argmax(arm == a)) for a in range(-1, problem.k) if (arm == a).any())
-    real = sum(problem.cost[a, order[:first + 1]][arm[:first + 1] == a].sum()
+    first = max(int(np.argmax(arm == a)) for a in range(problem.k + 1) if (arm == a).any())
+    real = sum(problem.cost[a, order[:first + 1]][arm[:first + 1] == a + 1].sum()
                for a in range(problem.k))
     mean = float((w[1:] @ problem.cost[:, order[:first + 1]]).sum())
     need = max(real, mean)

@@ -261,7 +261,7 @@ def write_folder(out: str | os.PathLike, files: dict[str, Any]) -> None:
 
 
 def to_json(obj: Any) -> str:
-    """JSON with NaN/inf as null and numpy values as numbers (`problem.plain`)."""
-    from upliftlab.policy.problem import plain
+    """JSON with NaN/inf as null and numpy values as numbers (the one cleaner, `json_safe`)."""
+    from upliftlab.jsonsafe import json_safe
 
-    return json.dumps(plain(obj), indent=2) + "\n"
+    return json.dumps(json_safe(obj), indent=2) + "\n"

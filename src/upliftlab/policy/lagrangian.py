@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from upliftlab.policy.exact import solve_milp
-from upliftlab.policy.problem import Problem, check_feasible, chosen, relative_gap, totals
+from upliftlab.policy.problem import (Problem, arm_counts, check_feasible, chosen, relative_gap,
+                                      totals)
 
 _SUBSAMPLE = 200_000  # customers used to find the prices before refining on all of them
 
@@ -56,7 +57,7 @@ class Pricer:
         return self._R
 
     def __call__(self, lam: float, mu: np.ndarray, full: bool = False) -> float:
-        """Choose arms at prices (lam, mu) into self.arm; return their total cost.
+        """Choose arms at prices (lam, mu) into self.arm (0 = none); return their total cost.
 
         With `full`, also keep each customer's chosen gain and cost (`bestg`, `bestc`) and the
         margin between the best and the second-best option (no treatment counts as an option
@@ -66,7 +67,7 @@ class Pricer:
         best, bestc, m = self._best, self._bestc, self._mask
         best.fill(0.0)
         bestc.fill(0.0)
-        self.arm.fill(-1)
+        self.arm.fill(0)
         if full:
             bestg = np.zeros_like(best)
             second = np.full_like(best, -np.inf)
@@ -81,7 +82,7 @@ class Pricer:
                 np.copyto(bestg, self.gain[a], where=m)
             np.maximum(r, best, out=best)
             np.copyto(bestc, self.cost[a], where=m)
-            np.copyto(self.arm, a, where=m)
+            np.copyto(self.arm, a + 1, where=m)  # row a is arm a + 1
         self.evals += 1
         finite = np.isfinite(self.cap)
         bound = float(best.sum()) + (lam * self.budget if lam > 0 else 0.0) + float(
@@ -240,21 +241,21 @@ def repair(problem: Problem, arm: np.ndarray, lam: float, g: np.ndarray, c: np.n
     for a in range(problem.k):
         if not np.isfinite(problem.capacity[a]):
             continue
-        idx = np.flatnonzero(arm == a)
+        idx = np.flatnonzero(arm == a + 1)
         cap = int(problem.capacity[a])
         if idx.size > cap:
             red = problem.gain[a, idx] - lam * problem.cost[a, idx]
             drop = idx[np.argsort(red, kind="stable")[: idx.size - cap]]
-            arm[drop], g[drop], c[drop] = -1, 0.0, 0.0
+            arm[drop], g[drop], c[drop] = 0, 0.0, 0.0
     total = c.sum()
     if total > problem.budget:
-        idx = np.flatnonzero(arm >= 0)
+        idx = np.flatnonzero(arm > 0)
         ratio = g[idx] / np.maximum(c[idx], 1e-300)
         order = idx[np.argsort(ratio, kind="stable")]
         excess = total - problem.budget
         k_drop = int(np.searchsorted(np.cumsum(c[order]), excess, side="left")) + 1
         drop = order[:k_drop]
-        arm[drop], g[drop], c[drop] = -1, 0.0, 0.0
+        arm[drop], g[drop], c[drop] = 0, 0.0, 0.0
     return arm
 
 
@@ -272,7 +273,7 @@ def fill(problem: Problem, arm: np.ndarray, g_all: np.ndarray | None = None,
     if g_all is None or c_all is None:
         g_all, c_all, _ = chosen(problem, arm)
     spent = float(c_all.sum())
-    counts = np.bincount(arm[arm >= 0], minlength=problem.k).astype(float)
+    counts = arm_counts(problem, arm).astype(float)
     pool: np.ndarray | None = None
     if margin is not None and problem.n > 2 * pool_size:
         # only customers near the price boundary can have a good move; look at them first
@@ -286,7 +287,7 @@ def fill(problem: Problem, arm: np.ndarray, g_all: np.ndarray | None = None,
         idx = np.arange(problem.n) if pool is None else pool
         cur, gcur, ccur = arm[idx], g_all[idx], c_all[idx]
         best_ratio = np.full(idx.size, -np.inf)
-        best_to = np.full(idx.size, -1, dtype=np.int64)
+        best_to = np.zeros(idx.size, dtype=np.int64)  # the arm to move to, 0 = no move
         best_dg = np.zeros(idx.size)
         for b in range(problem.k):
             if cap_left[b] < 1:
@@ -294,18 +295,18 @@ def fill(problem: Problem, arm: np.ndarray, g_all: np.ndarray | None = None,
             gb = problem.gain[b] if pool is None else problem.gain[b, idx]
             cb = problem.cost[b] if pool is None else problem.cost[b, idx]
             dg, dc = gb - gcur, cb - ccur
-            ok = (cur != b) & (gb > 0) & (dg > 0) & (dc <= left)
+            ok = (cur != b + 1) & (gb > 0) & (dg > 0) & (dc <= left)
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(dc > 0, dg / dc, np.inf)
             better = ok & ((ratio > best_ratio) | ((ratio == best_ratio) & (dg > best_dg)))
-            best_ratio[better], best_to[better], best_dg[better] = ratio[better], b, dg[better]
-        cand = np.flatnonzero(best_to >= 0)
+            best_ratio[better], best_to[better], best_dg[better] = ratio[better], b + 1, dg[better]
+        cand = np.flatnonzero(best_to > 0)
         if cand.size == 0:
             if pool is not None and not widened and left > 1e-6 * problem.budget:
                 pool, widened = None, True  # the boundary pool is spent: one full scan
                 continue
             break
-        dc_c = problem.cost[best_to[cand], idx[cand]] - c_all[idx[cand]]
+        dc_c = problem.cost[best_to[cand] - 1, idx[cand]] - c_all[idx[cand]]
         if np.isfinite(left):
             pos = dc_c > 0
             fit = int((~pos).sum()) + (int(np.ceil(left / dc_c[pos].min())) + 1 if pos.any()
@@ -319,21 +320,21 @@ def fill(problem: Problem, arm: np.ndarray, g_all: np.ndarray | None = None,
         cand = cand[np.argsort(-best_ratio[cand], kind="stable")]
         pool = idx[cand]
         who, to = idx[cand], best_to[cand]
-        dc = problem.cost[to, who] - c_all[who]
+        dc = problem.cost[to - 1, who] - c_all[who]
         ok = np.cumsum(dc) <= left + 1e-12 * max(1.0, abs(problem.budget))
         for b in range(problem.k):
             if np.isfinite(cap_left[b]):
-                ok &= np.cumsum(to == b) <= cap_left[b]
+                ok &= np.cumsum(to == b + 1) <= cap_left[b]
         n_take = ok.size if ok.all() else int(np.argmin(ok))
         if n_take == 0:
             break
         who, to = who[:n_take], to[:n_take]
         old = arm[who]
-        np.subtract.at(counts, old[old >= 0], 1)
-        np.add.at(counts, to, 1)
+        np.subtract.at(counts, old[old > 0] - 1, 1)  # counts[j - 1] counts arm j
+        np.add.at(counts, to - 1, 1)
         arm[who] = to
-        g_all[who] = problem.gain[to, who]
-        c_all[who] = problem.cost[to, who]
+        g_all[who] = problem.gain[to - 1, who]
+        c_all[who] = problem.cost[to - 1, who]
         spent += float(dc[:n_take].sum())
     return arm
 
@@ -386,9 +387,9 @@ def _polish_core(problem: Problem, arm: np.ndarray, margin: np.ndarray, size: in
         problem.n > size) else np.arange(problem.n)
     rest = np.ones(problem.n, dtype=bool)
     rest[core] = False
-    fixed = np.where(rest, arm, -1)
+    fixed = np.where(rest, arm, 0)
     _, spent, _ = totals(problem, fixed)
-    counts = np.bincount(fixed[fixed >= 0], minlength=problem.k)
+    counts = arm_counts(problem, fixed)
     sub = Problem(problem.arms, problem.gain[:, core], problem.cost[:, core],
                   problem.uplift[:, core], max(problem.budget - spent, 0.0),
                   problem.capacity - counts, problem.objective)
@@ -404,7 +405,7 @@ def _polish_core(problem: Problem, arm: np.ndarray, margin: np.ndarray, size: in
 
 def price_rule(problem: Problem, lam: float, mu: np.ndarray) -> np.ndarray:
     """The arm per customer at prices (lam, mu): argmax_a (g_ia - lam c_ia - mu_a) if positive,
-    as the row of the problem's arrays (-1 = none); budget and capacities are not enforced."""
+    0 = none; budget and capacities are not enforced."""
     pr = Pricer(problem.gain, problem.cost, np.inf, np.full(problem.k, np.inf))
     pr(float(lam), np.asarray(mu, dtype=float))
     return pr.arm.astype(np.int64)

@@ -5,9 +5,10 @@ The problem (STATS-NOTES "Budgeted allocation"): maximise sum g_ia x_ia subject 
 sum_a x_ia <= 1 per customer, sum c_ia x_ia <= B, sum_i x_ia <= cap_a, x in {0, 1}, where
 c_ia = cost_per_contact[a] + cost_per_conversion[a] * (base_i + uplift_ia) and g_ia is the gain
 of the chosen objective (uplift, value x uplift - cost, or revenue uplift - cost). Customers are
-only ever given arms with positive gain. Inside the solvers a customer's arm is the row of the
-k x n arrays (-1 = none); `Allocation.arm` keeps that layout, `Allocation.column` is the column
-index every consumer uses (0 = none, as `BudgetedPolicy.predict`), `Allocation.labels` names it.
+only ever given arms with positive gain. A customer's arm is one index everywhere, solvers,
+results, `BudgetedPolicy.predict`, propensities and the off-policy code alike: 0 = none
+(control), j = 1..k the j-th treatment arm, whose gain, cost and uplift are row j - 1 of the
+k x n arrays (there is no row for "none": its gain and cost are 0). `labels` names it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from upliftlab.errors import InputError
+from upliftlab.jsonsafe import json_safe
 
 OBJECTIVES = ("reactivations", "net_value", "revenue")
 _TOL = 1e-9  # slack for probabilities computed in floating point
@@ -165,27 +167,22 @@ def per_arm(values: Any, arms: tuple[str, ...], what: str, default: float) -> np
 
 
 
-class ArmColumns:
-    """`column` and `labels` of a result with `arms` and a solver-row `arm` per customer."""
+class ArmLabels:
+    """`labels` of a result with `arms` and an `arm` index per customer (0 = none)."""
 
     arms: tuple[str, ...]
     arm: np.ndarray
 
     @property
-    def column(self) -> np.ndarray:
-        """The arm per customer as a column index: 0 = none, j = arms[j - 1]."""
-        return arm_column(self.arm)
-
-    @property
     def labels(self) -> np.ndarray:
         """The arm name per customer ("none" for no treatment)."""
-        return np.array(("none",) + self.arms, dtype=object)[self.column]
+        return np.array(("none",) + self.arms, dtype=object)[self.arm]
 
 
 @dataclass(frozen=True, eq=False)
-class Allocation(ArmColumns):
-    """An allocation and what it is expected to deliver; `arm` is the solver's row (-1 for no
-    treatment), `column` the same as a column index (0 = none)."""
+class Allocation(ArmLabels):
+    """An allocation and what it is expected to deliver; `arm` per customer: 0 = no
+    treatment, j = arms[j - 1]."""
 
     arms: tuple[str, ...]
     arm: np.ndarray
@@ -209,54 +206,29 @@ class Allocation(ArmColumns):
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """The summary (no per-customer arrays) as plain JSON-able values."""
+        """The summary (no per-customer arrays) as plain JSON-able values (`json_safe`)."""
         keys = ("arms", "counts", "expected_incremental_reactivations", "expected_value",
                 "expected_cost",
                 "cost_per_incremental_reactivation", "budget", "budget_used", "objective",
                 "method", "lambda_", "mu_", "dual_bound", "gap_to_dual_bound", "lp_bound",
                 "gap_to_lp_bound", "marginal_cost_per_reactivation", "seconds")
-        out = {k: plain(getattr(self, k)) for k in keys}
+        out = {k: json_safe(getattr(self, k)) for k in keys}
         out["lambda"] = out.pop("lambda_")
         out["mu"] = out.pop("mu_")
         out["n_treated"] = int(sum(self.counts.values()))
         out["n_customers"] = int(self.arm.shape[0])
-        out.update({k: plain(v) for k, v in self.extra.items()})
+        out.update({k: json_safe(v) for k, v in self.extra.items()})
         return out
-
-
-def arm_column(arm: np.ndarray) -> np.ndarray:
-    """Solver rows (-1 = none, a = the a-th treatment arm) as the column indices that
-    `BudgetedPolicy.predict`, the plan's propensities and the off-policy code use (0 = none,
-    j = the j-th treatment arm): the one place the two meet."""
-    return np.asarray(arm, dtype=np.int64) + 1
-
-
-def plain(v: Any) -> Any:
-    """A value as plain JSON-able Python, recursively: numpy scalars and arrays as numbers and
-    lists, NaN and infinity as None (the policy's one JSON cleaner: `to_dict`, policy.json)."""
-    if isinstance(v, Mapping):
-        return {str(k): plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [plain(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return plain(v.tolist())
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return None if not np.isfinite(v) else float(v)
-    return v
 
 
 def evaluate(problem: Problem, arm: np.ndarray, *, method: str = "given", lambda_: float = 0.0,
              mu: np.ndarray | None = None, dual_bound: float = np.inf,
              lp_bound: float | None = None, marginal: float | None = None,
              seconds: float = 0.0, extra: dict | None = None) -> Allocation:
-    """The `Allocation` summary of an arm vector (-1 = none) on `problem`."""
+    """The `Allocation` summary of an arm vector (0 = none) on `problem`."""
     arm = np.asarray(arm, dtype=np.int64)
     value, cost, react = totals(problem, arm)
-    counts = np.bincount(arm[arm >= 0], minlength=problem.k)
+    counts = arm_counts(problem, arm)
     mu = np.zeros(problem.k) if mu is None else mu
     gap_d = relative_gap(dual_bound, value)
     return Allocation(
@@ -288,10 +260,10 @@ def totals(problem: Problem, arm: np.ndarray) -> tuple[float, float, float]:
     """Total gain, cost and uplift of the chosen arms (masked sums, no per-customer copies)."""
     m = np.empty(problem.n, dtype=bool)
     tot = np.zeros(3)
-    for a in range(problem.k):
-        np.equal(arm, a, out=m)
-        for j, x in enumerate((problem.gain, problem.cost, problem.uplift)):
-            tot[j] += np.sum(x[a], where=m)
+    for j in range(1, problem.k + 1):
+        np.equal(arm, j, out=m)
+        for t, x in enumerate((problem.gain, problem.cost, problem.uplift)):
+            tot[t] += np.sum(x[j - 1], where=m)
     return float(tot[0]), float(tot[1]), float(tot[2])
 
 
@@ -301,12 +273,17 @@ def chosen(problem: Problem, arm: np.ndarray) -> tuple[np.ndarray, ...]:
     c = np.zeros(problem.n)
     u = np.zeros(problem.n)
     m = np.empty(problem.n, dtype=bool)
-    for a in range(problem.k):
-        np.equal(arm, a, out=m)
-        np.copyto(g, problem.gain[a], where=m)
-        np.copyto(c, problem.cost[a], where=m)
-        np.copyto(u, problem.uplift[a], where=m)
+    for j in range(1, problem.k + 1):
+        np.equal(arm, j, out=m)
+        np.copyto(g, problem.gain[j - 1], where=m)
+        np.copyto(c, problem.cost[j - 1], where=m)
+        np.copyto(u, problem.uplift[j - 1], where=m)
     return g, c, u
+
+
+def arm_counts(problem: Problem, arm: np.ndarray) -> np.ndarray:
+    """Customers per treatment arm (k,): index j - 1 counts arm j."""
+    return np.bincount(arm, minlength=problem.k + 1)[1:]
 
 
 def check_feasible(problem: Problem, arm: np.ndarray, rtol: float = 1e-9) -> list[str]:
@@ -315,11 +292,11 @@ def check_feasible(problem: Problem, arm: np.ndarray, rtol: float = 1e-9) -> lis
     _, c, _ = chosen(problem, arm)
     if c.sum() > problem.budget * (1 + rtol) + 1e-12:
         bad.append(f"cost {c.sum():.6g} > budget {problem.budget:.6g}")
-    counts = np.bincount(arm[arm >= 0], minlength=problem.k)
+    counts = arm_counts(problem, arm)
     for j, a in enumerate(problem.arms):
         if counts[j] > problem.capacity[j]:
             bad.append(f"{a}: {counts[j]} > capacity {problem.capacity[j]:.0f}")
     g, _, _ = chosen(problem, arm)
-    if (g[arm >= 0] <= 0).any():
+    if (g[arm > 0] <= 0).any():
         bad.append("an arm with non-positive gain was assigned")
     return bad

@@ -120,7 +120,7 @@ def run_policy(scores: Scores, *, budget: float,
         "counts", "expected_incremental_reactivations", "expected_value", "expected_cost",
         "cost_per_incremental_reactivation")})
     alloc["n_customers"] = problem.n
-    alloc["n_treated"] = int((plan.column > 0).sum())
+    alloc["n_treated"] = int((plan.arm > 0).sum())
     alloc["budget"] = float(budget)
     alloc["budget_used"] = (written_cost / budget) if budget > 0 else None
     alloc["optimality_gap"] = (opt.gap_to_lp_bound if opt.gap_to_lp_bound is not None
@@ -287,7 +287,7 @@ def _true_values(scores: Scores, truth: Any, plan: Any,
     cpv = np.array([0.0] + [costs[a][1] for a in scores.arms])
     value = true_plan_value(P, plan.propensity, cpc, cpv)
     onehot = np.zeros_like(P)
-    onehot[np.arange(P.shape[0]), plan.column] = 1.0
+    onehot[np.arange(P.shape[0]), plan.arm] = 1.0
     return {"source": where, "plan": value,
             "arms_written": true_plan_value(P, onehot, cpc, cpv),
             "note": "plan = the written plan as a stochastic policy (exploration at its "
@@ -391,7 +391,7 @@ def profile(problem: Problem, scores: Scores, plan: Any, customers: Any = None, 
     tier, band = _segments(scores, customers, customer_col)
     arms = []
     for j, name in enumerate(("none",) + problem.arms):
-        m = plan.column == j
+        m = plan.arm == j
         row = {"arm": name, "customers": int(m.sum()), "explored": int((m & plan.explore).sum()),
                "mean_predicted_uplift": float(plan.expected_uplift[m].mean()) if m.any() and j
                else None,
@@ -403,7 +403,7 @@ def profile(problem: Problem, scores: Scores, plan: Any, customers: Any = None, 
             row["by_value_band"] = _counts(band[m])
         arms.append(row)
     best = problem.uplift.max(0)
-    spared_rows = (plan.column == 0) & ~plan.explore
+    spared_rows = (plan.arm == 0) & ~plan.explore
     harm = spared_rows & (best < 0)
     anyway = spared_rows & ~harm & (scores.base >= ANYWAY_RATIO * np.maximum(best, 1e-12))
     rest = spared_rows & ~harm & ~anyway

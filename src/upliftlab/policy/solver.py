@@ -61,9 +61,9 @@ def solve(problem: Problem, *, method: str = "lagrangian", lp_bound: bool | str 
     elif method in ("lp", "milp"):
         lp_val, x, lam, mu = solve_lp(problem, time_limit=time_limit)
         if method == "lp":
-            arm = np.full(problem.n, -1, dtype=np.int64)
+            arm = np.zeros(problem.n, dtype=np.int64)
             a_idx, i_idx = np.nonzero(x >= 1 - 1e-9)
-            arm[i_idx] = a_idx
+            arm[i_idx] = a_idx + 1  # row a is arm a + 1
             extra["fractional_customers"] = int(((x > 1e-9) & (x < 1 - 1e-9)).any(0).sum())
             g, c, _ = chosen(problem, arm)
             arm = fill(problem, repair(problem, arm, lam, g, c))

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from upliftlab.cohort import DEFAULT_DISCOUNT_COL, DEFAULT_DORMANT_AFTER, build_cohort_relation
 from upliftlab.errors import InputError
-from upliftlab.sources import (ColumnMap, connect, describe, literal, parse_date, quote, register,
+from upliftlab.session import Session, require_session
+from upliftlab.sources import (ColumnMap, describe, literal, parse_date, quote, register,
                                require_columns)
 
 if TYPE_CHECKING:
@@ -167,11 +168,14 @@ def training_data(transactions: Any, snapshots: list[Any], horizon: int, *,
                   discount_col: str | None = DEFAULT_DISCOUNT_COL, events: Any = None,
                   event_columns: EventColumns = EventColumns(), types: list[str] | None = None,
                   min_history_days: int | None = None,
-                  con: "duckdb.DuckDBPyConnection | None" = None) -> "pd.DataFrame":
+                  session: Session | None = None) -> "pd.DataFrame":
     """Stacked point-in-time rows: one per (snapshot, active customer), features from rows
     before the snapshot, `snapshot`, and the label `dormant` (no purchase in the `horizon`
     days from the snapshot on). Every snapshot needs `min_history_days` (default
-    `dormant_after`) of history and a fully observed label window, else InputError."""
+    `dormant_after`) of history and a fully observed label window, else InputError.
+
+    Runs in `session` (its settings: UTC), else in a session of its own; never on a bare
+    connection, whose settings (time zone) are the caller's."""
     import pandas as pd
 
     horizon = check_horizon(horizon)
@@ -179,10 +183,10 @@ def training_data(transactions: Any, snapshots: list[Any], horizon: int, *,
         raise InputError("snapshots: give at least one snapshot date")
     days = sorted({parse_date(s, "snapshot") for s in snapshots})
     min_history = dormant_after if min_history_days is None else min_history_days
-    own = con is None
-    con = connect() if own else con
+    own = session is None
+    session = Session() if own else require_session(session, "training_data")
+    con = session.con
     try:
-        con.execute("SET TimeZone = 'UTC'")
         label = describe(transactions)
         first, last = data_range(con, transactions, columns)
         for s in days:
@@ -205,7 +209,7 @@ def training_data(transactions: Any, snapshots: list[Any], horizon: int, *,
             frames.append(con.execute(label_sql(fv, tx, s, horizon, columns)).df())
     finally:
         if own:
-            con.close()
+            session.close()
     out = pd.concat(frames, ignore_index=True)
     out["tier"] = out["tier"].astype("str")
     return out

@@ -162,7 +162,7 @@ def score_file(model: Any, customers: str, out: str, id_col: str = "customer_id"
 
     suffix = out.lower()
     if not suffix.endswith((".parquet", ".csv")):
-        raise InputError(f"--out {out}: expected a .parquet or .csv file")
+        raise InputError(f"{{out}} {out}: expected a .parquet or .csv file", params=["out"])
     features = [str(c) for c in model.feature_names_in_]
     con = connect()
     writer = None
