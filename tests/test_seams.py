@@ -283,6 +283,40 @@ def test_output_targets_are_named_by_parameter_and_the_cli_names_the_flag(tmp_pa
     assert info.value.params == () and str(info.value.named(FLAGS)).startswith("model folder")
 
 
+def test_policy_and_programme_errors_name_parameters_and_the_cli_names_the_flags(tmp_path):
+    """The policy's and the programme's input errors name the library's parameters; the CLI's
+    FLAGS turn them into the flags (the CLI side: the policy and programme cases of
+    test_faults and test_programme_faults)."""
+    from upliftlab.cli._params import FLAGS
+    from upliftlab.policy.explore import ExploreBudget, explore_weights
+    from upliftlab.programme import programme_report
+
+    def raised(fn, *args, **kw) -> InputError:
+        with pytest.raises(InputError) as info:
+            fn(*args, **kw)
+        return info.value
+
+    cases = [
+        (raised(ExploreBudget.parse, "lots"), ("explore_budget",),
+         "explore_budget: expected a share", "--explore-budget: expected a share"),
+        (raised(ExploreBudget.parse("900").money, 500.0), ("explore_budget",),
+         "explore_budget 900.00 is more than the budget", "--explore-budget 900.00 is more"),
+        (raised(explore_weights, {"sms": 1.0}, ["coupon"]), ("weights",),
+         "weights for unknown arm 'sms'", "--weight for unknown arm 'sms'"),
+        (raised(explore_weights, {"control": 1.0, "coupon": 0.0}, ["coupon"]),
+         ("weights", "explore_budget"), "weights: arm(s) coupon have no weight",
+         "--weight: arm(s) coupon have no weight"),
+        (raised(programme_report, str(tmp_path / "store.duckdb"), as_of="2026-06-01", out=None),
+         ("out",), "programme: missing out DIR", "programme: missing --out DIR"),
+    ]
+    for err, params, library, cli_text in cases:
+        assert err.params == params
+        assert str(err).startswith(library), str(err)
+        assert str(err.named(FLAGS)).startswith(cli_text), str(err.named(FLAGS))
+        assert "{" not in str(err) and "{" not in str(err.named(FLAGS))
+    assert "--explore-budget 0 for no exploration" in str(cases[3][0].named(FLAGS))
+
+
 # ---- 4. one copy of each rule ------------------------------------------------------------------
 def test_one_holdout_label_and_one_family_of_number_types():
     import upliftlab.analysis

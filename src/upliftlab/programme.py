@@ -636,9 +636,9 @@ def programme_report(store_path: str, *, as_of: Any, out: str | None,
     from upliftlab.sources import connect, parse_date, register, require_columns
     from upliftlab.store import open_store
 
-    day = parse_date(as_of, "--as-of")
+    day = parse_date(as_of, "{as_of}")
     if out is None:
-        raise InputError("programme: missing --out DIR")
+        raise InputError("programme: missing {out} DIR", params=["out"])
     check_target(out)
     if not Path(store_path).exists():
         raise StoreError(f"store {store_path} does not exist (run `upliftlab assign` first)")
@@ -688,6 +688,6 @@ def _spec_transactions(found: list[dict[str, Any]]) -> list[str]:
         if path not in out:
             out.append(path)
     if not out:
-        raise InputError("no --transactions given and no experiment's spec names a "
-                         "transactions table")
+        raise InputError("no {transactions} given and no experiment's spec names a "
+                         "transactions table", params=["transactions"])
     return out

@@ -14,4 +14,11 @@ FLAGS = {
     "outcome": "--metric",
     "fmt": "--format",
     "store": "--store",
+    "capacity": "--capacity",
+    "costs": "--cost",
+    "budget": "--budget",
+    "explore_budget": "--explore-budget",
+    "weights": "--weight",
+    "model_dir": "--model",
+    "scores": "--scores",
 }

@@ -69,7 +69,7 @@ def write_scores_spark(model: Any, customers: str | os.PathLike, out: str | os.P
     out = Path(out)
     fmt = {".parquet": "parquet", ".csv": "csv"}.get(out.suffix.lower())
     if fmt is None:
-        raise InputError(f"--out {out}: expected a .parquet or .csv file")
+        raise InputError(f"{{out}} {out}: expected a .parquet or .csv file", params=["out"])
     source = str(customers)
     require_parquet(source, "customers")
     if engine is None:

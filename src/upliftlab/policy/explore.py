@@ -85,19 +85,19 @@ class ExploreBudget:
                 return cls(share=share)
             amount = float(text)
         except ValueError:
-            raise InputError(f"--explore-budget: expected a share like 10% or an amount like "
-                             f"500 (got {text!r})") from None
+            raise InputError(f"{{explore_budget}}: expected a share like 10% or an amount like "
+                             f"500 (got {text!r})", params=["explore_budget"]) from None
         if not np.isfinite(amount) or amount < 0:
-            raise InputError(f"--explore-budget: an amount must be a finite number >= 0 "
-                             f"(got {text!r})")
+            raise InputError(f"{{explore_budget}}: an amount must be a finite number >= 0 "
+                             f"(got {text!r})", params=["explore_budget"])
         return cls(amount=amount)
 
     def money(self, budget: float) -> float:
         if self.share is not None:
             return self.share * budget if np.isfinite(budget) else np.inf
         if self.amount > budget:
-            raise InputError(f"--explore-budget {self.amount:,.2f} is more than the budget "
-                             f"{budget:,.2f}")
+            raise InputError(f"{{explore_budget}} {self.amount:,.2f} is more than the budget "
+                             f"{budget:,.2f}", params=["explore_budget"])
         return float(self.amount)
 
     def capacity_share(self, budget: float) -> float:
@@ -120,15 +120,18 @@ def explore_weights(weights: Mapping[str, float] | None, arms: Sequence[str]) ->
     for a, v in weights.items():
         key = "control" if a == "none" else a
         if key not in names:
-            raise InputError(f"--weight for unknown arm {a!r} (arms: {', '.join(names)})")
+            raise InputError(f"{{weights}} for unknown arm {a!r} (arms: {', '.join(names)})",
+                             params=["weights"])
         if not np.isfinite(v) or v < 0:
-            raise InputError(f"--weight {a}: must be a finite number >= 0 (got {v})")
+            raise InputError(f"{{weights}} {a}: must be a finite number >= 0 (got {v})",
+                             params=["weights"])
         w[names.index(key)] = float(v)
     zero = [n for n, x in zip(names, w) if x <= 0]
     if zero:
-        raise InputError(f"--weight: arm(s) {', '.join(zero)} have no weight; exploration keeps "
-                         "every arm, control included, at a known propensity > 0 (give each a "
-                         "weight, or --explore-budget 0 for no exploration)")
+        raise InputError(f"{{weights}}: arm(s) {', '.join(zero)} have no weight; exploration "
+                         "keeps every arm, control included, at a known propensity > 0 (give "
+                         "each a weight, or {explore_budget} 0 for no exploration)",
+                         params=["weights", "explore_budget"])
     return w / w.sum()
 
 
@@ -282,11 +285,12 @@ def _check_every_arm(problem: Problem, hashes: Hashes, explore: np.ndarray, w: n
         limits = [(np.floor(cap_share * c + 1e-9), a) for a, c in enumerate(problem.capacity)
                   if np.isfinite(c)]
         held, a = min(limits)
-        raise InputError(f"--capacity {problem.arms[a]}={problem.capacity[a]:.0f} cannot hold the "
-                         f"exploration share ({cap_share:.2%} of it holds {held:.0f} customers, "
-                         "too few to reach every arm): raise the capacity or the "
-                         "--explore-budget, or use --explore-budget 0")
+        raise InputError(f"{{capacity}} {problem.arms[a]}={problem.capacity[a]:.0f} cannot hold "
+                         f"the exploration share ({cap_share:.2%} of it holds {held:.0f} "
+                         "customers, too few to reach every arm): raise the capacity or the "
+                         "{explore_budget}, or use {explore_budget} 0",
+                         params=["capacity", "explore_budget"])
     raise InputError(f"the exploration budget {money:,.2f} ({eb.describe()}) is smaller than the "
                      f"cheapest exploration that reaches every arm ({need:,.2f} for "
-                     f"{first + 1:,} customers): raise --explore-budget or --budget, or use "
-                     "--explore-budget 0")
+                     f"{first + 1:,} customers): raise {{explore_budget}} or {{budget}}, or use "
+                     "{explore_budget} 0", params=["explore_budget", "budget"])

@@ -82,9 +82,9 @@ def scores_from_model(model_dir: str, customers: Any, *, customer_col: str = "cu
         from upliftlab.uplift import load_model
         from upliftlab.uplift.io import check_customers, scores_frame
     except ImportError:
-        raise InputError("--model needs a fitted uplift model directory, and the uplift model "
-                         "code (upliftlab.uplift) is not available in this installation; use "
-                         "--scores FILE") from None
+        raise InputError("{model_dir} needs a fitted uplift model directory, and the uplift "
+                         "model code (upliftlab.uplift) is not available in this installation; "
+                         "use {scores} FILE", params=["model_dir", "scores"]) from None
     from upliftlab.sources import connect, describe, register, require_columns
 
     if not Path(model_dir).is_dir():

@@ -65,8 +65,8 @@ def run_policy(scores: Scores, *, budget: float,
     if capacity:
         unknown = sorted(set(capacity) - set(arms))
         if unknown:
-            raise InputError(f"--capacity for unknown arm {', '.join(unknown)} (arms in "
-                             f"{scores.source}: {', '.join(arms)})")
+            raise InputError(f"{{capacity}} for unknown arm {', '.join(unknown)} (arms in "
+                             f"{scores.source}: {', '.join(arms)})", params=["capacity"])
     objective = "net_value" if value_per_reactivation is not None else "reactivations"
     try:
         problem = make_problem(scores.base, scores.uplift, arms=arms, budget=budget,
@@ -200,11 +200,12 @@ def _check_costs(scores: Scores, costs: Mapping[str, tuple[float, float]]) -> No
     extra = sorted(set(costs) - set(arms))
     parts = []
     if missing:
-        parts.append(f"no --cost for {', '.join(missing)}")
+        parts.append(f"no {{costs}} for {', '.join(missing)}")
     if extra:
-        parts.append(f"--cost for {', '.join(extra)} which has no uplift column")
+        parts.append(f"{{costs}} for {', '.join(extra)} which has no uplift column")
     raise InputError(f"{scores.source}: uplift columns ({', '.join(arms)}) do not match the "
-                     f"cost arms ({', '.join(sorted(costs))}): {'; '.join(parts)}")
+                     f"cost arms ({', '.join(sorted(costs))}): {'; '.join(parts)}",
+                     params=["costs"])
 
 
 def _off_policy(problem: Problem, scores: Scores, experiment: Any, prop: np.ndarray,
