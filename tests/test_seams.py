@@ -315,6 +315,18 @@ def test_policy_and_programme_errors_name_parameters_and_the_cli_names_the_flags
         assert str(err.named(FLAGS)).startswith(cli_text), str(err.named(FLAGS))
         assert "{" not in str(err) and "{" not in str(err.named(FLAGS))
     assert "--explore-budget 0 for no exploration" in str(cases[3][0].named(FLAGS))
+    # the engine's and the simulator's errors too (checked without starting Spark)
+    from upliftlab.engine.spark_cohort import require_parquet
+    from upliftlab.simulate import check_world_target
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("keep")
+    for err, param, flag in (
+            (raised(require_parquet, str(tmp_path / "tx.csv"), "transactions"), "engine",
+             "--engine spark reads Parquet"),
+            (raised(check_world_target, tmp_path / "full"), "force", "(use --force)")):
+        assert err.params == (param,) and "--" not in str(err), str(err)
+        assert flag in str(err.named(FLAGS))
 
 
 # ---- 4. one copy of each rule ------------------------------------------------------------------

@@ -669,7 +669,8 @@ def check_world_target(out: Path, force: bool = False) -> None:
         raise InputError(f"{out}: exists and is not a directory")
     if (out.is_dir() and any(out.iterdir()) and not (out / "world.json").is_file()
             and read_marker(out) is None and not force):
-        raise InputError(f"{out}: directory is not empty and holds no world (use --force)")
+        raise InputError(f"{out}: directory is not empty and holds no world (use {{force}})",
+                         params=["force"])
 
 
 def _write_parquet(table: Any, path: Path) -> None:

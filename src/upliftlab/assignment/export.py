@@ -41,8 +41,8 @@ def export_contacts(spec: "ExperimentSpec", store: "Store", out_dir: str, fmt: s
     if fmt not in FORMATS:
         raise InputError(f"fmt must be csv or parquet, got {fmt!r}")
     if engine == "spark" and fmt != "parquet":
-        raise InputError("--engine spark writes the contact lists as Parquet (folders of parts): "
-                         "use --format parquet")
+        raise InputError("{engine} spark writes the contact lists as Parquet (folders of parts): "
+                         "use {fmt} parquet", params=["engine", "fmt"])
     # a folder from before the marker holds only contact lists of this experiment
     legacy = (f"{spec.name}_v*.csv", f"{spec.name}_v*.parquet")
     out = claim(out_dir, "export", legacy)

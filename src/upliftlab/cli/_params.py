@@ -21,4 +21,6 @@ FLAGS = {
     "weights": "--weight",
     "model_dir": "--model",
     "scores": "--scores",
+    "engine": "--engine",
+    "force": "--force",
 }

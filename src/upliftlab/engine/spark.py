@@ -126,8 +126,8 @@ def _endpoints(master: str) -> list[tuple[str, int]]:
         try:
             out.append((host.strip("[]"), int(port) if port else default))
         except ValueError:
-            raise EngineError(f"--engine spark: Spark master {master!r}: port {port!r} is not "
-                              f"a number (check {MASTER_ENV})") from None
+            raise EngineError(f"{{engine}} spark: Spark master {master!r}: port {port!r} is not "
+                              f"a number (check {MASTER_ENV})", params=["engine"]) from None
     return out
 
 
@@ -145,9 +145,10 @@ def check_reachable(master: str, timeout: float = CONNECT_TIMEOUT) -> None:
             why = (f"timed out after {timeout:g} s" if isinstance(exc, TimeoutError)
                    else (exc.strerror or str(exc)))
     if endpoints:
-        raise EngineError(f"--engine spark: cannot reach the Spark master {master} ({why}); "
+        raise EngineError(f"{{engine}} spark: cannot reach the Spark master {master} ({why}); "
                           f"check the URL ({MASTER_ENV} or the spec's engine settings) and "
-                          "that the master is running and reachable from here")
+                          "that the master is running and reachable from here",
+                          params=["engine"])
 
 
 def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = None,
@@ -157,7 +158,7 @@ def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
     An EngineError says what is missing when PySpark or Java is, or when Spark cannot start."""
     reason = spark_available()
     if reason is not None:
-        raise EngineError(f"--engine spark: {reason}")
+        raise EngineError(f"{{engine}} spark: {reason}", params=["engine"])
     check_reachable(master)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -171,8 +172,8 @@ def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
         try:
             import grpc  # noqa: F401
         except ImportError:
-            raise EngineError(f"--engine spark: the Spark Connect URL {master} needs "
-                              "pip install 'pyspark[connect]'") from None
+            raise EngineError(f"{{engine}} spark: the Spark Connect URL {master} needs "
+                              "pip install 'pyspark[connect]'", params=["engine"]) from None
     builder = (SparkSession.builder.remote(master) if connect
                else SparkSession.builder.master(master)).appName(app_name)
     for key, value in settings.items():
@@ -180,9 +181,9 @@ def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 - py4j / JVM start-up errors have many types
-        raise EngineError(f"--engine spark: cannot start Spark at {master}: "
-                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
-                          ) from None
+        raise EngineError(f"{{engine}} spark: cannot start Spark at {master}: "
+                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}",
+                          params=["engine"]) from None
     if not connect:
         spark.sparkContext.setLogLevel("ERROR")
     # PySpark also logs a failed query's JVM stack trace as JSON on stderr; upliftlab turns the

@@ -53,9 +53,9 @@ def require_parquet(location: Any, what: str) -> None:
 
     text = str(location)
     if is_csv(text) or ".duckdb:" in text or text.endswith(".duckdb"):
-        raise InputError(f"{text}: --engine spark reads Parquet {what} (a file, a folder of "
+        raise InputError(f"{text}: {{engine}} spark reads Parquet {what} (a file, a folder of "
                          "parts, a glob or a URL); convert it with DuckDB first, or use the "
-                         "default engine")
+                         "default engine", params=["engine"])
 
 
 def check_spec_sources(spec: "ExperimentSpec") -> None:
