@@ -44,7 +44,7 @@ class Comparison:
         return str(means.idxmax())
 
 
-class _PeakRSS:
+class PeakRSS:
     """Peak resident memory above the starting level, sampled every 20 ms from /proc (Linux).
 
     RSS rather than tracemalloc because LightGBM's buffers live outside the Python heap, which
@@ -69,7 +69,7 @@ class _PeakRSS:
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, self.rss())
 
-    def __enter__(self) -> "_PeakRSS":
+    def __enter__(self) -> "PeakRSS":
         self.start = self.peak = self.rss()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -122,7 +122,7 @@ def fold_splits(fold: Any, n: int) -> Iterator[tuple[int, np.ndarray, np.ndarray
         yield int(k), np.flatnonzero(fold != k), np.flatnonzero(fold == k)
 
 
-def _subset_propensity(propensity: Any, rows: np.ndarray) -> Any:
+def subset_propensity(propensity: Any, rows: np.ndarray) -> Any:
     if isinstance(propensity, pd.DataFrame):
         return propensity.iloc[rows]
     if isinstance(propensity, dict):
@@ -149,7 +149,7 @@ def cross_fit_predict(model: Any, X: pd.DataFrame, y: Any, treatment: Any, prope
     splits = list(fold_splits(fold, len(X)))
     for _, train, test in progress(splits, desc=desc or "cross-fitting", unit="fold"):
         m = clone(model).fit(X.iloc[train], y[train], treatment[train],
-                             propensity=_subset_propensity(propensity, train))
+                             propensity=subset_propensity(propensity, train))
         Xt = X.iloc[test]
         up_parts.append(m.predict(Xt).set_axis(test))
         if outcomes:
@@ -186,7 +186,7 @@ def compare_learners(X: pd.DataFrame, y: Any, treatment: Any, learners: Sequence
         model = UpliftModel(control=control, learner=name, outcome=outcome,
                             base_learner=base_learner, random_state=random_state, n_jobs=n_jobs)
         t0 = time.perf_counter()
-        with _PeakRSS() as mem:
+        with PeakRSS() as mem:
             cf = cross_fit_predict(model, X, y, treatment, propensity, fold, outcomes=True,
                                    desc=f"cross-fitting {name}")
         seconds = time.perf_counter() - t0

@@ -352,16 +352,16 @@ def _fit_fold(cand: str, train: np.ndarray, test: np.ndarray, *, control: Any, o
     """One candidate fitted on rows `train` of the worker's data (one thread per LightGBM
     model), its predicted outcomes on rows `test`; with the seconds and the peak memory above
     the start (MiB) it took."""
-    from upliftlab.uplift.crossfit import _PeakRSS, _subset_propensity
+    from upliftlab.uplift.crossfit import PeakRSS, subset_propensity
     from upliftlab.uplift.model import UpliftModel
 
     X, y, labels, propensity = _DATA
     t0 = time.perf_counter()
-    with _PeakRSS() as peak:
+    with PeakRSS() as peak:
         model = UpliftModel(control=control, learner=cand, outcome=outcome,
                             random_state=random_state, n_jobs=1)
         model.fit(X.iloc[train], y[train], labels[train],
-                  propensity=_subset_propensity(propensity, train))
+                  propensity=subset_propensity(propensity, train))
         frame = model.predict_outcomes(X.iloc[test])
     return frame, time.perf_counter() - t0, peak.delta_mib
 
