@@ -246,6 +246,8 @@ CASES = [
          "written by `upliftlab report`"),
     Case("model-fit-out-plain-folder", ["model", "fit", *FIT_DATA, "--out", "notes"],
          "did not write (todo.txt)", _plain_folder),
+    Case("model-fit-n-jobs-zero", ["model", "fit", *FIT_DATA, "--n-jobs", "0", "--out", "m"],
+         "--n-jobs"),
     Case("policy-out-world", [*POLICY, "--out", "world"], "written by `upliftlab simulate`"),
     Case("policy-out-report", [*POLICY, "--out", "rep"], "written by `upliftlab report`"),
     Case("export-out-world", ["export", SPEC, "--store", STORE, "--out", "world"],
