@@ -7,8 +7,9 @@ effects differ in kind (other column names; the best arm depends on one feature)
   repetitions;
 - at the default exploration, the written plan reaches >= 85% of the oracle's true value
   (the LP on the true effects, same budget and capacities) on the second world with the
-  default model; on the simulator, at this test's size, 58% (the bar there is 55%: the
-  issue's 85% is not reached, see that test for the measured reasons).
+  default model; on the simulator, at this test's size, 72% (bar 65%), and >= 90% of what
+  the best possible use of the cohort's features reaches (the issue's 85% of the oracle is
+  out of reach of any learner there at this size: see that test for the measured reasons).
 """
 
 from __future__ import annotations
@@ -85,6 +86,37 @@ def world_b():
     return scores, P[:, [0] + [cols[a] for a in arms]], exp, setting, arms
 
 
+def feature_ceiling_scores(X: pd.DataFrame, ids: np.ndarray, arms: tuple, *,
+                           n_train: int = 300_000, seed: int = 6) -> Scores:
+    """About the best scores the simulator's cohort features allow: E[p_control | x] and
+    E[uplift_a | x], learned by LightGBM from the TRUE values of the dormant customers of an
+    independent world (`seed`, `n_train` simulated customers). No real model has that
+    supervision: the oracle knows the latent drivers (price sensitivity, engagement) that the
+    features only proxy, so this is the reference for what a learner can reach from them."""
+    from lightgbm import LGBMRegressor
+
+    from upliftlab.uplift.simdata import simulated_experiment
+
+    train = simulated_experiment(n_train, seed=seed)
+
+    def frame(df: pd.DataFrame) -> pd.DataFrame:
+        return df.astype({c: "category" for c in df.columns
+                          if not pd.api.types.is_numeric_dtype(df[c])
+                          or isinstance(df[c].dtype, pd.CategoricalDtype)})
+
+    Xt, Xs = frame(train.X), frame(X)
+    P = train.true_p
+    fitted = {}
+    for col in ("control", *arms):
+        target = P[col] - (0.0 if col == "control" else P["control"])
+        model = LGBMRegressor(n_estimators=400, learning_rate=0.05, num_leaves=63,
+                              min_child_samples=50, verbose=-1, n_jobs=2, random_state=0)
+        fitted[col] = model.fit(Xt, target).predict(Xs)
+    base = np.clip(fitted["control"], 0.0, 1.0)
+    return Scores(ids, base, {a: np.clip(base + fitted[a], 0.0, 1.0) - base for a in arms},
+                  "feature ceiling")
+
+
 @pytest.fixture(scope="module")
 def world_sim():
     from upliftlab.uplift.simdata import simulated_experiment
@@ -97,7 +129,8 @@ def world_sim():
                         "reactivated": e.reactivated.astype(int)})
     costs = {"coupon": (0.10, 10.0), "content": (0.02, 0.0), "advisor": (4.0, 0.0)}
     setting = dict(budget=3_000.0, capacity={"advisor": 400}, costs=costs)
-    return scores, P, exp, setting, arms
+    ceiling = feature_ceiling_scores(e.X, e.customer_id, arms)
+    return scores, P, exp, setting, arms, ceiling
 
 
 def _check_world(world, customer_col, arm_col, outcome_col, min_share=0.85):
@@ -161,24 +194,26 @@ def test_second_world_plan_within_budget_and_near_the_oracle(world_b):
 
 
 @pytest.mark.slow
-def test_simulator_plan_within_budget_and_near_the_oracle(world_sim):
-    # Issue 9 asks >= 85% of the LP oracle on both worlds; on the simulator it is NOT reached,
-    # and the bar here stays at the measured level rather than a bar the model cannot meet.
-    # Measured (seeded as here, the default model = `model fit`'s per-arm selection, 5%
-    # exploration, the plan held under the one-sided 95% bound of its off-policy cost):
-    #   ~33k dormant customers (this test), budget 3,000, advisor capacity 400: 58.1% of the
-    #     oracle; the TRUE effects as scores reach 88.2% (the cost bound's price);
-    #   ~83k dormant customers (150k simulated), budget and capacity scaled with the
-    #     population (7,533, 1,004; the same problem per customer): 71.3%; the true effects
-    #     94.3% (the bound's relative width shrinks as 1/sqrt(n)).
-    # So the bound explains the gap only at this size; the rest is the model: the simulator's
-    # uplift (about one point on a ~3% base) is barely learnable (out of fold, the best linear
-    # predictor of the DR effect from the model's uplift has slopes 0.05-0.4, SEs 0.2-0.3),
-    # and 2.5x the customers moves the model from 66% to 76% of what the true effects reach.
-    # Per-arm non-negative stacking of the candidates measured 61.5% here (not adopted). The
-    # larger world does not reach 85% either and would add minutes to the suite:
-    # benchmarks/bench_plan_oracle.py measures both sizes (RESULTS.md, section plan_oracle).
-    _check_world(world_sim, "customer_id", "arm", "reactivated", min_share=0.55)
+def test_simulator_plan_within_budget_and_near_what_the_features_allow(world_sim):
+    # Issue 9 asks >= 85% of the LP oracle (on the TRUE effects) on both worlds. On the
+    # simulator no learner can reach it at this size: the oracle knows the latent drivers
+    # (price sensitivity, engagement) that the cohort's features only proxy. The reference is
+    # therefore the feature ceiling (`feature_ceiling_scores`: LightGBM taught the TRUE effects
+    # on an independent world), run through the same written plan (5% exploration, held under
+    # the one-sided 95% bound of its off-policy cost). Measured, seeded as here:
+    #   ~33k dormant customers (this test): default model 72.0% of the oracle, the feature
+    #     ceiling 75.7%, the true effects as scores 88.2% (the cost bound's price);
+    #   ~83k: 73.1% / 83.2% / 94.3%;  ~166k: the ceiling 85.3% (the first size where 85% of
+    #     the oracle is within reach at all); benchmarks/bench_plan_oracle.py, RESULTS.md
+    #     section plan_oracle.
+    # Before the glm candidate and the budgeted-value selection the default model reached
+    # 58.2% here (77% of the ceiling).
+    scores, P, exp, setting, arms, ceiling = world_sim
+    share = _check_world(world_sim[:5], "customer_id", "arm", "reactivated", min_share=0.65)
+    reachable = _check_world((ceiling, P, exp, setting, arms), "customer_id", "arm",
+                             "reactivated", min_share=0.0)
+    print(f"default model {share:.3f} of the oracle; feature ceiling {reachable:.3f}")
+    assert share >= 0.9 * reachable, (share, reachable)
 
 
 @pytest.mark.slow

@@ -107,7 +107,7 @@ def test_fit_then_score(capsys, experiment_csv, tmp_path):
 
 
 @pytest.mark.slow
-def test_auto_chooses_per_arm_by_policy_value_and_says_why(capsys, experiment_csv, tmp_path):
+def test_auto_chooses_per_arm_by_budgeted_value_and_says_why(capsys, experiment_csv, tmp_path):
     path, _ = experiment_csv
     out = tmp_path / "auto"
     code, stdout, err = run(capsys, "model", "fit", "--data", str(path), *FIT, "--candidates",
@@ -116,17 +116,29 @@ def test_auto_chooses_per_arm_by_policy_value_and_says_why(capsys, experiment_cs
     table = pd.read_csv(out / "comparison.csv")
     singles = ["s/small", "s/large", "t/small", "t/large"]
     ensemble = f"mean({','.join(singles)})"
-    assert set(table.learner) == {*singles, ensemble}
     sel = json.loads((out / "selection.json").read_text())
-    # the whole rule: the ensemble for every arm unless another option earns more out of fold
+    # the options: each candidate, the mean of the two best and the mean of all for every arm,
+    # and per arm its best; the mean of the two best unless the per-arm one beats it beyond
+    # its paired interval
     rule = pd.DataFrame(sel["rule"]).set_index("option")
-    won = rule[rule.chosen]
-    assert len(won) == 1 and won.policy_value.iloc[0] >= rule.policy_value.iloc[0]
-    assert rule.index[0] == f"{ensemble} for every arm"
+    by = table.set_index(["learner", "arm"]).budgeted_value
+    total = {c: by[c, "mail"] + by[c, "call"] for c in table.learner.unique()}
+    two = sorted(singles, key=lambda c: -total[c])[:2]
+    default = f"mean({','.join(two)}) for every arm"
+    assert set(rule.index) == {f"{c} for every arm" for c in total} | {
+        "per arm, as chosen for each arm"} and ensemble in total
+    assert rule.index[rule.default].tolist() == [default]
+    won = rule.index[rule.chosen].tolist()
+    per_arm = rule.loc["per arm, as chosen for each arm"]
+    significant = per_arm.difference_to_default > 1.959964 * per_arm.difference_se
+    assert won == ["per arm, as chosen for each arm" if significant else default]
+    # the options' values are the candidates' per-arm values summed over the arms
+    for c, v in total.items():
+        assert rule.budgeted_value[f"{c} for every arm"] == pytest.approx(v, rel=1e-9)
     for arm in ("mail", "call"):
         rows = table[table.arm == arm].set_index("learner")
         assert bool(rows.chosen[sel["per_arm"][arm]]) and rows.chosen.sum() == 1
-        assert f"  {arm}: {sel['per_arm'][arm]}: cross-fitted policy value" in stdout
+        assert f"  {arm}: {sel['per_arm'][arm]}: cross-fitted budgeted value" in stdout
     meta = json.loads((out / "model.json").read_text())
     assert meta["learner"] in {f"{sel['per_arm']['call']}"} or meta["learner"].startswith(
         "per arm: ")
@@ -207,7 +219,7 @@ def test_fit_spec_form_on_a_designed_experiment(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_fit_says_which_arm_cannot_be_told_from_zero(capsys, tmp_path):
-    """`model fit` prints per arm the learner and why (its cross-fitted policy value with the
+    """`model fit` prints per arm the learner and why (its cross-fitted budgeted value with the
     interval); an arm with no true effect says so, and gets no normalised Qini (n/a, not a ratio
     over ~0)."""
     rng = np.random.default_rng(8)
@@ -227,7 +239,7 @@ def test_fit_says_which_arm_cannot_be_told_from_zero(capsys, tmp_path):
     lines = {a: next(l for l in stdout.splitlines() if l.startswith(f"  {a}: "))
              for a in ("real", "none")}
     for line in lines.values():
-        assert ": cross-fitted policy value for this arm" in line and "95% CI" in line
+        assert ": cross-fitted budgeted value for this arm" in line and "95% CI" in line
     assert "cannot be told from zero" in lines["none"]
     assert "cannot be told" not in lines["real"]
     table = pd.read_csv(tmp_path / "m" / "comparison.csv")

@@ -40,12 +40,13 @@ def model() -> None:
               default="auto", show_default=True,
               help="binary (0/1: classifiers) or continuous (regressors); auto from the values.")
 @click.option("--learner", default="auto", show_default=True, metavar="auto|L[/BASE]",
-              help="auto: per arm, the candidate whose induced policy earns the most out of "
-                   "fold (cross-fitted doubly robust value); or one learner for every arm: "
-                   "s, t, x, dr, urf, optionally with a base-model capacity, e.g. s/small.")
+              help="auto: the mean of the two candidates whose rankings earn the most out of "
+                   "fold (cross-fitted doubly robust budgeted value), or per arm its best when "
+                   "that earns significantly more; or one learner for every arm: s, t, x, "
+                   "glm, dr, urf, optionally with a base-model capacity, e.g. s/small.")
 @click.option("--candidates", default=None, metavar="L,L,...",
-              help="With --learner auto: the learners to compare (default: s,t,x; also dr, "
-                   "urf - the uplift forest is slow - or explicit pairs like s/small).")
+              help="With --learner auto: the learners to compare (default: s,t,x,glm; also "
+                   "dr, urf - the uplift forest is slow - or explicit pairs like s/small).")
 @click.option("--base-models", "base_models", default=None, metavar="B,B,...",
               help="Capacities of the LightGBM base models to compare: small (7 leaves, 300 "
                    "per leaf), medium (15, 100), large (LightGBM's defaults: 31, 20). Default "
@@ -207,6 +208,9 @@ def _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, se
 
     show = pd_frame({
         "learner": tab.learner, "arm": tab.arm,
+        "budgeted value / customer (95% CI)": [ci(r.budgeted_value, r.budgeted_value_low,
+                                                   r.budgeted_value_high)
+                                                for r in tab.itertuples()],
         "policy value / customer (95% CI)": [ci(r.policy_value, r.policy_value_low,
                                                  r.policy_value_high) for r in tab.itertuples()],
         "Qini area / customer": [ci(r.qini_area, r.qini_area_low, r.qini_area_high)
@@ -215,9 +219,12 @@ def _fit_and_write(X, y, t, control, kind, learner, folds, n_bootstrap, prop, se
                             for r in tab.itertuples()],
         "chosen": ["yes" if c else "" for c in tab.chosen],
         "fit s": [f"{v:.0f}" for v in tab.fit_seconds]})
-    click.echo(f"cross-fitted ({folds} folds), {n_bootstrap} bootstrap resamples; policy value "
-               "= doubly robust value of treating where the predicted uplift > 0, over treating "
-               "nobody; Qini (causalml) only where the arm's effect can be told from zero:")
+    click.echo(f"cross-fitted ({folds} folds), {n_bootstrap} bootstrap resamples; budgeted "
+               "value (what chooses the model) = doubly robust gain of the customers a budget "
+               "treats with the arm (the top 5%, 10%, ..., 100% by predicted uplift) over as "
+               "many at random, averaged over the budgets; policy value = doubly robust value "
+               "of treating where the predicted uplift > 0, over treating nobody; Qini "
+               "(causalml) only where the arm's effect can be told from zero:")
     click.echo(show.to_string(index=False))
     click.echo("learner per arm:")
     for arm, why in fit.reasons.items():

@@ -17,7 +17,7 @@ import numpy as np
 # is an optional citation tool, not a problem, so that logger is silenced
 logging.getLogger("duecredit").setLevel(logging.CRITICAL)
 
-LEARNERS = ("s", "t", "x", "dr", "urf")
+LEARNERS = ("s", "t", "x", "dr", "glm", "urf")
 
 # The capacity of the base models is chosen on the data at hand (`upliftlab.uplift.select`:
 # per arm, by the cross-fitted doubly robust value of the policy each candidate induces), from
@@ -59,11 +59,13 @@ def lgbm(kind: str, params: dict | None, random_state: int, n_jobs: int) -> Any:
 class _Base:
     """Common state: the outcome type and the factory for base models."""
 
-    def __init__(self, binary: bool, base_learner: Any, random_state: int, n_jobs: int):
+    def __init__(self, binary: bool, base_learner: Any, random_state: int, n_jobs: int,
+                 categorical: Any = None):
         self.binary = binary
         self.base_learner = base_learner
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.categorical = categorical  # per column: True for category codes (glm one-hots them)
 
     def outcome_model(self) -> Any:
         """A model of the outcome: a classifier for binary outcomes, else a regressor."""
@@ -186,6 +188,54 @@ class DRLearner(_Base):
         return np.column_stack([self.final_[a].predict(X) for a in sorted(self.final_)])
 
 
+class GLMLearner(_Base):
+    """Lo (2002)'s interaction model on a boosted baseline (`upliftlab.uplift.glm`): the base
+    model (LightGBM) predicts the outcome from the features alone, cross-fitted within the
+    training rows, and enters as an offset; every arm (control included) gets an intercept and
+    ridge-penalised slopes on the standardised features, on the logit scale (binary outcomes)
+    or the outcome's scale, with the prior `glm.PENALTY` on the slopes."""
+
+    n_folds = 2
+
+    def fit(self, X, y, t, prop):
+        from upliftlab.uplift.glm import (PENALTY, LinearDesign, _arm_design, _penalty_mask,
+                                          check_categorical, fit_arm_terms, to_offset)
+
+        mask = check_categorical(self.categorical, X.shape[1])
+        self.k_ = int(t.max())
+        fold = np.random.default_rng(self.random_state).permutation(np.arange(len(y)) % self.n_folds)
+        offset = np.empty(len(y))
+        for k in range(self.n_folds):
+            model = self.outcome_model().fit(X[fold != k], y[fold != k])
+            offset[fold == k] = to_offset(self._predict_outcome(model, X[fold == k]), self.binary)
+        self.offset_model_ = self.outcome_model().fit(X, y)
+        self.design_ = LinearDesign().fit(X, mask)
+        Z = self.design_.transform(X)
+        W = _arm_design(Z, t, self.k_)
+        pen = _penalty_mask(Z.shape[1], self.k_)
+        self.coef_ = fit_arm_terms(W, y, offset, PENALTY, pen, self.binary).reshape(
+            self.k_ + 1, Z.shape[1] + 1)
+        return self
+
+    def _outcomes(self, X: np.ndarray) -> np.ndarray:
+        """Predicted outcome under every arm (n x (k+1), control first)."""
+        from scipy.special import expit
+
+        from upliftlab.uplift.glm import to_offset
+
+        off = to_offset(self._predict_outcome(self.offset_model_, X), self.binary)
+        Z1 = np.hstack([np.ones((X.shape[0], 1)), self.design_.transform(X)])
+        eta = off[:, None] + Z1 @ self.coef_.T
+        return expit(eta) if self.binary else eta
+
+    def uplift(self, X):
+        out = self._outcomes(X)
+        return out[:, 1:] - out[:, [0]]
+
+    def base(self, X):
+        return self._outcomes(X)[:, 0]
+
+
 class UpliftForest(_Base):
     """causalml's `UpliftRandomForestClassifier` (binary outcomes only; KL criterion).
 
@@ -265,8 +315,11 @@ class ArmwiseLearner:
         return self.parts[self.base_part][0].base(X)
 
 
-def make_learner(name: str, binary: bool, base_learner: Any, random_state: int, n_jobs: int) -> _Base:
-    """The adapter for `name` (one of LEARNERS)."""
-    cls = {"s": SLearner, "t": TLearner, "x": XLearner, "dr": DRLearner, "urf": UpliftForest}[name]
-    return cls(binary, base_learner, random_state, n_jobs)
+def make_learner(name: str, binary: bool, base_learner: Any, random_state: int, n_jobs: int,
+                 categorical: Any = None) -> _Base:
+    """The adapter for `name` (one of LEARNERS); `categorical` flags the columns that hold
+    category codes."""
+    cls = {"s": SLearner, "t": TLearner, "x": XLearner, "dr": DRLearner, "glm": GLMLearner,
+           "urf": UpliftForest}[name]
+    return cls(binary, base_learner, random_state, n_jobs, categorical)
 

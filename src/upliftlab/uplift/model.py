@@ -41,12 +41,13 @@ def members(text: Any) -> list[str]:
 
 
 def make_adapter(text: str, binary: bool, base_learner: Any, random_state: int,
-                 n_jobs: int) -> Any:
+                 n_jobs: int, categorical: Any = None) -> Any:
     """The fitted-to-be adapter of a spec (a simple learner, or the mean of several)."""
     parts = []
     for m in members(text):
         name, base = parse_learner(m)
-        parts.append(make_learner(name, binary, base or base_learner, random_state, n_jobs))
+        parts.append(make_learner(name, binary, base or base_learner, random_state, n_jobs,
+                                  categorical))
     return parts[0] if len(parts) == 1 else MeanLearner(parts)
 
 
@@ -197,7 +198,7 @@ class UpliftModel(BaseEstimator):
             self.learner_ = str(spec)
             self.arm_learners_ = {a: str(spec) for a in arms}
             est = make_adapter(spec, self.outcome == "binary", self.base_learner,
-                               self.random_state, self.n_jobs)
+                               self.random_state, self.n_jobs, self._categorical())
             est.fit(Xn, y, codes, cond)
         else:
             est = self._fit_per_arm(per_arm, arms, Xn, y, codes, cond)
@@ -229,7 +230,7 @@ class UpliftModel(BaseEstimator):
             for i, c in enumerate(group, start=1):
                 local[codes == c] = i
             est = make_adapter(text, self.outcome == "binary", self.base_learner,
-                               self.random_state, self.n_jobs)
+                               self.random_state, self.n_jobs, self._categorical())
             est.fit(Xn[rows], y[rows], local[rows],
                     {i: np.asarray(cond[c])[rows] for i, c in enumerate(group, start=1)})
             parts.append((est, group))
@@ -237,6 +238,10 @@ class UpliftModel(BaseEstimator):
         self.arm_learners_ = {a: keys[a] for a in arms}
         self.learner_ = "per arm: " + ", ".join(f"{a} {keys[a]}" for a in arms)
         return ArmwiseLearner(parts, len(arms), base_part)
+
+    def _categorical(self) -> np.ndarray:
+        """Per encoded column: True where it holds category codes."""
+        return np.array([self.feature_dtypes_[c] == "category" for c in self.feature_names_in_])
 
     # ------------------------------------------------------------------ predict
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -102,9 +102,11 @@ def fit_and_save(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any, outco
     reasons = sel.reasons()
     selection = {"per_arm": sel.chosen, "reasons": reasons, "base_from": sel.base_from,
                  "candidates": list(sel.predictions), "folds": folds,
-                 "criterion": ("cross-fitted doubly robust value of the policy 'treat with the "
-                               "arm where its predicted uplift > 0', per customer, against "
-                               "treating nobody (STATS-NOTES, Choosing a learner)"),
+                 "criterion": ("cross-fitted doubly robust budgeted value: per arm, the mean "
+                               "over budgets treating 5%, 10%, ..., 100% of the customers (those "
+                               "ranked highest) of their doubly robust gain over as many treated "
+                               "at random, per customer; summed over the arms "
+                               "(upliftlab.uplift.select; STATS-NOTES, Choosing a learner)"),
                  "effects": sel.effects.to_dict(orient="records"),
                  "rule": sel.rule.to_dict(orient="records"),
                  "calibration": (None if sel.calibration is None else
