@@ -69,10 +69,10 @@ for day in 2026-01-12 2026-01-19 2026-01-26 2026-02-02; do
 done
 
 step "7. Uplift model: for whom does each treatment work? (per arm, the learner whose policy earns most out of fold)"
-# a small grid (s and t learners with LightGBM's default base models, 3 folds) keeps the demo
+# a small grid (the s and glm learners with small base models, 3 folds) keeps the demo
 # quick; `model fit` without --candidates/--base-models compares s, t, x, glm x small, large (README)
-"$CLI" model fit "$SPEC" --as-of 2026-03-06 --store "$STORE" --candidates s,t \
-    --base-models large --folds 3 --bootstrap 100 --out "$OUT/model"
+"$CLI" model fit "$SPEC" --as-of 2026-03-06 --store "$STORE" --candidates s,glm \
+    --base-models small --folds 3 --bootstrap 100 --out "$OUT/model"
 "$CLI" model score --model "$OUT/model" --customers "$OUT/cohort.parquet" \
     --out "$OUT/scores.parquet"
 

@@ -80,7 +80,7 @@ class Selection:
             text = (f"{cand}: cross-fitted budgeted value for this arm "
                     f"{100 * mine.budgeted_value:+.3f} pts per customer (95% CI "
                     f"{100 * mine.budgeted_value_low:+.3f} to "
-                    f"{100 * mine.budgeted_value_high:+.3f}); highest single: {best.learner} "
+                    f"{100 * mine.budgeted_value_high:+.3f}); highest for this arm: {best.learner} "
                     f"{100 * best.budgeted_value:+.3f}"
                     + ("" if best.learner == cand else
                        " (the model is chosen by its value summed over the arms)"))
