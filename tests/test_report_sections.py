@@ -79,7 +79,7 @@ def test_json_model_section_is_the_model_folder(folders, report):
     for row, (_, ref) in zip(m["comparison"], comp.iterrows()):
         assert (row["learner"], row["arm"]) == (ref.learner, ref.arm)
         for k in ("qini", "qini_low", "qini_high", "auuc", "auuc_low", "auuc_high",
-                  "policy_value", "qini_area"):
+                  "budgeted_value", "policy_value", "qini_area"):
             assert row[k] == pytest.approx(ref[k], rel=1e-12, nan_ok=True)
         # causalml's normalisation only where the arm's effect can be told from zero
         assert (row["qini"] is None) == (not ref.distinguishable)
@@ -149,7 +149,9 @@ def test_markdown_has_both_sections_with_the_numbers(folders, report):
     assert md.index("## Next campaign: policy") < md.index("## Method")
     assert "Qini curves per arm are in report.html" in md and "![" not in md
     for r in j["model"]["comparison"]:
-        assert f"| {r['learner']} | {r['arm']} | {100 * r['policy_value']:+.3f} | " in md
+        assert (f"| {r['learner']} | {r['arm']} | {100 * r['budgeted_value']:+.3f} | "
+                f"{100 * r['budgeted_value_low']:+.3f} to {100 * r['budgeted_value_high']:+.3f}"
+                f" | {100 * r['policy_value']:+.3f} | ") in md
     assert re.search(r"top 20% of customers by predicted coupon uplift captures \d+% of the "
                      r"coupon's incremental reactivations", md)
     a = j["policy"]["allocation"]

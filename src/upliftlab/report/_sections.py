@@ -19,7 +19,8 @@ TOP_FRACTION = 0.2  # the depth of the plain-words targeting line
 COMPARISON_COLUMNS = ("learner", "arm", "n_treated", "n_control", "qini", "qini_low",
                       "qini_high", "auuc", "auuc_low", "auuc_high", "fit_seconds",
                       "peak_rss_mib", "chosen")
-COMPARISON_OPTIONAL = ("policy_value", "policy_value_low", "policy_value_high", "qini_area",
+COMPARISON_OPTIONAL = ("budgeted_value", "budgeted_value_low", "budgeted_value_high",
+                       "policy_value", "policy_value_low", "policy_value_high", "qini_area",
                        "qini_area_low", "qini_area_high", "distinguishable", "normalisation")
 DECILE_COLUMNS = ("arm", "bin", "n_treated", "n_control", "predicted", "observed", "ci_low",
                   "ci_high")

@@ -89,11 +89,13 @@ the dashed line is random targeting.</p>
 <h3>Learner comparison (out of fold)</h3>
 {% if model.selection %}<ul class="notes">{% for arm, why in model.selection.reasons.items() %}<li><b>{{ arm }}</b>: {{ why }}</li>{% endfor %}</ul>{% endif %}
 <table>
-<tr><th class="l">learner</th><th class="l">arm</th><th>policy value (pts per customer)</th><th>95% CI</th>
+<tr><th class="l">learner</th><th class="l">arm</th><th>budgeted value (pts per customer)</th><th>95% CI</th><th>policy value (pts per customer)</th><th>95% CI</th>
 <th>Qini area (pts per customer)</th><th>Qini (causalml)</th><th>Qini CI</th><th>AUUC</th>
 <th>fit (s)</th><th>peak memory (MiB)</th><th class="l">chosen</th></tr>
 {% for c in model.comparison %}
 <tr><td class="l">{{ c.learner }}</td><td class="l">{{ c.arm }}</td>
+<td>{{ pts(c.budgeted_value, 3) if c.budgeted_value is defined and c.budgeted_value is not none else 'n/a' }}</td>
+<td>{% if c.budgeted_value_low is defined and c.budgeted_value_low is not none %}{{ pts(c.budgeted_value_low, 3) }} to {{ pts(c.budgeted_value_high, 3) }}{% endif %}</td>
 <td>{{ pts(c.policy_value, 3) if c.policy_value is defined and c.policy_value is not none else 'n/a' }}</td>
 <td>{% if c.policy_value_low is defined and c.policy_value_low is not none %}{{ pts(c.policy_value_low, 3) }} to {{ pts(c.policy_value_high, 3) }}{% endif %}</td>
 <td>{{ pts(c.qini_area, 3) if c.qini_area is defined and c.qini_area is not none else 'n/a' }}</td>
@@ -212,9 +214,9 @@ The Qini curves per arm are in report.html.
 
 {% if model.selection %}{% for arm, why in model.selection.reasons.items() %}- {{ arm }}: {{ why }}
 {% endfor %}
-{% endif %}| learner | arm | policy value (pts per customer) | 95% CI | Qini area (pts per customer) | Qini (causalml) | Qini CI | AUUC | fit (s) | peak memory (MiB) | chosen |
-|---|---|---:|---|---:|---:|---|---:|---:|---:|---|
-{% for c in model.comparison %}| {{ c.learner }} | {{ c.arm }} | {{ pts(c.policy_value, 3) if c.policy_value is defined and c.policy_value is not none else 'n/a' }} | {% if c.policy_value_low is defined and c.policy_value_low is not none %}{{ pts(c.policy_value_low, 3) }} to {{ pts(c.policy_value_high, 3) }}{% endif %} | {{ pts(c.qini_area, 3) if c.qini_area is defined and c.qini_area is not none else 'n/a' }} | {{ num(c.qini, 3) }} | {{ num(c.qini_low, 3) }} to {{ num(c.qini_high, 3) }} | {{ num(c.auuc, 3) }} | {{ num(c.fit_seconds, 1) }} | {{ num(c.peak_rss_mib, 0) }} | {{ 'yes' if c.chosen else '' }} |
+{% endif %}| learner | arm | budgeted value (pts per customer) | 95% CI | policy value (pts per customer) | 95% CI | Qini area (pts per customer) | Qini (causalml) | Qini CI | AUUC | fit (s) | peak memory (MiB) | chosen |
+|---|---|---:|---|---:|---|---:|---:|---|---:|---:|---:|---|
+{% for c in model.comparison %}| {{ c.learner }} | {{ c.arm }} | {{ pts(c.budgeted_value, 3) if c.budgeted_value is defined and c.budgeted_value is not none else 'n/a' }} | {% if c.budgeted_value_low is defined and c.budgeted_value_low is not none %}{{ pts(c.budgeted_value_low, 3) }} to {{ pts(c.budgeted_value_high, 3) }}{% endif %} | {{ pts(c.policy_value, 3) if c.policy_value is defined and c.policy_value is not none else 'n/a' }} | {% if c.policy_value_low is defined and c.policy_value_low is not none %}{{ pts(c.policy_value_low, 3) }} to {{ pts(c.policy_value_high, 3) }}{% endif %} | {{ pts(c.qini_area, 3) if c.qini_area is defined and c.qini_area is not none else 'n/a' }} | {{ num(c.qini, 3) }} | {{ num(c.qini_low, 3) }} to {{ num(c.qini_high, 3) }} | {{ num(c.auuc, 3) }} | {{ num(c.fit_seconds, 1) }} | {{ num(c.peak_rss_mib, 0) }} | {{ 'yes' if c.chosen else '' }} |
 {% endfor %}
 Policy value chooses the learner per arm (cross-fitted doubly robust, over treating nobody); Qini (causalml's normalisation) only where the arm's effect can be told from zero.
 
