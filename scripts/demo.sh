@@ -68,7 +68,7 @@ for day in 2026-01-12 2026-01-19 2026-01-26 2026-02-02; do
     "$CLI" report "$SPEC" --as-of "$day" --store "$STORE" --out "$OUT/report-$day"
 done
 
-step "7. Uplift model: for whom does each treatment work? (per arm, the learner whose policy earns most out of fold)"
+step "7. Uplift model: for whom does each treatment work? (the learners whose rankings earn most out of fold)"
 # a small grid (the s and glm learners with small base models, 3 folds) keeps the demo
 # quick; `model fit` without --candidates/--base-models compares s, t, x, glm x small, large (README)
 "$CLI" model fit "$SPEC" --as-of 2026-03-06 --store "$STORE" --candidates s,glm \

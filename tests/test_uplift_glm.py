@@ -92,7 +92,6 @@ def test_budgeted_value_is_the_mean_over_budgets_of_the_top_customers_gain():
     rng = np.random.default_rng(5)
     n = 2_001
     score = rng.normal(size=n)
-    score[:10] = score[10]  # ties: broken by row order
     d = rng.normal(size=n) + 0.5 * score
     shares = np.arange(1, 21) / 20
     order = np.argsort(-score, kind="stable")
@@ -127,3 +126,34 @@ def test_glm_learner_on_a_continuous_outcome_and_through_save_and_load(tmp_path)
     write_model_files(m, tmp_path)
     again = load_model(tmp_path)
     assert np.allclose(again.predict(X).to_numpy(), m.predict(X).to_numpy())
+
+
+def test_budgeted_value_of_tied_scores_does_not_depend_on_row_order():
+    """Equal scores share their places: a constant score is worth exactly 0, and reordering
+    rows within a tie does not change the value."""
+    rng = np.random.default_rng(6)
+    n = 1_000
+    d = rng.normal(size=n) + np.linspace(1, -1, n)  # the first rows gain most
+    assert budgeted_weights(np.zeros(n)) @ d == pytest.approx(0.0, abs=1e-12)
+    score = np.repeat([3.0, 2.0, 1.0, 0.0], n // 4)
+    flipped = np.r_[d[:n // 4][::-1], d[n // 4:]]  # the first tie block reversed
+    w = budgeted_weights(score)
+    assert w @ d == pytest.approx(w @ flipped, rel=1e-12)
+
+
+@pytest.mark.parametrize("base", ["small", "large"])
+def test_glm_without_any_effect_predicts_none_and_the_right_level(base):
+    """Small data, rare outcome, no effect at all: the baseline that new rows get is the one
+    the arm terms were fitted against, so the predicted control rate is the observed one and
+    the uplift is about zero (a full-data baseline at prediction, against half-data ones in
+    the fit, put the control rate at twice the truth and the uplift at +1 point)."""
+    rng = np.random.default_rng(10)
+    n = 5_000
+    X = pd.DataFrame(rng.normal(size=(n, 5)), columns=[f"x{i}" for i in range(5)])
+    arm = rng.choice(["control", "mail"], n)
+    y = (rng.random(n) < 0.034).astype(float)
+    m = UpliftModel(learner=f"glm/{base}").fit(X, y, arm)
+    fresh = pd.DataFrame(rng.normal(size=(n, 5)), columns=X.columns)
+    out = m.predict_outcomes(fresh)
+    assert out["control"].mean() == pytest.approx(y[arm == "control"].mean(), abs=0.008)
+    assert abs(m.predict(fresh)["mail"].mean()) < 0.004

@@ -71,7 +71,8 @@ def fit(spec: str | None, as_of: str | None, store_path: str, transactions: str 
         features: tuple[str, ...], outcome_type: str, learner: str, candidates: str | None,
         base_models: str | None, folds: int, n_bootstrap: int, weights: tuple[str, ...],
         seed: int, n_jobs: int, out: str) -> None:
-    """Cross-validate uplift learners, fit the best (or the one asked for) and save it.
+    """Cross-fit uplift learners, fit the mean of the two that earn most (or the one asked
+    for) and save it.
 
     \b
     Examples:

@@ -20,8 +20,8 @@ logging.getLogger("duecredit").setLevel(logging.CRITICAL)
 LEARNERS = ("s", "t", "x", "dr", "glm", "urf")
 
 # The capacity of the base models is chosen on the data at hand (`upliftlab.uplift.select`:
-# per arm, by the cross-fitted doubly robust value of the policy each candidate induces), from
-# this small grid. "large" is LightGBM's own defaults and the default when nothing is chosen:
+# by the cross-fitted doubly robust budgeted value of each candidate's ranking), from this
+# small grid. "large" is LightGBM's own defaults and the default when nothing is chosen:
 # the old default ("small", tuned on the project's simulator: rare outcome, small uplift) lost
 # 3 points of the oracle's value on causalml's synthetic data (benchmarks/RESULTS.md), so a
 # setting tuned on one world is only a candidate, not the default.
@@ -190,40 +190,49 @@ class DRLearner(_Base):
 
 class GLMLearner(_Base):
     """Lo (2002)'s interaction model on a boosted baseline (`upliftlab.uplift.glm`): the base
-    model (LightGBM) predicts the outcome from the features alone, cross-fitted within the
-    training rows, and enters as an offset; every arm (control included) gets an intercept and
-    ridge-penalised slopes on the standardised features, on the logit scale (binary outcomes)
-    or the outcome's scale, with the prior `glm.PENALTY` on the slopes."""
+    models (LightGBM, one per half of the training rows) predict the outcome from the features
+    alone, each on the half it did not see, and enter with a common free coefficient (which
+    corrects an over- or under-confident baseline); every arm (control included) gets an
+    intercept and ridge-penalised slopes on the standardised features, on the logit scale
+    (binary outcomes) or the outcome's scale, with the prior `glm.PENALTY` on the slopes. New
+    rows get the mean of the two base models, the baseline the terms were fitted against."""
 
     n_folds = 2
 
     def fit(self, X, y, t, prop):
         from upliftlab.uplift.glm import (PENALTY, LinearDesign, _arm_design, _penalty_mask,
-                                          check_categorical, fit_arm_terms, to_offset)
+                                          check_categorical, fit_arm_terms)
 
         mask = check_categorical(self.categorical, X.shape[1])
         self.k_ = int(t.max())
         fold = np.random.default_rng(self.random_state).permutation(np.arange(len(y)) % self.n_folds)
+        self.offset_models_ = []
         offset = np.empty(len(y))
         for k in range(self.n_folds):
             model = self.outcome_model().fit(X[fold != k], y[fold != k])
-            offset[fold == k] = to_offset(self._predict_outcome(model, X[fold == k]), self.binary)
-        self.offset_model_ = self.outcome_model().fit(X, y)
+            self.offset_models_.append(model)
+            offset[fold == k] = self._offset(X[fold == k], [model])
         self.design_ = LinearDesign().fit(X, mask)
         Z = self.design_.transform(X)
-        W = _arm_design(Z, t, self.k_)
-        pen = _penalty_mask(Z.shape[1], self.k_)
-        self.coef_ = fit_arm_terms(W, y, offset, PENALTY, pen, self.binary).reshape(
-            self.k_ + 1, Z.shape[1] + 1)
+        W = np.hstack([_arm_design(Z, t, self.k_), offset[:, None]])
+        pen = np.r_[_penalty_mask(Z.shape[1], self.k_), 0.0]
+        coef = fit_arm_terms(W, y, np.zeros(len(y)), PENALTY, pen, self.binary)
+        self.coef_ = coef[:-1].reshape(self.k_ + 1, Z.shape[1] + 1)
+        self.offset_coef_ = float(coef[-1])
         return self
+
+    def _offset(self, X: np.ndarray, models: list) -> np.ndarray:
+        """The baseline on the link scale: the mean of `models`' logits (or predictions)."""
+        from upliftlab.uplift.glm import to_offset
+
+        return np.mean([to_offset(self._predict_outcome(m, X), self.binary) for m in models],
+                       axis=0)
 
     def _outcomes(self, X: np.ndarray) -> np.ndarray:
         """Predicted outcome under every arm (n x (k+1), control first)."""
         from scipy.special import expit
 
-        from upliftlab.uplift.glm import to_offset
-
-        off = to_offset(self._predict_outcome(self.offset_model_, X), self.binary)
+        off = self.offset_coef_ * self._offset(X, self.offset_models_)
         Z1 = np.hstack([np.ones((X.shape[0], 1)), self.design_.transform(X)])
         eta = off[:, None] + Z1 @ self.coef_.T
         return expit(eta) if self.binary else eta

@@ -4,19 +4,22 @@ capacity of its base models with the highest cross-fitted doubly robust budgeted
 STATS-NOTES "Choosing a learner by what the policy earns". Every candidate ("s/small",
 "glm/small", ...) is cross-fitted on the same folds. The doubly robust scores
 Gamma_ia = mu_a(x_i) + 1{A_i = a} (Y_i - mu_a(x_i)) / e_a use one common nuisance mu (the mean
-of all candidates' out-of-fold outcome predictions, so no candidate is judged by its own
-model), and the design's propensities e. A candidate's **budgeted value** for arm a is what a
+of all candidates' out-of-fold outcome predictions, so that no candidate is judged by its own
+model alone), and the design's propensities e. A candidate's **budgeted value** for arm a is what a
 budget buys with its ranking: the mean, over budgets that treat 5%, 10%, ..., 100% of the
 customers with arm a (those the candidate ranks highest), of the doubly robust gain of those
 customers (Gamma_ia - Gamma_i0) over treating as many customers at random. It is the Qini area
-of the doubly robust uplift curve in incremental outcomes per customer: unnormalised (it does
-not explode when the arm's overall effect is near zero), linear in the per-customer terms (so
-its standard error and paired comparisons are exact sums), and it judges the ranking that a
-budget and a capacity use, where "treat wherever the predicted uplift > 0" (`policy_value`,
-also reported) judges only the sign. The model is the mean of the two candidates with the
-highest budgeted value summed over the arms, or per arm its best option when that beats the
-mean of the two by more than its paired 95% interval (why two: see `select_per_arm`). An arm
-whose average effect (the mean of Gamma_ia - Gamma_i0) cannot be told from zero says so.
+of the doubly robust uplift curve in incremental outcomes per customer of the experiment:
+unnormalised (it does not explode when the arm's overall effect is near zero), linear in the
+per-customer terms (so, given the rankings, its standard error and paired comparisons are
+sums over customers), and it judges the ranking, which is what a budget or a capacity uses,
+where "treat wherever the predicted uplift > 0" (`policy_value`, also reported) judges only
+the sign. The budgets are weighted equally: `model fit` does not know the campaign's budget or
+capacities. The model is the mean of the two candidates with the highest budgeted value
+summed over the arms, or per arm its best option when that beats the mean of the two by more
+than its paired 95% interval (a guard against noise, not a formal test: the per-arm option is
+itself chosen on these data; why two: see `select_per_arm`). An arm whose average effect (the
+mean of Gamma_ia - Gamma_i0) cannot be told from zero says so.
 
 The chosen uplift is then calibrated per arm toward the arm's average effect (`calibrate`):
 the best linear predictor of Gamma_ia - Gamma_i0 from the out-of-fold uplift (Chernozhukov,
@@ -71,6 +74,8 @@ class Selection:
         """Per arm, one line saying which candidate it uses and why."""
         out = {}
         win = self.rule[self.rule.chosen].iloc[0] if self.rule is not None else None
+        per_arm = None if self.rule is None else \
+            self.rule.set_index("option").loc["per arm, as chosen for each arm"]
         for arm, cand in self.chosen.items():
             rows = self.table[self.table.arm == arm].sort_values("budgeted_value",
                                                                  ascending=False)
@@ -82,11 +87,15 @@ class Selection:
                     f"{100 * mine.budgeted_value_low:+.3f} to "
                     f"{100 * mine.budgeted_value_high:+.3f}); highest for this arm: {best.learner} "
                     f"{100 * best.budgeted_value:+.3f}"
-                    + ("" if best.learner == cand else
-                       " (the model is chosen by its value summed over the arms)"))
+                    )
+            if best.learner != cand and per_arm is not None:
+                text += (f"; taking the best option for each arm would add "
+                         f"{100 * per_arm.difference_to_default:+.3f} pts per customer summed "
+                         f"over the arms (paired SE {100 * per_arm.difference_se:.3f}): "
+                         + ("taken" if per_arm.chosen else "within noise, the default is kept"))
             if win is not None:
-                text += (f"; over all arms, '{win.option}': {100 * win.budgeted_value:+.3f} pts "
-                         "per customer")
+                text += (f"; '{win.option}', summed over the arms: "
+                         f"{100 * win.budgeted_value:+.3f} pts per customer")
             if self.calibration is not None:
                 cal = self.calibration.set_index("arm").loc[arm]
                 text += (f"; calibrated out of fold: uplift = {100 * cal.ate:+.3f} pts + "
@@ -124,19 +133,25 @@ def dr_scores(y: np.ndarray, arm_code: np.ndarray, mu: np.ndarray, e: np.ndarray
 
 def budgeted_weights(score: np.ndarray, shares: np.ndarray = BUDGET_SHARES) -> np.ndarray:
     """w with sum_i w_i d_i = the mean over `shares` q of (the sum of d over the ceil(q n)
-    customers with the highest `score`, ties in row order, minus q times the sum of d over
-    everyone), divided by n: the budgeted value of a ranking as a linear function of the
-    per-customer gains d (so its variance is sum_i w_i^2 Var d_i)."""
+    customers with the highest `score` minus q times the sum of d over everyone), divided by
+    n: the budgeted value of a ranking as a linear function of the per-customer gains d (so
+    its variance given the ranking is sum_i w_i^2 Var d_i). Customers with equal scores share
+    their places equally (the mean over their orderings): a constant score is worth 0."""
+    score = np.asarray(score, dtype=float)
     n = len(score)
     rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(-np.asarray(score, dtype=float), kind="stable")] = np.arange(n)
+    rank[np.argsort(-score, kind="stable")] = np.arange(n)
     top = np.ceil(np.asarray(shares) * n).astype(np.int64)
     in_top = (rank[:, None] < top[None, :]).mean(axis=1)
+    _, tie, size = np.unique(score, return_inverse=True, return_counts=True)
+    if len(size) < n:
+        in_top = (np.bincount(tie, weights=in_top) / size)[tie]
     return (in_top - float(np.mean(shares))) / n
 
 
 def linear_value(w: np.ndarray, d: np.ndarray, z: float) -> tuple[float, float, float, float]:
-    """sum_i w_i d_i with its standard error (the d_i independent) and z-interval."""
+    """sum_i w_i d_i with its standard error (the d_i independent, the weights, i.e. the
+    ranking, taken as given) and z-interval."""
     est = float(w @ d)
     se = float(np.sqrt(np.sum((w * (d - d.mean())) ** 2)))
     return est, se, est - z * se, est + z * se
