@@ -29,6 +29,7 @@ Writes section `causalml_synth` of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -249,9 +250,9 @@ def fit_time(rows: int, n_jobs: int) -> str:
             f"3 treatments + control\n\nMachine: {machine()}, shared (1-minute load average "
             f"{before} before, {mid} between, {after} after: timings are noisy). `python "
             f"benchmarks/bench_causalml_synth.py --fit-time {rows} --n-jobs {n_jobs}`, at "
-            "`nice -n -20`.\n\n"
+            f"niceness {os.nice(0)}.\n\n"
             "| what | seconds |\n|---|---:|\n"
-            f"| upliftlab `fit_and_save` ({n_cands} options incl. the ensemble, 3 folds, "
+            f"| upliftlab `fit_and_save` ({n_cands} options incl. the ensembles, 3 folds, "
             f"{n_jobs} worker processes x 1 LightGBM thread, 200 bootstrap resamples, refit, "
             f"model folder; chose {fit.chosen}) | {ours:.0f} |\n"
             f"| causalml S-learner, LightGBM defaults (1 thread), one fit, same rows | "
