@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from upliftlab.uplift import UpliftModel
-from upliftlab.uplift.glm import LinearDesign, _arm_design, _penalty_mask, fit_arm_terms
+from upliftlab.uplift.glm import LinearDesign, arm_design, penalty_mask, fit_arm_terms
 from upliftlab.uplift.select import budgeted_weights, linear_value
 
 
@@ -32,8 +32,8 @@ def test_arm_terms_without_penalty_equal_statsmodels_glm_with_offset(binary):
     z, t, offset, y = _offset_data(20_000, 1)
     if not binary:
         y = y * 10.0 + offset  # a continuous outcome around the offset
-    W = _arm_design(z, t, 2)
-    got = fit_arm_terms(W, y, offset, 0.0, _penalty_mask(2, 2), binary)
+    W = arm_design(z, t, 2)
+    got = fit_arm_terms(W, y, offset, 0.0, penalty_mask(2, 2), binary)
     if binary:
         ref = sm.GLM(y, W, family=sm.families.Binomial(), offset=offset).fit().params
     else:
@@ -43,8 +43,8 @@ def test_arm_terms_without_penalty_equal_statsmodels_glm_with_offset(binary):
 
 def test_penalty_shrinks_slopes_not_intercepts():
     z, t, offset, y = _offset_data(20_000, 2)
-    W = _arm_design(z, t, 2)
-    mask = _penalty_mask(2, 2)
+    W = arm_design(z, t, 2)
+    mask = penalty_mask(2, 2)
     free = fit_arm_terms(W, y, offset, 0.0, mask, True).reshape(3, 3)
     tight = fit_arm_terms(W, y, offset, 1e6, mask, True).reshape(3, 3)
     assert np.abs(tight[:, 1:]).max() < 1e-3 < np.abs(free[:, 1:]).max()

@@ -1,16 +1,18 @@
-"""The interaction model of Lo (2002) on a boosted baseline: per treatment arm an intercept and a
-slope on every (standardised) feature, on the logit scale, around a LightGBM model of the outcome.
+"""The interaction model of Lo (2002) on a boosted baseline: per arm (control included) an
+intercept and a slope on every centred feature, on the logit scale, around a LightGBM model of
+the outcome.
 
 Why a linear effect model: reactivation uplift is often about one point on a base of a few
 percent, too little signal for trees to find effect modifiers at experiment sizes (their uplift is
 mostly noise), while the baseline is strongly non-linear. So the baseline is LightGBM's (an
-offset, cross-fitted within the training rows so that it does not absorb the arms' signal) and the
-effect is a ridge-penalised GLM:
-    logit P(y = 1 | x, arm a) = offset(x) + alpha_a + x' beta_a      (a = 0 is control)
+offset, cross-fitted within the training rows so that it does not absorb the arms' signal, with
+a free common coefficient gamma) and the effect is a ridge-penalised GLM:
+    logit P(y = 1 | x, arm a) = gamma offset(x) + alpha_a + x' beta_a      (a = 0 is control)
 (identity link and least squares for a continuous outcome). The penalty is a prior, not a fit:
-see PENALTY. Written here with scipy's L-BFGS because neither
-scikit-learn's LogisticRegression (no offset) nor statsmodels' penalised GLM (no per-parameter
-penalty, slow) fits this model directly.
+see PENALTY. The penalised log-likelihood and its gradient go to scipy's L-BFGS here: a dozen
+lines, where scikit-learn's LogisticRegression takes no offset and statsmodels' general
+penalised GLM would need the offset and a per-parameter penalty wired in for the same result
+(its unpenalised fit is the reference in tests/test_uplift_glm.py).
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class LinearDesign:
         return self._raw(X)[:, self.keep_] - self.mean_
 
 
-def _arm_design(Z: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+def arm_design(Z: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
     """[1{t=a} (1, z)] for a = 0..k (n x (k+1)(p+1))."""
     Z1 = np.hstack([np.ones((Z.shape[0], 1)), Z])
     return np.hstack([(t == a)[:, None] * Z1 for a in range(k + 1)])
@@ -98,7 +100,7 @@ def _arm_design(Z: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
 INTERCEPT_PRIOR = 1e-4
 
 
-def _penalty_mask(p: int, k: int) -> np.ndarray:
+def penalty_mask(p: int, k: int) -> np.ndarray:
     """Intercepts nearly free, slopes penalised."""
     return np.tile(np.r_[INTERCEPT_PRIOR, np.ones(p)], k + 1)
 

@@ -200,7 +200,7 @@ class GLMLearner(_Base):
     n_folds = 2
 
     def fit(self, X, y, t, prop):
-        from upliftlab.uplift.glm import (PENALTY, LinearDesign, _arm_design, _penalty_mask,
+        from upliftlab.uplift.glm import (PENALTY, LinearDesign, arm_design, penalty_mask,
                                           check_categorical, fit_arm_terms)
 
         mask = check_categorical(self.categorical, X.shape[1])
@@ -214,8 +214,8 @@ class GLMLearner(_Base):
             offset[fold == k] = self._offset(X[fold == k], [model])
         self.design_ = LinearDesign().fit(X, mask)
         Z = self.design_.transform(X)
-        W = np.hstack([_arm_design(Z, t, self.k_), offset[:, None]])
-        pen = np.r_[_penalty_mask(Z.shape[1], self.k_), 0.0]
+        W = np.hstack([arm_design(Z, t, self.k_), offset[:, None]])
+        pen = np.r_[penalty_mask(Z.shape[1], self.k_), 0.0]
         coef = fit_arm_terms(W, y, np.zeros(len(y)), PENALTY, pen, self.binary)
         self.coef_ = coef[:-1].reshape(self.k_ + 1, Z.shape[1] + 1)
         self.offset_coef_ = float(coef[-1])
