@@ -133,13 +133,18 @@ def world_sim():
     return scores, P, exp, setting, arms, ceiling
 
 
+def _cost_vectors(setting: dict, arms: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Per contact and per conversion cost of every arm, none (0) first."""
+    return (np.array([0.0] + [setting["costs"][a][0] for a in arms]),
+            np.array([0.0] + [setting["costs"][a][1] for a in arms]))
+
+
 def _check_world(world, customer_col, arm_col, outcome_col, min_share=0.85, strict=True):
     """The written plan at exploration shares 0, 10%, 50% (its cost and capacities checked
     unless `strict` is False: the bound holds the budget in about 95% of experiments), then
     its true value at the default exploration as a share of the oracle's (>= `min_share`)."""
     scores, P, exp, setting, arms = world
-    cpc = np.array([0.0] + [setting["costs"][a][0] for a in arms])
-    cpv = np.array([0.0] + [setting["costs"][a][1] for a in arms])
+    cpc, cpv = _cost_vectors(setting, arms)
     budget, cap = setting["budget"], setting["capacity"]
     for share in (0.0, 0.10, 0.50):
         # the plan as `upliftlab policy --experiment` writes it (a hard budget fits the plan's
@@ -171,8 +176,7 @@ def _check_world(world, customer_col, arm_col, outcome_col, min_share=0.85, stri
 def written_share(world, customer_col, arm_col, outcome_col, min_share=0.85):
     """The written plan's true value at the default exploration as a share of the oracle's."""
     scores, P, exp, setting, arms = world
-    cpc = np.array([0.0] + [setting["costs"][a][0] for a in arms])
-    cpv = np.array([0.0] + [setting["costs"][a][1] for a in arms])
+    cpc, cpv = _cost_vectors(setting, arms)
     budget, cap = setting["budget"], setting["capacity"]
     res = run_policy(scores, budget=budget, costs=setting["costs"], capacity=cap,
                      explore_budget=DEFAULT_EXPLORE_BUDGET, experiment=exp,

@@ -106,7 +106,7 @@ def penalty_mask(p: int, k: int) -> np.ndarray:
 
 
 def fit_arm_terms(W: np.ndarray, y: np.ndarray, offset: np.ndarray, lam: float,
-                  mask: np.ndarray, binary: bool, start: np.ndarray | None = None) -> np.ndarray:
+                  mask: np.ndarray, binary: bool) -> np.ndarray:
     """Coefficients of the arm terms: ridge-penalised logistic (binary) or least squares."""
     if not binary:
         # in units of the outcome's standard deviation, so the prior means the same as on the
@@ -122,8 +122,7 @@ def fit_arm_terms(W: np.ndarray, y: np.ndarray, offset: np.ndarray, lam: float,
         value = float(np.sum(np.logaddexp(0.0, eta) - y * eta)) + 0.5 * lam * float(mask @ (w * w))
         return value, W.T @ (expit(eta) - y) + lam * mask * w
 
-    w0 = np.zeros(W.shape[1]) if start is None else start
-    result = minimize(loss, w0, jac=True, method="L-BFGS-B", options={"maxiter": 2_000})
+    result = minimize(loss, np.zeros(W.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 2_000})
     if not result.success:
         import warnings
 

@@ -149,6 +149,11 @@ def budgeted_weights(score: np.ndarray, shares: np.ndarray = BUDGET_SHARES) -> n
     return (in_top - float(np.mean(shares))) / n
 
 
+def _sum_se(t: np.ndarray) -> float:
+    """Standard error of the sum of independent per-customer terms t."""
+    return float(np.sqrt(np.sum((t - t.mean()) ** 2)))
+
+
 def linear_value(w: np.ndarray, d: np.ndarray, z: float) -> tuple[float, float, float, float]:
     """sum_i w_i d_i with its standard error (the d_i independent, the weights, i.e. the
     ranking, taken as given) and z-interval."""
@@ -232,13 +237,12 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
     gamma = dr_scores(y, code, mu, e)
     n = len(y)
     z = float(norm.ppf(1 - alpha / 2))
+    gains = gamma[:, 1:] - gamma[:, [0]]  # per customer and treatment arm: Gamma_a - Gamma_0
     effects = []
-    for j, a in enumerate(arms, start=1):
-        d = gamma[:, j] - gamma[:, 0]
-        est, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
+    for j, a in enumerate(arms):
+        est, se = float(gains[:, j].mean()), float(gains[:, j].std(ddof=1) / np.sqrt(n))
         effects.append({"arm": a, "effect": est, "se": se, "ci_low": est - z * se,
                         "ci_high": est + z * se, "distinguishable": abs(est) > z * se})
-    gains = gamma[:, 1:] - gamma[:, [0]]
     rows, weights = [], {}
 
     def value(cand: str) -> None:  # the table's rows of one option, and its weights per arm
@@ -272,7 +276,7 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
     def terms(combo: dict) -> np.ndarray:  # per customer: its share of the summed value
         return sum(weights[combo[a], a] * gains[:, j] for j, a in enumerate(arms))
 
-    every = {c: terms({a: c for a in arms}).sum() for c in cands}
+    every = pd.DataFrame(rows).groupby("learner").budgeted_value.sum()
     ranked = sorted(cands, key=lambda c: -every[c])
     # the default: the mean of the two candidates worth most over all arms. The best alone
     # chases noise where candidates are about equal (causalml's generator: 0.5 to 1 point of
@@ -290,31 +294,28 @@ def select_per_arm(X: pd.DataFrame, y: Any, treatment: Any, *, control: Any = "c
     per_arm = {a: max(options, key=lambda c: by[c, a]) for a in arms}
     combos = {**{f"{c} for every arm": {a: c for a in arms} for c in options},
               "per arm, as chosen for each arm": per_arm}
-    base_terms = terms(combos[f"{default} for every arm"])
-    diff = terms(per_arm) - base_terms
-    win = f"{default} for every arm"
-    if diff.sum() > z * float(np.sqrt(np.sum((diff - diff.mean()) ** 2))):
-        win = "per arm, as chosen for each arm"
-    chosen = dict(combos[win])
+    per_customer = {label: terms(combo) for label, combo in combos.items()}
+    default_label, per_arm_label = f"{default} for every arm", "per arm, as chosen for each arm"
     rule = []
-    for label, combo in combos.items():
-        t = terms(combo)
-        d = t - base_terms
-        se = float(np.sqrt(np.sum((t - t.mean()) ** 2)))
+    for label, t in per_customer.items():
+        d = t - per_customer[default_label]
         rule.append({"option": label, "budgeted_value": float(t.sum()),
-                     "budgeted_value_low": float(t.sum()) - z * se,
-                     "budgeted_value_high": float(t.sum()) + z * se,
-                     "difference_to_default": float(d.sum()),
-                     "difference_se": float(np.sqrt(np.sum((d - d.mean()) ** 2))),
-                     "default": label == f"{default} for every arm",
-                     "chosen": label == win})
+                     "budgeted_value_low": float(t.sum()) - z * _sum_se(t),
+                     "budgeted_value_high": float(t.sum()) + z * _sum_se(t),
+                     "difference_to_default": float(d.sum()), "difference_se": _sum_se(d),
+                     "default": label == default_label})
     rule = pd.DataFrame(rule)
+    switch = rule.iloc[-1]  # the per-arm option
+    win = per_arm_label if switch.difference_to_default > z * switch.difference_se \
+        else default_label
+    rule["chosen"] = rule.option == win
+    chosen = dict(combos[win])
     table["chosen"] = [chosen[r.arm] == r.learner for r in table.itertuples()]
     # the control outcome comes from the candidate serving the most arms (as the fitted model)
     counts = pd.Series(list(chosen.values())).value_counts(sort=False)
     base_from = str(counts.idxmax())
     raw = pd.DataFrame({a: preds[chosen[a]][a] for a in arms}, index=X.index)
-    cal = calibrate(raw, gamma[:, 1:] - gamma[:, [0]]) if calibrated else None
+    cal = calibrate(raw, gains) if calibrated else None
     uplift = apply_calibration(raw, cal) if calibrated else raw
     base = outs[base_from][names[0]].to_numpy(dtype=float)
     outcomes = pd.DataFrame({names[0]: base, **{a: base + uplift[a].to_numpy() for a in arms}},
